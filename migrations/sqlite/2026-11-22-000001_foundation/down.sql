@@ -1,0 +1,13 @@
+DROP TABLE subscription_history;
+DROP TABLE group_members;
+DROP TABLE subscriptions;
+DROP TABLE recipient_field_values;
+DROP TABLE recipients;
+DROP TABLE fields;
+DROP TABLE list_groups;
+DROP TABLE lists;
+DROP TABLE api_sessions;
+DROP TABLE credentials;
+DROP TABLE users;
+DROP TABLE account_hosts;
+DROP TABLE accounts;

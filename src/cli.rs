@@ -1,0 +1,202 @@
+//! The command line: `serve`, `migrate` and `account create`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Overrides, Settings};
+use crate::db::Db;
+use crate::domain::accounts::{self, CreatedAccount, NewAccount};
+use crate::server::{self, AppState};
+use crate::{Error, Result};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "espbridge",
+    version,
+    about = "Self-hosted e-mail and SMS server speaking legacy ESP protocols"
+)]
+pub struct Cli {
+    /// TOML configuration file (keys as in the README's configuration table).
+    #[arg(long, global = true, env = "ESPBRIDGE_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// sqlite://PATH or postgres://USER@HOST/DB [default: sqlite://DATA_DIR/espbridge.db]
+    #[arg(long, global = true, env = "ESPBRIDGE_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// Directory for local data [default: ./data]
+    #[arg(long, global = true, env = "ESPBRIDGE_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Migrate the database and run the HTTP server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate,
+    /// Manage accounts (tenants).
+    Account {
+        #[command(subcommand)]
+        command: AccountCommand,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:8080]
+    #[arg(long, env = "ESPBRIDGE_LISTEN")]
+    pub listen: Option<String>,
+    /// Public base URL used in links and WSDL addresses.
+    #[arg(long, env = "ESPBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+    /// SMTP relay URL; without it mail is written to the file outbox.
+    #[arg(long, env = "ESPBRIDGE_SMTP_URL")]
+    pub smtp_url: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AccountCommand {
+    /// Create an account and print its credentials (shown only this once).
+    Create {
+        #[arg(long)]
+        name: String,
+        /// Numeric console id (MailUp consoleId); next free one if omitted.
+        #[arg(long)]
+        console_id: Option<i64>,
+        /// Host name the account's frontend requests arrive on (repeatable).
+        #[arg(long = "console-host")]
+        console_hosts: Vec<String>,
+        /// Print one JSON object instead of text.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a parsed command line; errors are printed, not panicked.
+pub fn run(cli: Cli) -> ExitCode {
+    match execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("espbridge: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn execute(cli: Cli) -> Result<()> {
+    let mut overrides = Overrides {
+        database_url: cli.database_url,
+        data_dir: cli.data_dir,
+        ..Overrides::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        overrides.listen = args.listen.clone();
+        overrides.public_url = args.public_url.clone();
+        overrides.smtp_url = args.smtp_url.clone();
+    }
+    let settings = Settings::load(cli.config.as_deref(), overrides)?;
+    let db = open_database(&settings)?;
+    match cli.command {
+        Command::Migrate => {
+            println!("database {} is up to date", db.backend().name());
+            Ok(())
+        }
+        Command::Account {
+            command:
+                AccountCommand::Create {
+                    name,
+                    console_id,
+                    console_hosts,
+                    json,
+                },
+        } => {
+            let created = accounts::create(
+                &mut *db.conn()?,
+                &NewAccount {
+                    name,
+                    console_id,
+                    console_hosts,
+                },
+            )?;
+            if json {
+                let text = serde_json::to_string_pretty(&created)
+                    .map_err(|e| Error::Internal(e.to_string()))?;
+                println!("{text}");
+            } else {
+                print_credentials(&created);
+            }
+            Ok(())
+        }
+        Command::Serve(_) => serve(db, settings),
+    }
+}
+
+/// Connects and brings the schema up to date (every command needs both).
+fn open_database(settings: &Settings) -> Result<Db> {
+    std::fs::create_dir_all(&settings.data_dir).map_err(|e| {
+        Error::Unavailable(format!(
+            "cannot create {}: {e}",
+            settings.data_dir.display()
+        ))
+    })?;
+    let db = Db::connect(&settings.database_url(), settings.pool_size)?;
+    db.migrate()?;
+    Ok(db)
+}
+
+fn serve(db: Db, settings: Settings) -> Result<()> {
+    if accounts::count(&mut *db.conn()?)? == 0 {
+        let created = accounts::create(
+            &mut *db.conn()?,
+            &NewAccount {
+                name: "Demo".into(),
+                ..NewAccount::default()
+            },
+        )?;
+        println!(
+            "No account existed, so a demo account was created. Its credentials are shown only now:"
+        );
+        print_credentials(&created);
+    }
+    log::info!("database: {}", db.backend().name());
+    let state = AppState::new(db, settings);
+    actix_web::rt::System::new()
+        .block_on(server::run(state))
+        .map_err(|e| Error::Unavailable(format!("HTTP server: {e}")))
+}
+
+fn print_credentials(created: &CreatedAccount) {
+    let hosts = if created.console_hosts.is_empty() {
+        "(none: single-account install answers every host)".to_string()
+    } else {
+        created.console_hosts.join(", ")
+    };
+    println!(
+        "account {name} (id {id}, console id {console})\n\
+         \x20 console hosts         {hosts}\n\
+         \x20 default list          id {list} guid {guid}\n\
+         \x20 MailUp WS user        {ws_user} / {ws_password}\n\
+         \x20 MailUp console user   {console_user} / {console_password}\n\
+         \x20 ExactTarget API user  {et_user} / {et_password}\n\
+         \x20 eCircle               realm {realm} user {ec_user} / {ec_password}\n\
+         \x20 REST API key          {api_key}",
+        name = created.name,
+        id = created.account_id,
+        console = created.console_id,
+        list = created.default_list.id,
+        guid = created.default_list.guid,
+        ws_user = created.mailup.ws_user,
+        ws_password = created.mailup.ws_password,
+        console_user = created.mailup.console_user,
+        console_password = created.mailup.console_password,
+        et_user = created.exacttarget.username,
+        et_password = created.exacttarget.password,
+        realm = created.ecircle.realm,
+        ec_user = created.ecircle.user,
+        ec_password = created.ecircle.password,
+        api_key = created.api_key,
+    );
+}

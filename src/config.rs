@@ -1,0 +1,150 @@
+//! One settings struct: defaults in code, an optional TOML file, then environment
+//! variables and command-line flags (clap reads both) on top.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::{Error, Result};
+
+/// Server settings. Field names are also the keys of the TOML file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// `sqlite://path/to/file.db` or `postgres://user@host/db`. When not set, the
+    /// SQLite file `espbridge.db` in the data directory.
+    pub database_url: Option<String>,
+    /// Address the HTTP server binds to.
+    pub listen: String,
+    /// Directory for the SQLite database, the file outbox and other local files.
+    pub data_dir: PathBuf,
+    /// The URL clients reach us at, used in links and WSDL addresses. When not set,
+    /// the URL each request arrived at.
+    pub public_url: Option<String>,
+    /// SMTP relay (`smtp://host:port`); without it mail goes to the file outbox.
+    pub smtp_url: Option<String>,
+    /// Largest request body accepted by any endpoint, in bytes.
+    pub max_body_bytes: usize,
+    /// Database connections per process; default 8 for SQLite, 16 for PostgreSQL.
+    pub pool_size: Option<u32>,
+    /// HTTP worker threads; default one per core.
+    pub http_workers: Option<usize>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            database_url: None,
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("data"),
+            public_url: None,
+            smtp_url: None,
+            max_body_bytes: 32 * 1024 * 1024,
+            pool_size: None,
+            http_workers: None,
+        }
+    }
+}
+
+/// Values given on the command line or in `ESPBRIDGE_*` variables; each one that
+/// is present overrides the file and the defaults.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub database_url: Option<String>,
+    pub listen: Option<String>,
+    pub data_dir: Option<PathBuf>,
+    pub public_url: Option<String>,
+    pub smtp_url: Option<String>,
+}
+
+impl Settings {
+    /// Defaults, then the TOML file (if given), then the overrides.
+    pub fn load(config_file: Option<&Path>, overrides: Overrides) -> Result<Settings> {
+        let mut settings = match config_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| {
+                    Error::invalid("config file", format!("{}: {e}", path.display()))
+                })?;
+                toml::from_str(&text).map_err(|e| {
+                    Error::invalid("config file", format!("{}: {e}", path.display()))
+                })?
+            }
+            None => Settings::default(),
+        };
+        let Overrides {
+            database_url,
+            listen,
+            data_dir,
+            public_url,
+            smtp_url,
+        } = overrides;
+        if database_url.is_some() {
+            settings.database_url = database_url;
+        }
+        if let Some(listen) = listen {
+            settings.listen = listen;
+        }
+        if let Some(data_dir) = data_dir {
+            settings.data_dir = data_dir;
+        }
+        if public_url.is_some() {
+            settings.public_url = public_url;
+        }
+        if smtp_url.is_some() {
+            settings.smtp_url = smtp_url;
+        }
+        Ok(settings)
+    }
+
+    /// The database URL in effect: the configured one, or SQLite in the data dir
+    /// (which with the default data dir is `sqlite://data/espbridge.db`).
+    pub fn database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("espbridge.db").display()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_database_is_sqlite_in_the_data_dir() {
+        let settings = Settings::load(None, Overrides::default()).unwrap();
+        assert_eq!(settings.database_url(), "sqlite://data/espbridge.db");
+        assert_eq!(settings.listen, "127.0.0.1:8080");
+    }
+
+    #[test]
+    fn file_then_overrides() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("espbridge.toml");
+        std::fs::write(
+            &path,
+            "listen = \"0.0.0.0:9000\"\ndata_dir = \"/srv/esp\"\npool_size = 4\n",
+        )
+        .unwrap();
+        let settings = Settings::load(
+            Some(&path),
+            Overrides {
+                listen: Some("127.0.0.1:9001".into()),
+                ..Overrides::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(settings.listen, "127.0.0.1:9001");
+        assert_eq!(settings.pool_size, Some(4));
+        assert_eq!(settings.database_url(), "sqlite:///srv/esp/espbridge.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bad.toml");
+        std::fs::write(&path, "listn = \"x\"\n").unwrap();
+        let err = Settings::load(Some(&path), Overrides::default()).unwrap_err();
+        assert!(err.to_string().contains("listn"), "{err}");
+    }
+}

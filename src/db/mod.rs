@@ -1,0 +1,268 @@
+//! Storage: one connection type over PostgreSQL and SQLite, the pool, migrations
+//! and the transaction rules. Backend-specific SQL lives in `backend.rs` only.
+
+pub mod backend;
+pub mod schema;
+
+use std::path::Path;
+use std::time::Duration;
+
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::prelude::*;
+use diesel::r2d2::{ManageConnection, Pool, PooledConnection};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::{Error, Result};
+
+/// A connection to either backend. Queries written with diesel's DSL run on both;
+/// the rest is matched on the variant in `backend.rs`.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(diesel::PgConnection),
+    Sqlite(diesel::SqliteConnection),
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Which database a URL points at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A file path (created with its directory if missing).
+    Sqlite(String),
+    /// A libpq connection URL.
+    Postgres(String),
+}
+
+impl Target {
+    /// `sqlite://relative/path.db`, `sqlite:///absolute/path.db`, `postgres://…` or
+    /// `postgresql://…`. Anything else is refused rather than guessed, so a mistyped
+    /// PostgreSQL URL never silently becomes a SQLite file.
+    pub fn parse(url: &str) -> Result<Target> {
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() {
+                return Err(Error::invalid(
+                    "database URL",
+                    "sqlite:// needs a file path",
+                ));
+            }
+            Ok(Target::Sqlite(path.to_string()))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Target::Postgres(url.to_string()))
+        } else {
+            Err(Error::invalid(
+                "database URL",
+                "expected sqlite://PATH or postgres://…",
+            ))
+        }
+    }
+}
+
+/// Opens connections for the pool, applying the per-connection SQLite settings.
+#[derive(Debug)]
+pub struct Manager {
+    target: Target,
+}
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> std::result::Result<DbConnection, Self::Error> {
+        match &self.target {
+            Target::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)
+                    .map_err(diesel::r2d2::Error::ConnectionError)?;
+                // busy_timeout first: switching to WAL itself may wait for a lock.
+                conn.batch_execute(
+                    "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                )
+                .map_err(diesel::r2d2::Error::QueryError)?;
+                Ok(DbConnection::Sqlite(conn))
+            }
+            Target::Postgres(url) => PgConnection::establish(url)
+                .map(DbConnection::Postgresql)
+                .map_err(diesel::r2d2::Error::ConnectionError),
+        }
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> std::result::Result<(), Self::Error> {
+        conn.batch_execute("SELECT 1")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        diesel::r2d2::R2D2Connection::is_broken(conn)
+    }
+}
+
+pub type Conn = PooledConnection<Manager>;
+
+/// The database handle shared by the whole process (cheap to clone).
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+    backend: Backend,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn name(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+impl Db {
+    /// Opens a pool on `url`. SQLite gets a small pool: it has one writer anyway.
+    pub fn connect(url: &str, pool_size: Option<u32>) -> Result<Db> {
+        let target = Target::parse(url)?;
+        let backend = match &target {
+            Target::Sqlite(path) => {
+                if let Some(dir) = Path::new(path).parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    std::fs::create_dir_all(dir).map_err(|e| {
+                        Error::Unavailable(format!("cannot create {}: {e}", dir.display()))
+                    })?;
+                }
+                Backend::Sqlite
+            }
+            Target::Postgres(_) => Backend::Postgres,
+        };
+        let default_size = match backend {
+            Backend::Sqlite => 8,
+            Backend::Postgres => 16,
+        };
+        let pool = Pool::builder()
+            .max_size(pool_size.unwrap_or(default_size))
+            .min_idle(Some(1))
+            .connection_timeout(Duration::from_secs(30))
+            .build(Manager { target })?;
+        Ok(Db { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// A connection for synchronous callers (CLI, tests, blocking tasks). Async
+    /// code uses [`Db::run`] instead.
+    pub fn conn(&self) -> Result<Conn> {
+        Ok(self.pool.get()?)
+    }
+
+    /// (open connections, idle connections) for the metrics endpoint.
+    pub fn pool_state(&self) -> (u32, u32, u32) {
+        let state = self.pool.state();
+        (
+            state.connections,
+            state.idle_connections,
+            self.pool.max_size(),
+        )
+    }
+
+    /// Runs the pending migrations of this backend. On PostgreSQL an advisory
+    /// lock keeps several processes starting at once from migrating together.
+    pub fn migrate(&self) -> Result<()> {
+        let mut conn = self.conn()?;
+        let failed = |e| Error::Internal(format!("migration failed: {e}"));
+        let applied: Vec<String> = match &mut *conn {
+            DbConnection::Sqlite(c) => c
+                .run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|versions| versions.iter().map(ToString::to_string).collect())
+                .map_err(failed)?,
+            DbConnection::Postgresql(c) => {
+                c.batch_execute("SELECT pg_advisory_lock(7263540001)")?;
+                let result = c
+                    .run_pending_migrations(POSTGRES_MIGRATIONS)
+                    .map(|versions| versions.iter().map(ToString::to_string).collect());
+                c.batch_execute("SELECT pg_advisory_unlock(7263540001)")?;
+                result.map_err(failed)?
+            }
+        };
+        for version in applied {
+            log::info!("applied migration {version}");
+        }
+        Ok(())
+    }
+
+    /// Runs `f` with a pooled connection on the blocking thread pool, so that an
+    /// actix worker thread never waits on the database.
+    pub async fn run<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// [`Db::run`] inside a writing transaction (see [`write_transaction`]).
+    pub async fn write<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        self.run(move |conn| write_transaction(conn, f)).await
+    }
+}
+
+/// Runs `f` in a transaction that will write. On SQLite it starts with
+/// `BEGIN IMMEDIATE`, taking the write lock up front: a deferred transaction that
+/// reads and then writes can fail with SQLITE_BUSY instead of waiting. Called
+/// inside another transaction it becomes a savepoint, so domain operations compose.
+/// Commits when `f` returns `Ok`, rolls back otherwise.
+pub fn write_transaction<T, F>(conn: &mut DbConnection, f: F) -> Result<T>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T>,
+{
+    let nested = match conn {
+        DbConnection::Sqlite(c) => in_transaction(c)?,
+        DbConnection::Postgresql(c) => in_transaction(c)?,
+    };
+    if nested {
+        return conn.transaction(f);
+    }
+    match conn {
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")?
+        }
+        DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
+    }
+    type Tm = <DbConnection as Connection>::TransactionManager;
+    match f(conn) {
+        Ok(value) => {
+            Tm::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            if let Err(rollback) = Tm::rollback_transaction(conn) {
+                log::error!("rollback failed after {error}: {rollback}");
+            }
+            Err(error)
+        }
+    }
+}
+
+fn in_transaction<C>(conn: &mut C) -> Result<bool>
+where
+    C: Connection<TransactionManager = AnsiTransactionManager>,
+{
+    Ok(AnsiTransactionManager::transaction_manager_status_mut(conn)
+        .transaction_depth()?
+        .is_some())
+}

@@ -1,0 +1,203 @@
+// The one schema for both backends. Written by hand to match
+// migrations/{sqlite,postgres}; the schema-parity test keeps the three in step.
+
+diesel::table! {
+    accounts (id) {
+        id -> BigInt,
+        console_id -> BigInt,
+        name -> Text,
+        settings -> Text,
+        next_list_number -> BigInt,
+        next_group_number -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_hosts (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        host -> Text,
+    }
+}
+
+diesel::table! {
+    users (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        username -> Text,
+        password_hash -> Text,
+        role -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    credentials (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        realm -> Text,
+        username -> Text,
+        secret_hash -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    api_sessions (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        credential_id -> Nullable<BigInt>,
+        user_id -> Nullable<BigInt>,
+        protocol -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        expires_at -> Timestamp,
+        idle_timeout_seconds -> Nullable<BigInt>,
+        last_used_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    lists (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        number -> BigInt,
+        guid -> Text,
+        name -> Text,
+        sender_name -> Text,
+        sender_email -> Text,
+        reply_to -> Text,
+        double_opt_in -> Bool,
+        description -> Text,
+        subscribed_count -> BigInt,
+        pending_count -> BigInt,
+        unsubscribed_count -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    list_groups (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        list_id -> BigInt,
+        number -> BigInt,
+        name -> Text,
+        notes -> Text,
+        member_count -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    fields (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        number -> Integer,
+        name -> Text,
+        name_key -> Text,
+        default_value -> Text,
+    }
+}
+
+diesel::table! {
+    recipients (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        email -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        mobile_prefix -> Nullable<Text>,
+        mobile_number -> Nullable<Text>,
+        mobile_key -> Nullable<Text>,
+        email_blocklisted -> Bool,
+        sms_blocklisted -> Bool,
+        bounced -> Bool,
+        ext_id -> Nullable<Text>,
+        erased_at -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    recipient_field_values (recipient_id, field_number) {
+        account_id -> BigInt,
+        recipient_id -> BigInt,
+        field_number -> Integer,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    subscriptions (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        list_id -> BigInt,
+        recipient_id -> BigInt,
+        status -> Text,
+        source -> Text,
+        unsubscribe_reason -> Nullable<Integer>,
+        confirmation_token_hash -> Nullable<Text>,
+        created_at -> Timestamp,
+        status_changed_at -> Timestamp,
+        confirmed_at -> Nullable<Timestamp>,
+        unsubscribed_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    group_members (group_id, recipient_id) {
+        account_id -> BigInt,
+        group_id -> BigInt,
+        recipient_id -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    subscription_history (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        subscription_id -> BigInt,
+        list_id -> BigInt,
+        recipient_id -> BigInt,
+        from_status -> Nullable<Text>,
+        to_status -> Text,
+        reason -> Nullable<Integer>,
+        actor -> Text,
+        channel -> Text,
+        note -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::joinable!(account_hosts -> accounts (account_id));
+diesel::joinable!(users -> accounts (account_id));
+diesel::joinable!(credentials -> accounts (account_id));
+diesel::joinable!(lists -> accounts (account_id));
+diesel::joinable!(list_groups -> lists (list_id));
+diesel::joinable!(subscriptions -> lists (list_id));
+diesel::joinable!(subscriptions -> recipients (recipient_id));
+diesel::joinable!(group_members -> list_groups (group_id));
+diesel::joinable!(group_members -> recipients (recipient_id));
+diesel::joinable!(recipient_field_values -> recipients (recipient_id));
+
+diesel::allow_tables_to_appear_in_same_query!(
+    accounts,
+    account_hosts,
+    users,
+    credentials,
+    api_sessions,
+    lists,
+    list_groups,
+    fields,
+    recipients,
+    recipient_field_values,
+    subscriptions,
+    group_members,
+    subscription_history,
+);

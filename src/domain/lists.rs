@@ -1,0 +1,170 @@
+//! Lists: each has a per-account number (the id legacy clients hard-code) and a
+//! GUID, sender settings and a double opt-in default. Member counts per status
+//! are kept up to date by the subscription operations.
+
+use diesel::prelude::*;
+
+use super::now;
+use crate::db::schema::{accounts, lists};
+use crate::db::{DbConnection, backend, write_transaction};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = lists)]
+pub struct List {
+    pub id: i64,
+    pub account_id: i64,
+    /// The public, per-account list id.
+    pub number: i64,
+    pub guid: String,
+    pub name: String,
+    pub sender_name: String,
+    pub sender_email: String,
+    pub reply_to: String,
+    pub double_opt_in: bool,
+    pub description: String,
+    pub subscribed_count: i64,
+    pub pending_count: i64,
+    pub unsubscribed_count: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewList {
+    /// Set to keep a migrated integration's hard-coded id; otherwise the next free.
+    pub number: Option<i64>,
+    /// Set to keep a migrated integration's GUID; otherwise a new UUID.
+    pub guid: Option<String>,
+    pub name: String,
+    pub sender_name: String,
+    pub sender_email: String,
+    pub reply_to: String,
+    pub double_opt_in: bool,
+    pub description: String,
+}
+
+impl Default for NewList {
+    fn default() -> Self {
+        NewList {
+            number: None,
+            guid: None,
+            name: String::new(),
+            sender_name: String::new(),
+            sender_email: String::new(),
+            reply_to: String::new(),
+            // MailUp's frontend defaults to double opt-in (Confirm=1).
+            double_opt_in: true,
+            description: String::new(),
+        }
+    }
+}
+
+pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewList) -> Result<List> {
+    let name = new.name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("list name", "must not be empty"));
+    }
+    let guid = match &new.guid {
+        Some(guid) => {
+            let guid = guid.trim();
+            if guid.is_empty() || guid.len() > 64 {
+                return Err(Error::invalid("list GUID", "must have 1 to 64 characters"));
+            }
+            guid.to_string()
+        }
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    write_transaction(conn, |conn| {
+        let number = allocate_number(conn, account_id, new.number)?;
+        if find_by_guid(conn, account_id, &guid)?.is_some() {
+            return Err(Error::Conflict(format!("list GUID {guid} is taken")));
+        }
+        let stamp = now();
+        let id: i64 = diesel::insert_into(lists::table)
+            .values((
+                lists::account_id.eq(account_id),
+                lists::number.eq(number),
+                lists::guid.eq(&guid),
+                lists::name.eq(name),
+                lists::sender_name.eq(&new.sender_name),
+                lists::sender_email.eq(&new.sender_email),
+                lists::reply_to.eq(&new.reply_to),
+                lists::double_opt_in.eq(new.double_opt_in),
+                lists::description.eq(&new.description),
+                lists::created_at.eq(stamp),
+                lists::updated_at.eq(stamp),
+            ))
+            .returning(lists::id)
+            .get_result(conn)?;
+        by_id(conn, account_id, id)
+    })
+}
+
+/// The requested list number if free, else the account's next one. The counter
+/// always stays above every number in use, so automatic numbers never collide
+/// with explicit ones.
+fn allocate_number(conn: &mut DbConnection, account_id: i64, wanted: Option<i64>) -> Result<i64> {
+    backend::lock_account(conn, account_id)?;
+    let next: i64 = accounts::table
+        .find(account_id)
+        .select(accounts::next_list_number)
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound("account"))?;
+    let number = match wanted {
+        Some(n) if n <= 0 => return Err(Error::invalid("list id", "must be a positive number")),
+        Some(n) => {
+            if find(conn, account_id, n)?.is_some() {
+                return Err(Error::Conflict(format!("list id {n} is taken")));
+            }
+            n
+        }
+        None => next,
+    };
+    diesel::update(accounts::table.find(account_id))
+        .set(accounts::next_list_number.eq(next.max(number + 1)))
+        .execute(conn)?;
+    Ok(number)
+}
+
+/// The list with this public number in the account.
+pub fn find(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<Option<List>> {
+    Ok(lists::table
+        .filter(lists::account_id.eq(account_id))
+        .filter(lists::number.eq(number))
+        .select(List::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+/// Like [`find`], but a missing list is an error.
+pub fn get(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<List> {
+    find(conn, account_id, number)?.ok_or(Error::NotFound("list"))
+}
+
+pub fn find_by_guid(conn: &mut DbConnection, account_id: i64, guid: &str) -> Result<Option<List>> {
+    Ok(lists::table
+        .filter(lists::account_id.eq(account_id))
+        .filter(lists::guid.eq(guid))
+        .select(List::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn all(conn: &mut DbConnection, account_id: i64) -> Result<Vec<List>> {
+    Ok(lists::table
+        .filter(lists::account_id.eq(account_id))
+        .order(lists::number)
+        .select(List::as_select())
+        .load(conn)?)
+}
+
+/// Internal row id → list, within the account.
+pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
+    lists::table
+        .filter(lists::account_id.eq(account_id))
+        .filter(lists::id.eq(list_id))
+        .select(List::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound("list"))
+}

@@ -1,0 +1,15 @@
+//! espbridge: a self-hosted e-mail and SMS messaging server that speaks the wire
+//! protocols of legacy e-mail service providers.
+//!
+//! Layers (see docs/decisions.md and ARCHITECTURE.md): protocol modules translate,
+//! `domain` decides, `db` stores.
+
+pub mod cli;
+pub mod config;
+pub mod db;
+pub mod domain;
+pub mod error;
+pub mod metrics;
+pub mod server;
+
+pub use error::{Error, Result};
