@@ -156,7 +156,7 @@ fn parse_email(address: &str) -> Result<Email> {
         && !address
             .chars()
             .any(|c| c.is_whitespace() || c.is_control() || matches!(c, '<' | '>' | ',' | ';'))
-        && !domain.contains('@');
+        && !local.contains('@');
     if !well_formed {
         return Err(invalid());
     }

@@ -112,9 +112,13 @@ impl UnsubscribeReason {
         }
     }
 
-    /// Reads a code as written in MailUp files (`01` is `0`).
+    /// Reads a code as written in MailUp files, where `0` also appears as `01`.
     pub fn from_code(code: &str) -> Option<UnsubscribeReason> {
-        let value: i32 = code.trim().parse().ok()?;
+        let code = code.trim();
+        if code == "01" {
+            return Some(UnsubscribeReason::AdminConsole);
+        }
+        let value: i32 = code.parse().ok()?;
         UnsubscribeReason::ALL
             .into_iter()
             .find(|r| r.code() == value)

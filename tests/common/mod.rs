@@ -14,6 +14,8 @@ use espbridge::db::{Backend, Db};
 
 pub struct TestDb {
     pub db: Db,
+    /// The URL `db` was opened with, for starting the real binary on it.
+    pub url: String,
     _dir: Option<tempfile::TempDir>,
     postgres: Option<(String, String)>,
 }
@@ -26,6 +28,7 @@ impl TestDb {
         db.migrate().expect("migrate sqlite");
         TestDb {
             db,
+            url,
             _dir: Some(dir),
             postgres: None,
         }
@@ -50,6 +53,7 @@ impl TestDb {
         db.migrate().expect("migrate postgres");
         Some(TestDb {
             db,
+            url,
             _dir: None,
             postgres: Some((admin_url, name)),
         })
@@ -109,12 +113,12 @@ macro_rules! backend_tests {
 
                 fn body($db: &$crate::common::TestDb) $body
 
-                #[test]
+                #[::core::prelude::v1::test]
                 fn sqlite() {
                     body(&$crate::common::TestDb::sqlite());
                 }
 
-                #[test]
+                #[::core::prelude::v1::test]
                 fn postgres() {
                     if let Some(db) = $crate::common::TestDb::postgres() {
                         body(&db);
