@@ -176,6 +176,18 @@ backend_tests! {
             recipients::set_fields(c, a, done.recipient_id, &[(FieldRef::Name("nope".into()), "x".into())]),
             Err(Error::NotFound("field"))
         ));
+
+        // A subscribe that fails half-way (unknown field, found after the recipient
+        // was created) leaves nothing behind.
+        assert!(matches!(
+            subscriptions::subscribe(c, a, &Subscribe {
+                fields: vec![(FieldRef::Number(1), "Half".into()), (FieldRef::Name("nope".into()), "x".into())],
+                ..subscribe_email(1, "half@example.com", false)
+            }),
+            Err(Error::NotFound("field"))
+        ));
+        assert!(recipients::find(c, a, &email("half@example.com")).unwrap().is_none());
+        assert_eq!(lists::get(c, a, 1).unwrap().subscribed_count, 1);
     }
 
     fn subscribe_without_confirmation_is_idempotent(t) {
