@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{self, CredentialKind};
 use super::{fields, lists, now, secrets, users};
 use crate::db::schema::{account_hosts, accounts};
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
@@ -359,4 +359,67 @@ pub fn update_settings(
         return Err(Error::NotFound("account"));
     }
     Ok(())
+}
+
+/// The per-account numbering sequences.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Numbered {
+    List,
+    Group,
+}
+
+impl Numbered {
+    fn label(self) -> &'static str {
+        match self {
+            Numbered::List => "list id",
+            Numbered::Group => "group id",
+        }
+    }
+}
+
+/// The requested number if free (`is_taken` says), else the account's next one.
+/// The counter always stays above every number in use, so automatic numbers never
+/// collide with explicit ones. The account row is locked until the transaction
+/// ends, serialising allocations.
+pub(crate) fn allocate_number(
+    conn: &mut DbConnection,
+    account_id: i64,
+    sequence: Numbered,
+    wanted: Option<i64>,
+    is_taken: impl FnOnce(&mut DbConnection, i64) -> Result<bool>,
+) -> Result<i64> {
+    backend::lock_account(conn, account_id)?;
+    let counter = accounts::table.find(account_id);
+    let next: i64 = match sequence {
+        Numbered::List => counter.select(accounts::next_list_number).first(conn),
+        Numbered::Group => counter.select(accounts::next_group_number).first(conn),
+    }
+    .optional()?
+    .ok_or(Error::NotFound("account"))?;
+    let number = match wanted {
+        Some(n) if n <= 0 => {
+            return Err(Error::invalid(
+                sequence.label(),
+                "must be a positive number",
+            ));
+        }
+        Some(n) if is_taken(conn, n)? => {
+            return Err(Error::Conflict(format!(
+                "{} {n} is taken",
+                sequence.label()
+            )));
+        }
+        Some(n) => n,
+        None => next,
+    };
+    let next = next.max(number + 1);
+    match sequence {
+        Numbered::List => diesel::update(counter)
+            .set(accounts::next_list_number.eq(next))
+            .execute(conn)?,
+        Numbered::Group => diesel::update(counter)
+            .set(accounts::next_group_number.eq(next))
+            .execute(conn)?,
+    };
+    Ok(number)
 }

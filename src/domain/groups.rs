@@ -3,9 +3,10 @@
 
 use diesel::prelude::*;
 
+use super::accounts::{self, Numbered};
 use super::lists;
 use super::now;
-use crate::db::schema::{accounts, group_members, list_groups};
+use crate::db::schema::{group_members, list_groups};
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
 
@@ -51,7 +52,10 @@ pub fn create(
                 "group {name:?} exists in this list"
             )));
         }
-        let number = allocate_number(conn, account_id, number)?;
+        let number =
+            accounts::allocate_number(conn, account_id, Numbered::Group, number, |conn, n| {
+                Ok(find(conn, account_id, n)?.is_some())
+            })?;
         let id: i64 = diesel::insert_into(list_groups::table)
             .values((
                 list_groups::account_id.eq(account_id),
@@ -68,28 +72,6 @@ pub fn create(
             .select(Group::as_select())
             .first(conn)?)
     })
-}
-
-fn allocate_number(conn: &mut DbConnection, account_id: i64, wanted: Option<i64>) -> Result<i64> {
-    backend::lock_account(conn, account_id)?;
-    let next: i64 = accounts::table
-        .find(account_id)
-        .select(accounts::next_group_number)
-        .first(conn)?;
-    let number = match wanted {
-        Some(n) if n <= 0 => return Err(Error::invalid("group id", "must be a positive number")),
-        Some(n) => {
-            if find(conn, account_id, n)?.is_some() {
-                return Err(Error::Conflict(format!("group id {n} is taken")));
-            }
-            n
-        }
-        None => next,
-    };
-    diesel::update(accounts::table.find(account_id))
-        .set(accounts::next_group_number.eq(next.max(number + 1)))
-        .execute(conn)?;
-    Ok(number)
 }
 
 pub fn find(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<Option<Group>> {

@@ -4,9 +4,10 @@
 
 use diesel::prelude::*;
 
+use super::accounts::{self, Numbered};
 use super::now;
-use crate::db::schema::{accounts, lists};
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::schema::lists;
+use crate::db::{DbConnection, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
@@ -74,7 +75,10 @@ pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewList) -> Result
         None => uuid::Uuid::new_v4().to_string(),
     };
     write_transaction(conn, |conn| {
-        let number = allocate_number(conn, account_id, new.number)?;
+        let number =
+            accounts::allocate_number(conn, account_id, Numbered::List, new.number, |conn, n| {
+                Ok(find(conn, account_id, n)?.is_some())
+            })?;
         if find_by_guid(conn, account_id, &guid)?.is_some() {
             return Err(Error::Conflict(format!("list GUID {guid} is taken")));
         }
@@ -97,33 +101,6 @@ pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewList) -> Result
             .get_result(conn)?;
         by_id(conn, account_id, id)
     })
-}
-
-/// The requested list number if free, else the account's next one. The counter
-/// always stays above every number in use, so automatic numbers never collide
-/// with explicit ones.
-fn allocate_number(conn: &mut DbConnection, account_id: i64, wanted: Option<i64>) -> Result<i64> {
-    backend::lock_account(conn, account_id)?;
-    let next: i64 = accounts::table
-        .find(account_id)
-        .select(accounts::next_list_number)
-        .first(conn)
-        .optional()?
-        .ok_or(Error::NotFound("account"))?;
-    let number = match wanted {
-        Some(n) if n <= 0 => return Err(Error::invalid("list id", "must be a positive number")),
-        Some(n) => {
-            if find(conn, account_id, n)?.is_some() {
-                return Err(Error::Conflict(format!("list id {n} is taken")));
-            }
-            n
-        }
-        None => next,
-    };
-    diesel::update(accounts::table.find(account_id))
-        .set(accounts::next_list_number.eq(next.max(number + 1)))
-        .execute(conn)?;
-    Ok(number)
 }
 
 /// The list with this public number in the account.
