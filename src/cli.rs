@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Overrides, Settings};
 use crate::db::Db;
 use crate::domain::accounts::{self, CreatedAccount, NewAccount};
+use crate::sender;
 use crate::server::{self, AppState};
 use crate::{Error, Result};
 
@@ -35,6 +36,8 @@ pub struct Cli {
 pub enum Command {
     /// Migrate the database and run the HTTP server.
     Serve(ServeArgs),
+    /// Run only the sender (no HTTP): extra processes working through the outbox.
+    Worker,
     /// Apply pending database migrations and exit.
     Migrate,
     /// Manage accounts (tenants).
@@ -131,6 +134,7 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Serve(_) => serve(db, settings),
+        Command::Worker => sender::run_worker(db, &settings),
     }
 }
 
@@ -162,10 +166,20 @@ fn serve(db: Db, settings: Settings) -> Result<()> {
         print_credentials(&created);
     }
     log::info!("database: {}", db.backend().name());
+    let sender = if settings.sender.in_server {
+        Some(sender::spawn(db.clone(), &settings)?)
+    } else {
+        None
+    };
     let state = AppState::new(db, settings);
-    actix_web::rt::System::new()
+    let served = actix_web::rt::System::new()
         .block_on(server::run(state))
-        .map_err(|e| Error::Unavailable(format!("HTTP server: {e}")))
+        .map_err(|e| Error::Unavailable(format!("HTTP server: {e}")));
+    if let Some(sender) = sender {
+        log::info!("stopping the sender: finishing deliveries in flight");
+        sender.stop();
+    }
+    served
 }
 
 fn print_credentials(created: &CreatedAccount) {

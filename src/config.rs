@@ -29,6 +29,57 @@ pub struct Settings {
     pub pool_size: Option<u32>,
     /// HTTP worker threads; default one per core.
     pub http_workers: Option<usize>,
+    /// The queued sender (`[sender]` in the TOML file).
+    pub sender: SenderSettings,
+}
+
+/// How the sender works through the outbox.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SenderSettings {
+    /// Run sender workers inside `espbridge serve`.
+    pub in_server: bool,
+    /// Deliveries of campaigns in progress at once (and SMTP connections for them).
+    pub bulk_concurrency: usize,
+    /// Deliveries of the priority lane (transactional, OTP, system) in progress at
+    /// once, kept apart so they never wait behind a campaign.
+    pub priority_concurrency: usize,
+    /// Most deliveries taken from the outbox per claim.
+    pub claim_batch: usize,
+    /// How long a claimed delivery stays reserved for its worker. A worker that
+    /// dies leaves its deliveries `unknown` when this runs out; they are re-sent.
+    pub lease_seconds: u64,
+    /// First retry delay after a temporary failure; doubles per attempt (max 6 h).
+    pub retry_base_seconds: u64,
+    /// Attempts before a delivery is given up.
+    pub max_attempts: i32,
+    /// How often an idle worker looks for new deliveries, in milliseconds.
+    pub poll_milliseconds: u64,
+    /// Recipients enqueued per campaign expansion step.
+    pub expansion_batch: i64,
+    /// From address for messages that name none (nor does their list).
+    pub default_from: String,
+    /// Messages per second allowed per recipient domain (token bucket, burst of
+    /// one second's worth), e.g. `{ "gmail.com" = 20.0 }`.
+    pub domain_rates: std::collections::BTreeMap<String, f64>,
+}
+
+impl Default for SenderSettings {
+    fn default() -> Self {
+        SenderSettings {
+            in_server: true,
+            bulk_concurrency: 16,
+            priority_concurrency: 4,
+            claim_batch: 256,
+            lease_seconds: 120,
+            retry_base_seconds: 60,
+            max_attempts: 8,
+            poll_milliseconds: 200,
+            expansion_batch: 1000,
+            default_from: "espbridge@localhost".into(),
+            domain_rates: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 impl Default for Settings {
@@ -42,6 +93,7 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             pool_size: None,
             http_workers: None,
+            sender: SenderSettings::default(),
         }
     }
 }

@@ -10,6 +10,8 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod render;
+pub mod sender;
 pub mod server;
 
 pub use error::{Error, Result};

@@ -3,13 +3,19 @@
 //! ON CONFLICT, and SQLite has no FOR UPDATE (its writing transactions already
 //! hold the database's write lock, taken by `BEGIN IMMEDIATE`).
 
+use chrono::NaiveDateTime;
 use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
-use super::schema::{accounts, group_members, recipient_field_values, recipients, subscriptions};
+use super::schema::{
+    accounts, deliveries, delivery_events, group_members, recipient_field_values, recipients, subscriptions,
+};
 use crate::Result;
+use crate::sender::queue::{Claimed, NewDeliveryEvent};
 use crate::domain::groups::NewGroupMember;
 use crate::domain::recipients::{FieldValueRow, NewRecipient};
+use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
 
 /// Runs the same diesel expression on whichever concrete connection `conn` holds,
@@ -73,6 +79,27 @@ pub fn upsert_field_value(conn: &mut DbConnection, row: &FieldValueRow) -> Resul
     Ok(())
 }
 
+/// Inserts many deliveries in one statement (the multi-backend DSL has no
+/// multi-row insert).
+pub fn insert_deliveries(conn: &mut DbConnection, rows: &[NewDelivery]) -> Result<()> {
+    // Chunks stay under SQLite's limit of bound parameters per statement.
+    for chunk in rows.chunks(1000) {
+        on_backend!(conn, |c| diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_backend!(conn, |c| diesel::insert_into(delivery_events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
 /// Locks the account row until the transaction ends (PostgreSQL), serialising
 /// the allocation of per-account numbers.
 pub fn lock_account(conn: &mut DbConnection, account_id: i64) -> Result<()> {
@@ -95,6 +122,123 @@ pub fn lock_subscription(conn: &mut DbConnection, subscription_id: i64) -> Resul
             .select(subscriptions::id)
             .for_update()
             .first::<i64>(c)?;
+    }
+    Ok(())
+}
+
+/// States from which a delivery may be (re)claimed once due.
+const CLAIMABLE: [&str; 3] = ["queued", "deferred", "unknown"];
+
+/// Reserves up to `limit` due deliveries of a lane whose send is sending: marks
+/// them `sending`, leased to `owner` until `lease_until`, and returns them with
+/// the state they had. Must run in a writing transaction. PostgreSQL skips rows
+/// other workers hold (`FOR UPDATE SKIP LOCKED`); on SQLite the transaction's
+/// write lock (`BEGIN IMMEDIATE`) already keeps claims apart.
+pub fn claim_deliveries(
+    conn: &mut DbConnection,
+    lane: i32,
+    owner: &str,
+    limit: i64,
+    now: NaiveDateTime,
+    lease_until: NaiveDateTime,
+) -> Result<Vec<Claimed>> {
+    use super::schema::sends;
+    match conn {
+        DbConnection::Postgresql(c) => Ok(diesel::sql_query(
+            "WITH picked AS ( \
+                 SELECT d.id, d.state FROM deliveries d JOIN sends s ON s.id = d.send_id \
+                 WHERE d.state IN ('queued', 'deferred', 'unknown') AND d.lane = $1 \
+                   AND d.next_attempt_at <= $2 AND s.status = 'sending' \
+                 ORDER BY d.next_attempt_at, d.id LIMIT $3 \
+                 FOR UPDATE OF d SKIP LOCKED) \
+             UPDATE deliveries d SET state = 'sending', lease_owner = $4, lease_until = $5, \
+                 attempts = d.attempts + 1 \
+             FROM picked WHERE d.id = picked.id \
+             RETURNING d.id, d.account_id, d.send_id, d.recipient_id, d.channel, d.address, \
+                 d.message_id, d.params, d.attempts, picked.state AS previous_state",
+        )
+        .bind::<Integer, _>(lane)
+        .bind::<Timestamp, _>(now)
+        .bind::<BigInt, _>(limit)
+        .bind::<Text, _>(owner)
+        .bind::<Timestamp, _>(lease_until)
+        .load(c)?),
+        DbConnection::Sqlite(c) => {
+            let picked: Vec<(i64, String)> = deliveries::table
+                .inner_join(sends::table)
+                .filter(deliveries::state.eq_any(CLAIMABLE))
+                .filter(deliveries::lane.eq(lane))
+                .filter(deliveries::next_attempt_at.le(now))
+                .filter(sends::status.eq("sending"))
+                .order((deliveries::next_attempt_at, deliveries::id))
+                .limit(limit)
+                .select((deliveries::id, deliveries::state))
+                .load(c)?;
+            if picked.is_empty() {
+                return Ok(Vec::new());
+            }
+            let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
+            diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
+                .set((
+                    deliveries::state.eq("sending"),
+                    deliveries::lease_owner.eq(owner),
+                    deliveries::lease_until.eq(lease_until),
+                    deliveries::attempts.eq(deliveries::attempts + 1),
+                ))
+                .execute(c)?;
+            let rows: Vec<(i64, i64, i64, Option<i64>, String, String, String, Option<String>, i32)> =
+                deliveries::table
+                    .filter(deliveries::id.eq_any(&ids))
+                    .select((
+                        deliveries::id,
+                        deliveries::account_id,
+                        deliveries::send_id,
+                        deliveries::recipient_id,
+                        deliveries::channel,
+                        deliveries::address,
+                        deliveries::message_id,
+                        deliveries::params,
+                        deliveries::attempts,
+                    ))
+                    .load(c)?;
+            let previous: std::collections::HashMap<i64, String> = picked.into_iter().collect();
+            Ok(rows
+                .into_iter()
+                .map(|(id, account_id, send_id, recipient_id, channel, address, message_id, params, attempts)| Claimed {
+                    previous_state: previous.get(&id).cloned().unwrap_or_default(),
+                    id,
+                    account_id,
+                    send_id,
+                    recipient_id,
+                    channel,
+                    address,
+                    message_id,
+                    params,
+                    attempts,
+                })
+                .collect())
+        }
+    }
+}
+
+/// Creates a token bucket row (full) unless it exists, then locks it until the
+/// transaction ends (PostgreSQL).
+pub fn lock_throttle(conn: &mut DbConnection, bucket: &str, full: f64, now: NaiveDateTime) -> Result<()> {
+    use super::schema::throttles;
+    on_backend!(conn, |c| diesel::insert_into(throttles::table)
+        .values((
+            throttles::bucket.eq(bucket),
+            throttles::tokens.eq(full),
+            throttles::updated_at.eq(now)
+        ))
+        .on_conflict_do_nothing()
+        .execute(c))?;
+    if let DbConnection::Postgresql(c) = conn {
+        throttles::table
+            .find(bucket)
+            .select(throttles::bucket)
+            .for_update()
+            .first::<String>(c)?;
     }
     Ok(())
 }

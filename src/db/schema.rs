@@ -175,6 +175,135 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    server_secrets (name) {
+        name -> Text,
+        value -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    variables (account_id, name) {
+        account_id -> BigInt,
+        name -> Text,
+        value -> Text,
+    }
+}
+
+diesel::table! {
+    providers (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        name -> Text,
+        channel -> Text,
+        kind -> Text,
+        config -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    provider_defaults (account_id, channel, category) {
+        account_id -> BigInt,
+        channel -> Text,
+        category -> Text,
+        provider_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    messages (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        channel -> Text,
+        dialect -> Text,
+        name -> Text,
+        subject -> Text,
+        html -> Nullable<Text>,
+        text -> Nullable<Text>,
+        from_name -> Text,
+        from_email -> Text,
+        reply_to -> Text,
+        headers -> Text,
+        list_id -> Nullable<BigInt>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    sends (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        message_id -> BigInt,
+        kind -> Text,
+        lane -> Integer,
+        status -> Text,
+        list_id -> Nullable<BigInt>,
+        group_ids -> Text,
+        params -> Text,
+        provider_id -> Nullable<BigInt>,
+        idempotency_key -> Nullable<Text>,
+        scheduled_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        completed_at -> Nullable<Timestamp>,
+        expansion_cursor -> BigInt,
+        expanded -> Bool,
+        expansion_lease_until -> Nullable<Timestamp>,
+        to_send -> BigInt,
+        sent -> BigInt,
+        deferred -> BigInt,
+        failed -> BigInt,
+        bounced -> BigInt,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    deliveries (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        send_id -> BigInt,
+        recipient_id -> Nullable<BigInt>,
+        channel -> Text,
+        address -> Text,
+        lane -> Integer,
+        state -> Text,
+        message_id -> Text,
+        params -> Nullable<Text>,
+        attempts -> Integer,
+        next_attempt_at -> Timestamp,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        last_reply -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    delivery_events (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        send_id -> BigInt,
+        delivery_id -> BigInt,
+        recipient_id -> Nullable<BigInt>,
+        kind -> Text,
+        detail -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    throttles (bucket) {
+        bucket -> Text,
+        tokens -> Double,
+        updated_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(account_hosts -> accounts (account_id));
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
@@ -185,6 +314,8 @@ diesel::joinable!(subscriptions -> recipients (recipient_id));
 diesel::joinable!(group_members -> list_groups (group_id));
 diesel::joinable!(group_members -> recipients (recipient_id));
 diesel::joinable!(recipient_field_values -> recipients (recipient_id));
+diesel::joinable!(sends -> messages (message_id));
+diesel::joinable!(deliveries -> sends (send_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -200,4 +331,13 @@ diesel::allow_tables_to_appear_in_same_query!(
     subscriptions,
     group_members,
     subscription_history,
+    server_secrets,
+    variables,
+    providers,
+    provider_defaults,
+    messages,
+    sends,
+    deliveries,
+    delivery_events,
+    throttles,
 );

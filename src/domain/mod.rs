@@ -7,12 +7,17 @@ pub mod credentials;
 pub mod fields;
 pub mod groups;
 pub mod history;
+pub mod links;
 pub mod lists;
+pub mod messages;
+pub mod providers;
 pub mod recipients;
 pub mod secrets;
+pub mod sends;
 pub mod sessions;
 pub mod subscriptions;
 pub mod users;
+pub mod variables;
 
 use chrono::NaiveDateTime;
 

@@ -460,6 +460,38 @@ pub fn field_values(
         .load(conn)?)
 }
 
+/// Recipients of the account by id, each with its field values (for rendering a
+/// batch of deliveries in two queries).
+pub fn with_field_values(
+    conn: &mut DbConnection,
+    account_id: i64,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, (Recipient, Vec<(i32, String)>)>> {
+    let mut found: std::collections::HashMap<i64, (Recipient, Vec<(i32, String)>)> = recipients::table
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::id.eq_any(ids))
+        .select(Recipient::as_select())
+        .load(conn)?
+        .into_iter()
+        .map(|r| (r.id, (r, Vec::new())))
+        .collect();
+    let values: Vec<(i64, i32, String)> = recipient_field_values::table
+        .filter(recipient_field_values::account_id.eq(account_id))
+        .filter(recipient_field_values::recipient_id.eq_any(ids))
+        .select((
+            recipient_field_values::recipient_id,
+            recipient_field_values::field_number,
+            recipient_field_values::value,
+        ))
+        .load(conn)?;
+    for (recipient_id, number, value) in values {
+        if let Some((_, fields)) = found.get_mut(&recipient_id) {
+            fields.push((number, value));
+        }
+    }
+    Ok(found)
+}
+
 /// Blocks (or unblocks) a recipient account-wide on one channel. Subscriptions
 /// keep their status; sending checks the block.
 pub fn set_blocklisted(

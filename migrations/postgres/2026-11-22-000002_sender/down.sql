@@ -1,0 +1,9 @@
+DROP TABLE throttles;
+DROP TABLE delivery_events;
+DROP TABLE deliveries;
+DROP TABLE sends;
+DROP TABLE messages;
+DROP TABLE provider_defaults;
+DROP TABLE providers;
+DROP TABLE variables;
+DROP TABLE server_secrets;

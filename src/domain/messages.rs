@@ -1,0 +1,199 @@
+//! Messages: the content of e-mails (subject, HTML, text, sender, headers) and SMS
+//! (text, sender in `from_name`), each written in a template dialect. A message is
+//! checked by compiling it when it is saved, so a broken template is refused up
+//! front rather than failing per recipient.
+
+use std::collections::BTreeMap;
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::{fields, lists, now};
+use crate::db::DbConnection;
+use crate::db::schema::messages;
+use crate::render::{self, Compiled, Dialect, Limits, Parts};
+use crate::{Error, Result};
+
+/// The channel a message or delivery goes out on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MessageKind {
+    Email,
+    Sms,
+}
+
+impl MessageKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MessageKind::Email => "email",
+            MessageKind::Sms => "sms",
+        }
+    }
+
+    pub fn parse(text: &str) -> Result<MessageKind> {
+        match text {
+            "email" => Ok(MessageKind::Email),
+            "sms" => Ok(MessageKind::Sms),
+            other => Err(Error::Internal(format!("unknown channel {other:?}"))),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = messages)]
+pub struct Message {
+    pub id: i64,
+    pub account_id: i64,
+    channel: String,
+    dialect: String,
+    pub name: String,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub from_name: String,
+    pub from_email: String,
+    pub reply_to: String,
+    headers: String,
+    pub list_id: Option<i64>,
+    pub created_at: NaiveDateTime,
+}
+
+impl Message {
+    pub fn kind(&self) -> Result<MessageKind> {
+        MessageKind::parse(&self.channel)
+    }
+
+    pub fn dialect(&self) -> Result<Dialect> {
+        Dialect::parse(&self.dialect)
+            .ok_or_else(|| Error::Internal(format!("unknown dialect {:?}", self.dialect)))
+    }
+
+    /// Extra headers to add to every e-mail of this message.
+    pub fn headers(&self) -> BTreeMap<String, String> {
+        serde_json::from_str(&self.headers).unwrap_or_default()
+    }
+
+    /// Compiles the message for rendering, with the account's field names.
+    pub fn compile(&self, field_names: &[String]) -> Result<Compiled> {
+        let parts = Parts {
+            subject: Some(&self.subject),
+            html: self.html.as_deref(),
+            text: self.text.as_deref(),
+        };
+        Compiled::new(&parts, self.dialect()?, field_names, Limits::default())
+            .map_err(|e| Error::invalid("template", e.to_string()))
+    }
+}
+
+/// A message to store.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    pub kind: MessageKind,
+    pub dialect: Dialect,
+    pub name: String,
+    pub subject: String,
+    pub html: Option<String>,
+    pub text: Option<String>,
+    pub from_name: String,
+    pub from_email: String,
+    pub reply_to: String,
+    pub headers: BTreeMap<String, String>,
+    /// The public number of the list the message belongs to, if any.
+    pub list: Option<i64>,
+}
+
+impl NewMessage {
+    /// An e-mail in Jinja with the given subject and HTML, other parts empty.
+    pub fn email(subject: impl Into<String>, html: impl Into<String>) -> NewMessage {
+        NewMessage {
+            kind: MessageKind::Email,
+            dialect: Dialect::Jinja,
+            name: String::new(),
+            subject: subject.into(),
+            html: Some(html.into()),
+            text: None,
+            from_name: String::new(),
+            from_email: String::new(),
+            reply_to: String::new(),
+            headers: BTreeMap::new(),
+            list: None,
+        }
+    }
+}
+
+/// Headers that the sender sets itself and a message may not override.
+const RESERVED_HEADERS: [&str; 12] = [
+    "from", "to", "cc", "bcc", "subject", "message-id", "date", "reply-to", "mime-version",
+    "content-type", "content-transfer-encoding", "list-unsubscribe",
+];
+
+fn check_headers(headers: &BTreeMap<String, String>) -> Result<()> {
+    for (name, value) in headers {
+        let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !valid_name || RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
+            return Err(Error::invalid("header", format!("{name:?} cannot be set")));
+        }
+        if value.contains(['\r', '\n']) {
+            return Err(Error::invalid("header", format!("{name}: value has a line break")));
+        }
+    }
+    Ok(())
+}
+
+pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewMessage) -> Result<Message> {
+    check_headers(&new.headers)?;
+    if new.kind == MessageKind::Email && new.html.is_none() && new.text.is_none() {
+        return Err(Error::invalid("message", "an e-mail needs an HTML or a text body"));
+    }
+    if new.kind == MessageKind::Sms && new.text.as_deref().is_none_or(str::is_empty) {
+        return Err(Error::invalid("message", "an SMS needs a text"));
+    }
+    let list_id = match new.list {
+        Some(number) => Some(lists::get(conn, account_id, number)?.id),
+        None => None,
+    };
+    let field_names = field_names(conn, account_id)?;
+    let parts = Parts {
+        subject: Some(&new.subject),
+        html: new.html.as_deref(),
+        text: new.text.as_deref(),
+    };
+    render::Compiled::new(&parts, new.dialect, &field_names, Limits::default())
+        .map_err(|e| Error::invalid("template", e.to_string()))?;
+    let headers = serde_json::to_string(&new.headers).map_err(|e| Error::Internal(e.to_string()))?;
+    let stamp = now();
+    let id: i64 = diesel::insert_into(messages::table)
+        .values((
+            messages::account_id.eq(account_id),
+            messages::channel.eq(new.kind.as_str()),
+            messages::dialect.eq(new.dialect.as_str()),
+            messages::name.eq(&new.name),
+            messages::subject.eq(&new.subject),
+            messages::html.eq(&new.html),
+            messages::text.eq(&new.text),
+            messages::from_name.eq(&new.from_name),
+            messages::from_email.eq(&new.from_email),
+            messages::reply_to.eq(&new.reply_to),
+            messages::headers.eq(headers),
+            messages::list_id.eq(list_id),
+            messages::created_at.eq(stamp),
+            messages::updated_at.eq(stamp),
+        ))
+        .returning(messages::id)
+        .get_result(conn)?;
+    get(conn, account_id, id)
+}
+
+pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Message> {
+    messages::table
+        .filter(messages::account_id.eq(account_id))
+        .filter(messages::id.eq(id))
+        .select(Message::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound("message"))
+}
+
+/// The account's field names, for MailUp's `[name]` tags.
+pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<String>> {
+    Ok(fields::all(conn, account_id)?.into_iter().map(|f| f.name).collect())
+}

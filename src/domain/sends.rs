@@ -1,0 +1,656 @@
+//! Sends: a message going out to an audience. Four kinds: campaigns (a list, some
+//! of its groups, or explicit recipients; now or scheduled), single/transactional
+//! messages, system messages (double opt-in confirmations, welcomes) and OTPs.
+//! Campaigns go in the bulk lane; the rest in the priority lane, which workers
+//! serve first and never behind a campaign.
+//!
+//! Deliveries (the outbox) are written here, in the caller's transaction, so an
+//! accepted request is never lost. A list campaign is expanded into deliveries in
+//! batches, resumably: the cursor (the last recipient id expanded) moves in the
+//! same transaction as the batch it covers.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use super::messages::{self, Message, MessageKind};
+use super::recipients::{self, Recipient, RecipientKey};
+use super::{groups, lists, now};
+use crate::db::schema::{deliveries, group_members, recipients as recipients_table, sends, subscriptions};
+use crate::db::{DbConnection, backend, write_transaction};
+use crate::{Error, Result};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendKind {
+    Campaign,
+    Single,
+    System,
+    Otp,
+}
+
+impl SendKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendKind::Campaign => "campaign",
+            SendKind::Single => "single",
+            SendKind::System => "system",
+            SendKind::Otp => "otp",
+        }
+    }
+
+    pub fn lane(self) -> Lane {
+        match self {
+            SendKind::Campaign => Lane::Bulk,
+            SendKind::Single | SendKind::System | SendKind::Otp => Lane::Priority,
+        }
+    }
+
+    fn parse(text: &str) -> Result<SendKind> {
+        match text {
+            "campaign" => Ok(SendKind::Campaign),
+            "single" => Ok(SendKind::Single),
+            "system" => Ok(SendKind::System),
+            "otp" => Ok(SendKind::Otp),
+            other => Err(Error::Internal(format!("unknown send kind {other:?}"))),
+        }
+    }
+}
+
+/// Deliveries of the priority lane are claimed before, and separately from, the
+/// bulk lane's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Lane {
+    Priority = 0,
+    Bulk = 1,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendStatus {
+    Draft,
+    Scheduled,
+    Sending,
+    Paused,
+    Completed,
+    Cancelled,
+}
+
+impl SendStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SendStatus::Draft => "draft",
+            SendStatus::Scheduled => "scheduled",
+            SendStatus::Sending => "sending",
+            SendStatus::Paused => "paused",
+            SendStatus::Completed => "completed",
+            SendStatus::Cancelled => "cancelled",
+        }
+    }
+
+    fn parse(text: &str) -> Result<SendStatus> {
+        Ok(match text {
+            "draft" => SendStatus::Draft,
+            "scheduled" => SendStatus::Scheduled,
+            "sending" => SendStatus::Sending,
+            "paused" => SendStatus::Paused,
+            "completed" => SendStatus::Completed,
+            "cancelled" => SendStatus::Cancelled,
+            other => return Err(Error::Internal(format!("unknown send status {other:?}"))),
+        })
+    }
+}
+
+#[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
+#[diesel(table_name = sends)]
+pub struct Send {
+    pub id: i64,
+    pub account_id: i64,
+    pub message_id: i64,
+    kind: String,
+    status: String,
+    pub list_id: Option<i64>,
+    group_ids: String,
+    params: String,
+    pub provider_id: Option<i64>,
+    pub scheduled_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub completed_at: Option<NaiveDateTime>,
+    pub expansion_cursor: i64,
+    pub expanded: bool,
+    /// Deliveries enqueued so far.
+    pub to_send: i64,
+    pub sent: i64,
+    /// Deliveries waiting for a retry after a temporary failure.
+    pub deferred: i64,
+    /// Deliveries given up (bounced ones included).
+    pub failed: i64,
+    /// Deliveries refused permanently by the receiving server.
+    pub bounced: i64,
+}
+
+impl Send {
+    pub fn kind(&self) -> Result<SendKind> {
+        SendKind::parse(&self.kind)
+    }
+
+    pub fn status(&self) -> Result<SendStatus> {
+        SendStatus::parse(&self.status)
+    }
+
+    /// Per-send template parameters.
+    pub fn params(&self) -> serde_json::Map<String, serde_json::Value> {
+        serde_json::from_str(&self.params).unwrap_or_default()
+    }
+
+    /// Internal ids of the groups a list campaign is limited to.
+    fn group_ids(&self) -> Vec<i64> {
+        self.group_ids.split(',').filter_map(|id| id.parse().ok()).collect()
+    }
+}
+
+/// Who a campaign goes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Audience {
+    /// The subscribed members of a list (public number), optionally only those in
+    /// at least one of the given groups (public numbers).
+    List { list: i64, groups: Vec<i64> },
+    /// Named recipients of the account.
+    Recipients(Vec<RecipientKey>),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewCampaign {
+    pub message_id: i64,
+    pub audience: Audience,
+    pub params: serde_json::Map<String, serde_json::Value>,
+    /// Start at this time (UTC) instead of as soon as started.
+    pub scheduled_at: Option<NaiveDateTime>,
+    /// A retried request with the same key returns the first send.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = deliveries)]
+pub struct NewDelivery {
+    pub account_id: i64,
+    pub send_id: i64,
+    pub recipient_id: Option<i64>,
+    pub channel: &'static str,
+    pub address: String,
+    pub lane: i32,
+    pub state: &'static str,
+    pub message_id: String,
+    pub params: Option<String>,
+    pub next_attempt_at: NaiveDateTime,
+    pub created_at: NaiveDateTime,
+}
+
+/// Creates a campaign as a draft; [`start`] sends it.
+pub fn create_campaign(conn: &mut DbConnection, account_id: i64, new: &NewCampaign) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        if let Some(existing) = find_by_key(conn, account_id, new.idempotency_key.as_deref())? {
+            return Ok(existing);
+        }
+        let message = messages::get(conn, account_id, new.message_id)?;
+        let (list_id, group_ids) = match &new.audience {
+            Audience::List { list, groups: numbers } => {
+                let list = lists::get(conn, account_id, *list)?;
+                let groups = groups::resolve_in_list(conn, account_id, list.id, numbers)?;
+                let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
+                (Some(list.id), ids.join(","))
+            }
+            Audience::Recipients(keys) => {
+                if keys.is_empty() {
+                    return Err(Error::invalid("recipients", "at least one recipient is needed"));
+                }
+                (None, String::new())
+            }
+        };
+        let send_id = insert_send(conn, account_id, &message, SendKind::Campaign, list_id, &group_ids, &new.params, new.scheduled_at, new.idempotency_key.as_deref())?;
+        if let Audience::Recipients(keys) = &new.audience {
+            // Named recipients are few: they are enqueued now (as queued rows of a
+            // draft send, which workers do not claim until it starts).
+            let stamp = now();
+            let mut rows = Vec::with_capacity(keys.len());
+            for key in keys {
+                let recipient = recipients::get(conn, account_id, key)?;
+                if let Some(address) = address_for(&recipient, message.kind()?) {
+                    rows.push(delivery_row(&message, send_id, Some(recipient.id), address, SendKind::Campaign, None, stamp));
+                }
+            }
+            rows.sort_by_key(|r| r.recipient_id);
+            rows.dedup_by_key(|r| r.recipient_id);
+            insert_deliveries(conn, send_id, &rows)?;
+            diesel::update(sends::table.find(send_id))
+                .set(sends::expanded.eq(true))
+                .execute(conn)?;
+        }
+        get(conn, account_id, send_id)
+    })
+}
+
+/// Starts a draft: scheduled if its time is in the future, sending otherwise.
+pub fn start(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        let send = get(conn, account_id, send_id)?;
+        if send.status()? != SendStatus::Draft {
+            return Err(Error::Conflict(format!("send {send_id} is {}, not a draft", send.status)));
+        }
+        let status = match send.scheduled_at {
+            Some(at) if at > now() => SendStatus::Scheduled,
+            _ => SendStatus::Sending,
+        };
+        set_status(conn, send_id, status)?;
+        get(conn, account_id, send_id)
+    })
+}
+
+/// Moves scheduled sends whose time has come to sending. Returns how many.
+pub fn start_due(conn: &mut DbConnection) -> Result<usize> {
+    let stamp = now();
+    Ok(diesel::update(
+        sends::table
+            .filter(sends::status.eq(SendStatus::Scheduled.as_str()))
+            .filter(sends::scheduled_at.le(stamp)),
+    )
+    .set((
+        sends::status.eq(SendStatus::Sending.as_str()),
+        sends::started_at.eq(Some(stamp)),
+        sends::updated_at.eq(stamp),
+    ))
+    .execute(conn)?)
+}
+
+/// Stops claiming a send's deliveries (those in flight finish).
+pub fn pause(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
+    change_status(conn, account_id, send_id, &[SendStatus::Sending, SendStatus::Scheduled], SendStatus::Paused)
+}
+
+pub fn resume(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
+    change_status(conn, account_id, send_id, &[SendStatus::Paused], SendStatus::Sending)
+}
+
+/// Cancels a send: nothing more of it is sent; its queued deliveries are marked
+/// cancelled.
+pub fn cancel(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        let send = change_status(
+            conn,
+            account_id,
+            send_id,
+            &[SendStatus::Draft, SendStatus::Scheduled, SendStatus::Sending, SendStatus::Paused],
+            SendStatus::Cancelled,
+        )?;
+        diesel::update(
+            deliveries::table
+                .filter(deliveries::send_id.eq(send_id))
+                .filter(deliveries::state.eq_any(["queued", "deferred", "unknown"])),
+        )
+        .set(deliveries::state.eq("cancelled"))
+        .execute(conn)?;
+        diesel::update(sends::table.find(send_id))
+            .set(sends::deferred.eq(0))
+            .execute(conn)?;
+        Ok(send)
+    })
+}
+
+fn change_status(conn: &mut DbConnection, account_id: i64, send_id: i64, from: &[SendStatus], to: SendStatus) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        let send = get(conn, account_id, send_id)?;
+        if !from.contains(&send.status()?) {
+            return Err(Error::Conflict(format!("send {send_id} is {}; cannot become {}", send.status, to.as_str())));
+        }
+        set_status(conn, send_id, to)?;
+        get(conn, account_id, send_id)
+    })
+}
+
+fn set_status(conn: &mut DbConnection, send_id: i64, status: SendStatus) -> Result<()> {
+    let stamp = now();
+    diesel::update(sends::table.find(send_id))
+        .set((sends::status.eq(status.as_str()), sends::updated_at.eq(stamp)))
+        .execute(conn)?;
+    if status == SendStatus::Sending {
+        diesel::update(sends::table.find(send_id).filter(sends::started_at.is_null()))
+            .set(sends::started_at.eq(Some(stamp)))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// The recipient of a single message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum To {
+    /// A recipient of the account.
+    Recipient(RecipientKey),
+    /// An address (e-mail or mobile number) that need not be a recipient; if it
+    /// is one, the delivery is linked to it.
+    Address(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSingle {
+    /// Single, system or OTP.
+    pub kind: SendKind,
+    pub message_id: i64,
+    pub to: To,
+    /// Template parameters for this message.
+    pub params: serde_json::Map<String, serde_json::Value>,
+    pub idempotency_key: Option<String>,
+}
+
+/// A single message placed in the outbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Enqueued {
+    pub send_id: i64,
+    pub delivery_id: i64,
+    /// The idempotency key had been used: this is the earlier send, not a new one.
+    pub repeated: bool,
+}
+
+/// Puts one message for one recipient in the outbox, in the caller's transaction.
+pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle) -> Result<Enqueued> {
+    if new.kind == SendKind::Campaign {
+        return Err(Error::invalid("send kind", "campaigns are created with create_campaign"));
+    }
+    write_transaction(conn, |conn| {
+        if let Some(existing) = find_by_key(conn, account_id, new.idempotency_key.as_deref())? {
+            let delivery_id = deliveries::table
+                .filter(deliveries::send_id.eq(existing.id))
+                .select(deliveries::id)
+                .first(conn)?;
+            return Ok(Enqueued { send_id: existing.id, delivery_id, repeated: true });
+        }
+        let message = messages::get(conn, account_id, new.message_id)?;
+        let kind = message.kind()?;
+        let (recipient, address) = match &new.to {
+            To::Recipient(key) => {
+                let recipient = recipients::get(conn, account_id, key)?;
+                let address = address_for(&recipient, kind).ok_or(Error::invalid(
+                    "recipient",
+                    format!("has no {} address", kind.as_str()),
+                ))?;
+                (Some(recipient), address)
+            }
+            To::Address(address) => {
+                let key = match kind {
+                    MessageKind::Email => RecipientKey::Email(address.clone()),
+                    MessageKind::Sms => RecipientKey::Mobile(recipients::Mobile::new(address.clone())),
+                };
+                // Validates the address as a side effect.
+                let recipient = recipients::find(conn, account_id, &key)?;
+                let address = match &recipient {
+                    Some(r) => address_for(r, kind).unwrap_or_else(|| address.trim().to_string()),
+                    None => address.trim().to_string(),
+                };
+                (recipient, address)
+            }
+        };
+        if let Some(r) = &recipient {
+            let allowed = match kind {
+                MessageKind::Email => r.email_allowed(),
+                MessageKind::Sms => r.sms_allowed(),
+            };
+            if !allowed {
+                return Err(Error::Blocklisted);
+            }
+        }
+        let send_id = insert_send(conn, account_id, &message, new.kind, None, "", &serde_json::Map::new(), None, new.idempotency_key.as_deref())?;
+        let params = (!new.params.is_empty())
+            .then(|| serde_json::to_string(&new.params))
+            .transpose()
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let row = delivery_row(&message, send_id, recipient.as_ref().map(|r| r.id), address, new.kind, params, now());
+        insert_deliveries(conn, send_id, std::slice::from_ref(&row))?;
+        diesel::update(sends::table.find(send_id))
+            .set(sends::expanded.eq(true))
+            .execute(conn)?;
+        set_status(conn, send_id, SendStatus::Sending)?;
+        let delivery_id = deliveries::table
+            .filter(deliveries::send_id.eq(send_id))
+            .select(deliveries::id)
+            .first(conn)?;
+        Ok(Enqueued { send_id, delivery_id, repeated: false })
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn insert_send(
+    conn: &mut DbConnection,
+    account_id: i64,
+    message: &Message,
+    kind: SendKind,
+    list_id: Option<i64>,
+    group_ids: &str,
+    params: &serde_json::Map<String, serde_json::Value>,
+    scheduled_at: Option<NaiveDateTime>,
+    idempotency_key: Option<&str>,
+) -> Result<i64> {
+    let params = serde_json::to_string(params).map_err(|e| Error::Internal(e.to_string()))?;
+    let stamp = now();
+    Ok(diesel::insert_into(sends::table)
+        .values((
+            sends::account_id.eq(account_id),
+            sends::message_id.eq(message.id),
+            sends::kind.eq(kind.as_str()),
+            sends::lane.eq(kind.lane() as i32),
+            sends::status.eq(SendStatus::Draft.as_str()),
+            sends::list_id.eq(list_id),
+            sends::group_ids.eq(group_ids),
+            sends::params.eq(params),
+            sends::idempotency_key.eq(idempotency_key),
+            sends::scheduled_at.eq(scheduled_at),
+            sends::created_at.eq(stamp),
+            sends::updated_at.eq(stamp),
+        ))
+        .returning(sends::id)
+        .get_result(conn)?)
+}
+
+fn find_by_key(conn: &mut DbConnection, account_id: i64, key: Option<&str>) -> Result<Option<Send>> {
+    let Some(key) = key else {
+        return Ok(None);
+    };
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::idempotency_key.eq(key))
+        .select(Send::as_select())
+        .first(conn)
+        .optional()?)
+}
+
+pub fn get(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
+    sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::id.eq(send_id))
+        .select(Send::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound("send"))
+}
+
+/// Where a delivery of `kind` goes for this recipient, if it has such an address.
+fn address_for(recipient: &Recipient, kind: MessageKind) -> Option<String> {
+    match kind {
+        MessageKind::Email => recipient.email.clone().filter(|_| recipient.erased_at.is_none()),
+        MessageKind::Sms => recipient.mobile_key.clone(),
+    }
+}
+
+/// A Message-ID fixed at enqueue: every attempt sends the same one, so a
+/// duplicate caused by a retry is recognisable.
+fn message_id_for(message: &Message) -> String {
+    let domain = message
+        .from_email
+        .rsplit_once('@')
+        .map(|(_, domain)| domain.trim())
+        .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .unwrap_or("espbridge.invalid");
+    format!("<{}@{domain}>", uuid::Uuid::new_v4().simple())
+}
+
+fn delivery_row(
+    message: &Message,
+    send_id: i64,
+    recipient_id: Option<i64>,
+    address: String,
+    kind: SendKind,
+    params: Option<String>,
+    stamp: NaiveDateTime,
+) -> NewDelivery {
+    NewDelivery {
+        account_id: message.account_id,
+        send_id,
+        recipient_id,
+        channel: if message.kind().ok() == Some(MessageKind::Sms) { "sms" } else { "email" },
+        address,
+        lane: kind.lane() as i32,
+        state: "queued",
+        message_id: message_id_for(message),
+        params,
+        next_attempt_at: stamp,
+        created_at: stamp,
+    }
+}
+
+fn insert_deliveries(conn: &mut DbConnection, send_id: i64, rows: &[NewDelivery]) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    backend::insert_deliveries(conn, rows)?;
+    diesel::update(sends::table.find(send_id))
+        .set(sends::to_send.eq(sends::to_send + rows.len() as i64))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// A send whose deliveries still have to be generated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExpansionJob {
+    pub account_id: i64,
+    pub send_id: i64,
+}
+
+/// Sending campaigns not yet fully expanded whose expansion no other process holds;
+/// each returned job is leased to the caller for `lease`.
+pub fn lease_expansions(conn: &mut DbConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<ExpansionJob>> {
+    write_transaction(conn, |conn| {
+        let stamp = now();
+        let candidates: Vec<(i64, i64)> = sends::table
+            .filter(sends::status.eq(SendStatus::Sending.as_str()))
+            .filter(sends::expanded.eq(false))
+            .filter(sends::expansion_lease_until.is_null().or(sends::expansion_lease_until.lt(stamp)))
+            .order(sends::id)
+            .limit(limit)
+            .select((sends::id, sends::account_id))
+            .load(conn)?;
+        let mut jobs = Vec::with_capacity(candidates.len());
+        for (send_id, account_id) in candidates {
+            // Conditional, so two processes racing for one send cannot both win.
+            let won = diesel::update(
+                sends::table
+                    .find(send_id)
+                    .filter(sends::expansion_lease_until.is_null().or(sends::expansion_lease_until.lt(stamp))),
+            )
+            .set(sends::expansion_lease_until.eq(Some(stamp + lease)))
+            .execute(conn)?;
+            if won == 1 {
+                jobs.push(ExpansionJob { account_id, send_id });
+            }
+        }
+        Ok(jobs)
+    })
+}
+
+/// Enqueues the next `batch` subscribed members of a campaign's list after its
+/// cursor, and moves the cursor past them, atomically, renewing the expansion
+/// lease for `lease`. Returns how many were enqueued; 0 means the expansion is
+/// complete (and it is marked so).
+pub fn expand_next_batch(conn: &mut DbConnection, job: ExpansionJob, batch: i64, lease: chrono::Duration) -> Result<usize> {
+    write_transaction(conn, |conn| {
+        let send = get(conn, job.account_id, job.send_id)?;
+        if send.expanded || send.status()? != SendStatus::Sending {
+            return Ok(0);
+        }
+        let list_id = send.list_id.ok_or(Error::Internal("list campaign without list".into()))?;
+        let message = messages::get(conn, send.account_id, send.message_id)?;
+        let kind = message.kind()?;
+        let mut query = subscriptions::table
+            .inner_join(recipients_table::table)
+            .filter(subscriptions::account_id.eq(send.account_id))
+            .filter(subscriptions::list_id.eq(list_id))
+            .filter(subscriptions::status.eq("subscribed"))
+            .filter(subscriptions::recipient_id.gt(send.expansion_cursor))
+            .filter(recipients_table::erased_at.is_null())
+            .into_boxed();
+        query = match kind {
+            MessageKind::Email => query
+                .filter(recipients_table::email.is_not_null())
+                .filter(recipients_table::email_blocklisted.eq(false))
+                .filter(recipients_table::bounced.eq(false)),
+            MessageKind::Sms => query
+                .filter(recipients_table::mobile_key.is_not_null())
+                .filter(recipients_table::sms_blocklisted.eq(false)),
+        };
+        let group_ids = send.group_ids();
+        if !group_ids.is_empty() {
+            query = query.filter(diesel::dsl::exists(
+                group_members::table
+                    .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                    .filter(group_members::group_id.eq_any(group_ids)),
+            ));
+        }
+        let members: Vec<(i64, Option<String>, Option<String>)> = query
+            .order(subscriptions::recipient_id)
+            .limit(batch)
+            .select((subscriptions::recipient_id, recipients_table::email, recipients_table::mobile_key))
+            .load(conn)?;
+        let Some(&(last, _, _)) = members.last() else {
+            diesel::update(sends::table.find(send.id))
+                .set((sends::expanded.eq(true), sends::expansion_lease_until.eq(None::<NaiveDateTime>)))
+                .execute(conn)?;
+            complete_if_done(conn, &[send.id])?;
+            return Ok(0);
+        };
+        let stamp = now();
+        let rows: Vec<NewDelivery> = members
+            .into_iter()
+            .filter_map(|(recipient_id, email, mobile)| {
+                let address = match kind {
+                    MessageKind::Email => email,
+                    MessageKind::Sms => mobile,
+                }?;
+                Some(delivery_row(&message, send.id, Some(recipient_id), address, SendKind::Campaign, None, stamp))
+            })
+            .collect();
+        insert_deliveries(conn, send.id, &rows)?;
+        // Guarded by the old cursor: if another expander got here first (a lease
+        // that expired under a stalled process), this batch rolls back.
+        let moved = diesel::update(sends::table.find(send.id).filter(sends::expansion_cursor.eq(send.expansion_cursor)))
+            .set((sends::expansion_cursor.eq(last), sends::expansion_lease_until.eq(Some(stamp + lease))))
+            .execute(conn)?;
+        if moved != 1 {
+            return Err(Error::Conflict(format!("send {} was expanded concurrently", send.id)));
+        }
+        Ok(rows.len())
+    })
+}
+
+/// Marks the given sends completed if they are fully expanded and every delivery
+/// reached a final state.
+pub fn complete_if_done(conn: &mut DbConnection, send_ids: &[i64]) -> Result<()> {
+    let stamp = now();
+    diesel::update(
+        sends::table
+            .filter(sends::id.eq_any(send_ids))
+            .filter(sends::status.eq(SendStatus::Sending.as_str()))
+            .filter(sends::expanded.eq(true))
+            .filter((sends::sent + sends::failed).ge(sends::to_send)),
+    )
+    .set((
+        sends::status.eq(SendStatus::Completed.as_str()),
+        sends::completed_at.eq(Some(stamp)),
+        sends::updated_at.eq(stamp),
+    ))
+    .execute(conn)?;
+    Ok(())
+}

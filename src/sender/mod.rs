@@ -1,0 +1,657 @@
+//! The durable queued sender: workers that take deliveries from the outbox with a
+//! lease, render them, hand them to a transport and record the outcome; a
+//! housekeeper that starts scheduled sends and reaps expired leases; an expander
+//! that turns list campaigns into deliveries in batches.
+//!
+//! Two lanes, each with its own claim loop and concurrency: the priority lane
+//! (transactional, OTP, system) and the bulk lane (campaigns), so a running
+//! campaign never delays a password reset. No transaction is held while a
+//! message is on the network: claims and outcomes are short transactions, and
+//! outcomes are written in batches.
+
+pub mod compose;
+pub mod queue;
+pub mod throttle;
+pub mod transport;
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use chrono::Duration;
+use lettre::message::Mailbox;
+use tokio::sync::{Notify, Semaphore, mpsc, watch};
+
+use self::queue::{Claimed, Outcome, RetryPolicy};
+use self::transport::{EmailTransport, Sms, SmsTransport};
+use crate::config::{SenderSettings, Settings};
+use crate::db::{Db, DbConnection};
+use crate::domain::links::{LinkSigner, Purpose};
+use crate::domain::messages::{self, MessageKind};
+use crate::domain::providers::{self, Category, ProviderKind};
+use crate::domain::sends::{self, Lane};
+use crate::domain::{fields, lists, recipients, sessions, variables};
+use crate::render::{Compiled, RecipientData, RenderContext};
+use crate::{Error, Result};
+
+/// A running sender (threads of its own); [`SenderHandle::stop`] ends it after
+/// the deliveries in flight are finished and recorded.
+pub struct SenderHandle {
+    stop: watch::Sender<bool>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl SenderHandle {
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        if self.thread.join().is_err() {
+            log::error!("sender thread panicked");
+        }
+    }
+}
+
+/// Starts the sender on its own runtime thread.
+pub fn spawn(db: Db, settings: &Settings) -> Result<SenderHandle> {
+    let sender = Sender::new(db, settings)?;
+    let (stop, stopped) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("sender".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name("sender-worker")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    log::error!("sender runtime could not start: {e}");
+                    return;
+                }
+            };
+            runtime.block_on(sender.run(stopped));
+        })
+        .map_err(|e| Error::Internal(format!("sender thread: {e}")))?;
+    Ok(SenderHandle { stop, thread })
+}
+
+/// The transport a send's deliveries go through, and its rate limit.
+#[derive(Clone)]
+enum Route {
+    Email(Arc<EmailTransport>),
+    Sms(Arc<SmsTransport>),
+}
+
+/// Everything about one send needed to render and route its deliveries,
+/// compiled once.
+struct Prepared {
+    kind: MessageKind,
+    compiled: Compiled,
+    from: Mailbox,
+    reply_to: Option<Mailbox>,
+    sms_from: String,
+    headers: BTreeMap<String, String>,
+    list: BTreeMap<String, String>,
+    vars: BTreeMap<String, String>,
+    params: serde_json::Map<String, serde_json::Value>,
+    /// Field number → (lower-case name, default value).
+    fields: HashMap<i32, (String, String)>,
+    route: Route,
+    /// Token bucket of the send's provider: (bucket name, messages per second).
+    provider_rate: Option<(String, f64)>,
+}
+
+/// A delivery ready to go out.
+struct Work {
+    prepared: Arc<Prepared>,
+    context: RenderContext,
+}
+
+pub struct Sender {
+    db: Db,
+    settings: SenderSettings,
+    data_dir: PathBuf,
+    public_url: String,
+    owner: String,
+    signer: LinkSigner,
+    default_email: Arc<EmailTransport>,
+    default_sms: Arc<SmsTransport>,
+    provider_routes: Mutex<HashMap<i64, Route>>,
+    prepared: Mutex<HashMap<i64, Arc<Prepared>>>,
+    wake_bulk: Notify,
+}
+
+/// Prepared sends kept at most; beyond that the cache starts afresh.
+const PREPARED_CACHE: usize = 512;
+
+impl Sender {
+    pub fn new(db: Db, settings: &Settings) -> Result<Arc<Sender>> {
+        let signer = LinkSigner::load(&mut *db.conn()?)?;
+        let sender = &settings.sender;
+        let connections = (sender.bulk_concurrency + sender.priority_concurrency) as u32;
+        let default_email = EmailTransport::new(settings.smtp_url.as_deref(), &settings.data_dir, connections)?;
+        let default_sms = SmsTransport::Log(transport::sms::SmsLog::new(settings.data_dir.join("sms-outbox.jsonl"))?);
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "espbridge".into());
+        Ok(Arc::new(Sender {
+            db,
+            settings: sender.clone(),
+            data_dir: settings.data_dir.clone(),
+            public_url: settings
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("http://{}", settings.listen))
+                .trim_end_matches('/')
+                .to_string(),
+            owner: format!("{host}:{}:{}", std::process::id(), crate::domain::secrets::random_token(8)),
+            signer,
+            default_email: Arc::new(default_email),
+            default_sms: Arc::new(default_sms),
+            provider_routes: Mutex::new(HashMap::new()),
+            prepared: Mutex::new(HashMap::new()),
+            wake_bulk: Notify::new(),
+        }))
+    }
+
+    /// Runs every loop until `stop` turns true.
+    pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
+        log::info!("sender {} started", self.owner);
+        let priority = tokio::spawn(self.clone().lane(Lane::Priority, self.settings.priority_concurrency, stop.clone()));
+        let bulk = tokio::spawn(self.clone().lane(Lane::Bulk, self.settings.bulk_concurrency, stop.clone()));
+        let housekeeping = tokio::spawn(self.clone().housekeeping(stop.clone()));
+        let expansion = tokio::spawn(self.clone().expansion(stop));
+        for task in [priority, bulk, housekeeping, expansion] {
+            if let Err(e) = task.await {
+                log::error!("sender task failed: {e}");
+            }
+        }
+        log::info!("sender {} stopped", self.owner);
+    }
+
+    fn poll(&self) -> StdDuration {
+        StdDuration::from_millis(self.settings.poll_milliseconds.max(1))
+    }
+
+    fn policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base: Duration::seconds(self.settings.retry_base_seconds as i64),
+            max_attempts: self.settings.max_attempts.max(1),
+        }
+    }
+
+    /// Claims and delivers the lane's deliveries with at most `concurrency` in flight.
+    async fn lane(self: Arc<Self>, lane: Lane, concurrency: usize, mut stop: watch::Receiver<bool>) {
+        let concurrency = concurrency.max(1);
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let (results, outcomes) = mpsc::channel(concurrency + self.settings.claim_batch);
+        let recorder = tokio::spawn(self.clone().record(outcomes));
+        let lease = Duration::seconds(self.settings.lease_seconds as i64);
+        while !*stop.borrow() {
+            let free = permits.available_permits();
+            if free == 0 {
+                if let Ok(permit) = permits.clone().acquire_owned().await {
+                    drop(permit);
+                }
+                continue;
+            }
+            let limit = free.min(self.settings.claim_batch.max(1));
+            let owner = self.owner.clone();
+            let claimed = match self.db.run(move |conn| queue::claim(conn, lane, &owner, limit, lease)).await {
+                Ok(claimed) => claimed,
+                Err(e) => {
+                    log::error!("claiming deliveries failed: {e}");
+                    tokio::time::sleep(self.poll()).await;
+                    continue;
+                }
+            };
+            if claimed.is_empty() {
+                tokio::select! {
+                    _ = tokio::time::sleep(self.poll()) => {}
+                    _ = self.wake_bulk.notified(), if lane == Lane::Bulk => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            }
+            for (claimed, job) in self.prepare(claimed).await {
+                match job {
+                    Ok(work) => {
+                        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                        let sender = self.clone();
+                        let results = results.clone();
+                        tokio::spawn(async move {
+                            let outcome = sender.deliver(&claimed, work).await;
+                            let _ = results.send((claimed, outcome)).await;
+                            drop(permit);
+                        });
+                    }
+                    Err(outcome) => {
+                        let _ = results.send((claimed, outcome)).await;
+                    }
+                }
+            }
+        }
+        // Let the deliveries in flight finish, then record everything.
+        let _all = permits.acquire_many(concurrency as u32).await;
+        drop(results);
+        if let Err(e) = recorder.await {
+            log::error!("outcome recorder failed: {e}");
+        }
+    }
+
+    /// Writes outcomes in batches (up to 256, or what arrives within 20 ms).
+    async fn record(self: Arc<Self>, mut outcomes: mpsc::Receiver<(Claimed, Outcome)>) {
+        let mut batch = Vec::new();
+        while let Some(first) = outcomes.recv().await {
+            batch.push(first);
+            let deadline = tokio::time::Instant::now() + StdDuration::from_millis(20);
+            while batch.len() < 256 {
+                match tokio::time::timeout_at(deadline, outcomes.recv()).await {
+                    Ok(Some(next)) => batch.push(next),
+                    _ => break,
+                }
+            }
+            self.write_outcomes(std::mem::take(&mut batch)).await;
+        }
+    }
+
+    async fn write_outcomes(&self, batch: Vec<(Claimed, Outcome)>) {
+        let batch = Arc::new(batch);
+        for attempt in 1..=5u32 {
+            let owner = self.owner.clone();
+            let policy = self.policy();
+            let rows = batch.clone();
+            match self.db.run(move |conn| queue::finish(conn, &owner, &rows, policy)).await {
+                Ok(()) => return,
+                Err(e) => {
+                    log::error!("recording {} outcomes failed (attempt {attempt}): {e}", batch.len());
+                    tokio::time::sleep(StdDuration::from_millis(200 * u64::from(attempt))).await;
+                }
+            }
+        }
+        // The deliveries stay leased; when the lease runs out they are re-sent.
+        log::error!("gave up recording {} outcomes; they will be retried after their lease", batch.len());
+    }
+
+    /// Loads what the claimed deliveries need, applies rate limits, and pairs each
+    /// with its work, or with the outcome that settles it without sending.
+    async fn prepare(self: &Arc<Self>, claimed: Vec<Claimed>) -> Vec<(Claimed, std::result::Result<Work, Outcome>)> {
+        let mut prepared: HashMap<i64, std::result::Result<Arc<Prepared>, String>> = HashMap::new();
+        for c in &claimed {
+            if !prepared.contains_key(&c.send_id) {
+                let result = self.prepared_send(c.account_id, c.send_id).await.map_err(|e| e.to_string());
+                prepared.insert(c.send_id, result);
+            }
+        }
+        let held_back = self.apply_rate_limits(&claimed, &prepared).await;
+        let recipients = self.recipient_data(&claimed).await;
+        claimed
+            .into_iter()
+            .map(|c| {
+                if let Some(wait) = held_back.get(&c.id) {
+                    return (c, Err(Outcome::Throttled(*wait)));
+                }
+                let job = match prepared.get(&c.send_id) {
+                    Some(Ok(p)) => Ok(Work { prepared: p.clone(), context: render_context(p, &c, recipients.get(&c.recipient_id.unwrap_or(-1))) }),
+                    Some(Err(e)) => Err(Outcome::Failed(format!("send cannot be prepared: {e}"))),
+                    None => Err(Outcome::Failed("send cannot be prepared".into())),
+                };
+                (c, job)
+            })
+            .collect()
+    }
+
+    async fn prepared_send(self: &Arc<Self>, account_id: i64, send_id: i64) -> Result<Arc<Prepared>> {
+        if let Some(p) = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).get(&send_id) {
+            return Ok(p.clone());
+        }
+        let sender = self.clone();
+        let p = Arc::new(self.db.run(move |conn| sender.load_prepared(conn, account_id, send_id)).await?);
+        let mut cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= PREPARED_CACHE {
+            cache.clear();
+        }
+        cache.insert(send_id, p.clone());
+        Ok(p)
+    }
+
+    fn load_prepared(&self, conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Prepared> {
+        let send = sends::get(conn, account_id, send_id)?;
+        let message = messages::get(conn, account_id, send.message_id)?;
+        let kind = message.kind()?;
+        let catalogue = fields::all(conn, account_id)?;
+        let compiled = message.compile(&catalogue.iter().map(|f| f.name.clone()).collect::<Vec<_>>())?;
+        let list_id = send.list_id.or(message.list_id);
+        let list = match list_id {
+            Some(id) => Some(lists::by_id(conn, account_id, id)?),
+            None => None,
+        };
+        let from_email = [message.from_email.as_str(), list.as_ref().map_or("", |l| l.sender_email.as_str())]
+            .into_iter()
+            .find(|e| !e.trim().is_empty())
+            .unwrap_or(&self.settings.default_from)
+            .trim()
+            .to_string();
+        let from_name = [message.from_name.as_str(), list.as_ref().map_or("", |l| l.sender_name.as_str())]
+            .into_iter()
+            .find(|n| !n.trim().is_empty())
+            .map(|n| n.trim().to_string());
+        let from = Mailbox::new(
+            from_name.clone(),
+            from_email.parse().map_err(|e| Error::invalid("from address", format!("{from_email:?}: {e}")))?,
+        );
+        let reply_to_address = [message.reply_to.as_str(), list.as_ref().map_or("", |l| l.reply_to.as_str())]
+            .into_iter()
+            .find(|r| !r.trim().is_empty());
+        let reply_to = match reply_to_address {
+            Some(address) => Some(
+                address
+                    .trim()
+                    .parse()
+                    .map_err(|e| Error::invalid("reply-to address", format!("{address:?}: {e}")))?,
+            ),
+            None => None,
+        };
+        let provider = providers::route(conn, account_id, send.provider_id, kind, Category::of(send.kind()?))?;
+        let (route, provider_rate) = match &provider {
+            Some(p) => (self.provider_route(p)?, p.rate_per_second().map(|r| (format!("provider:{}", p.id), r))),
+            None => (
+                match kind {
+                    MessageKind::Email => Route::Email(self.default_email.clone()),
+                    MessageKind::Sms => Route::Sms(self.default_sms.clone()),
+                },
+                None,
+            ),
+        };
+        let mut list_data = BTreeMap::new();
+        if let Some(l) = &list {
+            list_data.insert("id".into(), l.number.to_string());
+            list_data.insert("guid".into(), l.guid.clone());
+            list_data.insert("name".into(), l.name.clone());
+            list_data.insert("sender_name".into(), l.sender_name.clone());
+            list_data.insert("sender_email".into(), l.sender_email.clone());
+            list_data.insert("description".into(), l.description.clone());
+        }
+        Ok(Prepared {
+            kind,
+            compiled,
+            sms_from: from_name.unwrap_or_default(),
+            from,
+            reply_to,
+            headers: message.headers(),
+            list: list_data,
+            vars: variables::all(conn, account_id)?,
+            params: send.params(),
+            fields: catalogue
+                .into_iter()
+                .map(|f| (f.number, (f.name.to_lowercase(), f.default_value)))
+                .collect(),
+            route,
+            provider_rate,
+        })
+    }
+
+    /// The transport of an account's provider, built once.
+    fn provider_route(&self, provider: &providers::Provider) -> Result<Route> {
+        if let Some(route) = self.provider_routes.lock().unwrap_or_else(|e| e.into_inner()).get(&provider.id) {
+            return Ok(route.clone());
+        }
+        let config: serde_json::Value = serde_json::from_str(&provider.config).unwrap_or_default();
+        let connections = (self.settings.bulk_concurrency + self.settings.priority_concurrency) as u32;
+        let route = match provider.kind()? {
+            ProviderKind::Smtp => {
+                let url = config.get("url").and_then(|u| u.as_str()).ok_or(Error::invalid("provider", "SMTP provider needs a url"))?;
+                Route::Email(Arc::new(EmailTransport::new(Some(url), &self.data_dir, connections)?))
+            }
+            ProviderKind::File => Route::Email(Arc::new(EmailTransport::new(None, &self.data_dir, connections)?)),
+            ProviderKind::Http => {
+                let mut settings = config.as_object().cloned().unwrap_or_default();
+                settings.remove("rate_per_second");
+                let settings = serde_json::from_value(serde_json::Value::Object(settings))
+                    .map_err(|e| Error::invalid("provider", e.to_string()))?;
+                Route::Sms(Arc::new(SmsTransport::Http(transport::sms::HttpSms::new(settings)?)))
+            }
+            ProviderKind::Log => Route::Sms(Arc::new(SmsTransport::Log(transport::sms::SmsLog::new(
+                self.data_dir.join(format!("sms-provider-{}.jsonl", provider.id)),
+            )?))),
+        };
+        self.provider_routes.lock().unwrap_or_else(|e| e.into_inner()).insert(provider.id, route.clone());
+        Ok(route)
+    }
+
+    /// Takes tokens from the provider and recipient-domain buckets; returns the
+    /// deliveries that must wait, with how long.
+    async fn apply_rate_limits(
+        &self,
+        claimed: &[Claimed],
+        prepared: &HashMap<i64, std::result::Result<Arc<Prepared>, String>>,
+    ) -> HashMap<i64, Duration> {
+        let mut buckets: BTreeMap<String, (f64, Vec<i64>)> = BTreeMap::new();
+        for c in claimed {
+            if let Some(Ok(p)) = prepared.get(&c.send_id)
+                && let Some((bucket, rate)) = &p.provider_rate
+            {
+                buckets.entry(bucket.clone()).or_insert((*rate, Vec::new())).1.push(c.id);
+            }
+            if c.channel == "email"
+                && let Some((_, domain)) = c.address.rsplit_once('@')
+                && let Some(rate) = self.settings.domain_rates.get(&domain.to_lowercase())
+            {
+                buckets.entry(format!("domain:{}", domain.to_lowercase())).or_insert((*rate, Vec::new())).1.push(c.id);
+            }
+        }
+        let mut held_back = HashMap::new();
+        for (bucket, (rate, ids)) in buckets {
+            let wanted = ids.len();
+            let name = bucket.clone();
+            let taken = self.db.run(move |conn| throttle::take(conn, &name, rate, wanted)).await;
+            let (granted, wait) = match taken {
+                Ok(taken) => taken,
+                Err(e) => {
+                    log::error!("rate limit {bucket}: {e}");
+                    (0, Duration::seconds(1))
+                }
+            };
+            for (index, id) in ids.into_iter().enumerate().skip(granted) {
+                // Later ones wait their turn at the bucket's rate.
+                let extra = Duration::milliseconds(((index - granted) as f64 / rate * 1000.0) as i64);
+                held_back.insert(id, wait + extra);
+            }
+        }
+        held_back
+    }
+
+    async fn recipient_data(&self, claimed: &[Claimed]) -> HashMap<i64, (recipients::Recipient, Vec<(i32, String)>)> {
+        let mut by_account: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+        for c in claimed {
+            if let Some(id) = c.recipient_id {
+                by_account.entry(c.account_id).or_default().push(id);
+            }
+        }
+        let loaded = self
+            .db
+            .run(move |conn| {
+                let mut all = HashMap::new();
+                for (account_id, ids) in by_account {
+                    all.extend(recipients::with_field_values(conn, account_id, &ids)?);
+                }
+                Ok(all)
+            })
+            .await;
+        loaded.unwrap_or_else(|e| {
+            log::error!("loading recipients failed: {e}");
+            HashMap::new()
+        })
+    }
+
+    /// Renders and sends one delivery.
+    async fn deliver(&self, claimed: &Claimed, work: Work) -> Outcome {
+        let rendered = match work.prepared.compiled.render(&work.context) {
+            Ok(rendered) => rendered,
+            Err(e) => return Outcome::Failed(e.to_string()),
+        };
+        match (&work.prepared.route, work.prepared.kind) {
+            (Route::Email(transport), MessageKind::Email) => {
+                let token = self.signer.sign(Purpose::Unsubscribe, &claimed.id.to_string());
+                let url = format!("{}/unsubscribe/{token}", self.public_url);
+                let envelope = compose::Envelope {
+                    from: &work.prepared.from,
+                    reply_to: work.prepared.reply_to.as_ref(),
+                    to: &claimed.address,
+                    message_id: &claimed.message_id,
+                    headers: &work.prepared.headers,
+                    unsubscribe_url: Some(&url),
+                };
+                match compose::email(&envelope, rendered) {
+                    Ok(message) => transport.send(message).await,
+                    Err(reason) => Outcome::Failed(reason),
+                }
+            }
+            (Route::Sms(transport), MessageKind::Sms) => {
+                let sms = Sms {
+                    to: claimed.address.clone(),
+                    from: work.prepared.sms_from.clone(),
+                    text: rendered.text.unwrap_or_default(),
+                    message_id: claimed.message_id.clone(),
+                };
+                transport.send(&sms).await
+            }
+            _ => Outcome::Failed("the provider does not carry this channel".into()),
+        }
+    }
+
+    /// Starts due scheduled sends, reaps expired leases, purges expired sessions.
+    async fn housekeeping(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let mut ticks: u64 = 0;
+        while !*stop.borrow() {
+            let purge_sessions = ticks.is_multiple_of(60);
+            let work = self
+                .db
+                .run(move |conn| {
+                    let started = sends::start_due(conn)?;
+                    let reaped = queue::reap(conn)?;
+                    if purge_sessions {
+                        sessions::purge_expired(conn)?;
+                    }
+                    Ok((started, reaped))
+                })
+                .await;
+            match work {
+                Ok((started, reaped)) => {
+                    if started > 0 {
+                        log::info!("started {started} scheduled send(s)");
+                    }
+                    if reaped > 0 {
+                        log::warn!("{reaped} delivery lease(s) expired; they will be re-sent");
+                    }
+                }
+                Err(e) => log::error!("housekeeping failed: {e}"),
+            }
+            ticks += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Expands list campaigns into deliveries, batch by batch.
+    async fn expansion(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        let lease = Duration::seconds(self.settings.lease_seconds.max(10) as i64);
+        let batch = self.settings.expansion_batch.max(1);
+        while !*stop.borrow() {
+            let jobs = self.db.run(move |conn| sends::lease_expansions(conn, lease, 4)).await.unwrap_or_else(|e| {
+                log::error!("looking for campaigns to expand failed: {e}");
+                Vec::new()
+            });
+            for job in jobs {
+                loop {
+                    if *stop.borrow() {
+                        return;
+                    }
+                    match self.db.run(move |conn| sends::expand_next_batch(conn, job, batch, lease)).await {
+                        Ok(0) => break,
+                        Ok(_) => self.wake_bulk.notify_one(),
+                        Err(e) => {
+                            log::error!("expanding send {} failed: {e}", job.send_id);
+                            break;
+                        }
+                    }
+                }
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+}
+
+/// The template context of one delivery: recipient, fields (by lower-case name
+/// and as `campoN`, defaults filling empty ones), list, variables, parameters.
+fn render_context(prepared: &Prepared, claimed: &Claimed, recipient: Option<&(recipients::Recipient, Vec<(i32, String)>)>) -> RenderContext {
+    let mut fields = BTreeMap::new();
+    let mut values: HashMap<i32, &str> = HashMap::new();
+    if let Some((_, stored)) = recipient {
+        for (number, value) in stored {
+            values.insert(*number, value);
+        }
+    }
+    let numbers: std::collections::BTreeSet<i32> = values.keys().chain(prepared.fields.keys()).copied().collect();
+    for number in numbers {
+        let value = values.get(&number).copied().unwrap_or("");
+        let (name, default) = prepared
+            .fields
+            .get(&number)
+            .map(|(n, d)| (Some(n.as_str()), d.as_str()))
+            .unwrap_or((None, ""));
+        let value = if value.is_empty() { default } else { value };
+        fields.insert(format!("campo{number}"), value.to_string());
+        if let Some(name) = name {
+            fields.insert(name.to_string(), value.to_string());
+        }
+    }
+    let mut params = prepared.params.clone();
+    if let Some(own) = claimed.params.as_deref().and_then(|p| serde_json::from_str::<serde_json::Map<_, _>>(p).ok()) {
+        params.extend(own);
+    }
+    let (email, mobile) = match recipient {
+        Some((r, _)) => (r.email.clone(), r.mobile_key.clone()),
+        None if claimed.channel == "email" => (Some(claimed.address.clone()), None),
+        None => (None, Some(claimed.address.clone())),
+    };
+    RenderContext {
+        recipient: RecipientData { id: claimed.recipient_id, email, mobile },
+        fields,
+        list: prepared.list.clone(),
+        vars: prepared.vars.clone(),
+        params,
+    }
+}
+
+/// Runs a sender in this process until SIGINT or SIGTERM (`espbridge worker`).
+pub fn run_worker(db: Db, settings: &Settings) -> Result<()> {
+    let handle = spawn(db, settings)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(e.to_string()))?;
+    runtime.block_on(wait_for_signal());
+    log::info!("stopping: finishing deliveries in flight");
+    handle.stop();
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! The outbox's state machine: claim with a lease, record outcomes, reap expired
+//! leases. Send counters move in the same transactions as the deliveries.
+//!
+//! ```text
+//! queued ─claim─▶ sending ─▶ sent
+//!    ▲               ├─▶ deferred (4xx; retried with backoff) ─claim─▶ sending …
+//!    │               ├─▶ failed (5xx = bounce, or given up)
+//!    │               └─▶ unknown (lease ran out / connection lost mid-send)
+//!    └─ throttled: back to its state, attempt not counted      ─claim─▶ sending …
+//! ```
+//!
+//! `unknown` deliveries are re-sent (the policy: better a rare duplicate, which
+//! carries the same Message-ID, than a lost message).
+
+use std::collections::HashMap;
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Integer, Nullable, Text};
+
+use crate::Result;
+use crate::db::schema::{deliveries, delivery_events, sends};
+use crate::db::{DbConnection, backend, write_transaction};
+use crate::domain::now;
+use crate::domain::sends::{Lane, complete_if_done};
+
+/// A delivery reserved by this worker.
+#[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
+pub struct Claimed {
+    #[diesel(sql_type = BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub account_id: i64,
+    #[diesel(sql_type = BigInt)]
+    pub send_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pub recipient_id: Option<i64>,
+    #[diesel(sql_type = Text)]
+    pub channel: String,
+    #[diesel(sql_type = Text)]
+    pub address: String,
+    #[diesel(sql_type = Text)]
+    pub message_id: String,
+    #[diesel(sql_type = Nullable<Text>)]
+    pub params: Option<String>,
+    /// Attempts including this one.
+    #[diesel(sql_type = Integer)]
+    pub attempts: i32,
+    #[diesel(sql_type = Text)]
+    pub previous_state: String,
+}
+
+/// One line of a delivery's event log.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = delivery_events)]
+pub struct NewDeliveryEvent {
+    pub account_id: i64,
+    pub send_id: i64,
+    pub delivery_id: i64,
+    pub recipient_id: Option<i64>,
+    pub kind: &'static str,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+}
+
+/// What became of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Accepted by the server or provider (its reply).
+    Sent(String),
+    /// Temporarily refused (4xx): retry later.
+    Deferred(String),
+    /// Permanently refused by the receiving server (5xx): a bounce.
+    Bounced(String),
+    /// Could not be sent at all (bad address, template error): no retry.
+    Failed(String),
+    /// The connection broke mid-send: it may or may not have arrived.
+    Unknown(String),
+    /// Held back by a rate limit; retry after this long without counting an attempt.
+    Throttled(Duration),
+}
+
+/// Retry rules.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub base: Duration,
+    pub max_attempts: i32,
+}
+
+impl RetryPolicy {
+    /// base · 2^(attempt−1), at most six hours.
+    fn delay(&self, attempts: i32) -> Duration {
+        let factor = 1i64 << (attempts.clamp(1, 20) - 1);
+        (self.base * factor as i32).min(Duration::hours(6))
+    }
+}
+
+/// Claims due deliveries of a lane for `owner` until `lease` from now.
+pub fn claim(conn: &mut DbConnection, lane: Lane, owner: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+    write_transaction(conn, |conn| {
+        let stamp = now();
+        let claimed = backend::claim_deliveries(conn, lane as i32, owner, limit as i64, stamp, stamp + lease)?;
+        // `deferred` counts deliveries waiting in that state; these left it.
+        let mut left_deferred: HashMap<i64, i64> = HashMap::new();
+        for c in claimed.iter().filter(|c| c.previous_state == "deferred") {
+            *left_deferred.entry(c.send_id).or_default() += 1;
+        }
+        for (send_id, n) in left_deferred {
+            diesel::update(sends::table.find(send_id))
+                .set(sends::deferred.eq(sends::deferred - n))
+                .execute(conn)?;
+        }
+        Ok(claimed)
+    })
+}
+
+#[derive(Default)]
+struct CounterDelta {
+    sent: i64,
+    deferred: i64,
+    failed: i64,
+    bounced: i64,
+}
+
+/// Records the outcomes of deliveries this worker claimed, with their events and
+/// the send counters, in one transaction. A delivery whose lease this worker lost
+/// (another worker re-claimed it after expiry) is left alone.
+pub fn finish(conn: &mut DbConnection, owner: &str, results: &[(Claimed, Outcome)], policy: RetryPolicy) -> Result<()> {
+    write_transaction(conn, |conn| {
+        let stamp = now();
+        let mut deltas: HashMap<i64, CounterDelta> = HashMap::new();
+        let mut events = Vec::with_capacity(results.len());
+        for (claimed, outcome) in results {
+            let outcome = give_up_if_exhausted(claimed, outcome, policy);
+            let (state, reply, next_attempt, attempts): (&str, Option<&str>, NaiveDateTime, i32) = match &outcome {
+                Outcome::Sent(reply) => ("sent", Some(reply.as_str()), stamp, claimed.attempts),
+                Outcome::Deferred(reply) => ("deferred", Some(reply.as_str()), stamp + policy.delay(claimed.attempts), claimed.attempts),
+                Outcome::Bounced(reply) | Outcome::Failed(reply) => ("failed", Some(reply.as_str()), stamp, claimed.attempts),
+                Outcome::Unknown(reason) => ("unknown", Some(reason.as_str()), stamp + policy.delay(claimed.attempts), claimed.attempts),
+                Outcome::Throttled(wait) => {
+                    let back = match claimed.previous_state.as_str() {
+                        "deferred" => "deferred",
+                        "unknown" => "unknown",
+                        _ => "queued",
+                    };
+                    (back, None, stamp + *wait, claimed.attempts - 1)
+                }
+            };
+            let reply = match &outcome {
+                Outcome::Throttled(_) => "held back by a rate limit",
+                _ => reply.unwrap_or(""),
+            };
+            let updated = diesel::update(
+                deliveries::table
+                    .find(claimed.id)
+                    .filter(deliveries::state.eq("sending"))
+                    .filter(deliveries::lease_owner.eq(owner)),
+            )
+            .set((
+                deliveries::state.eq(state),
+                deliveries::lease_owner.eq(None::<String>),
+                deliveries::lease_until.eq(None::<NaiveDateTime>),
+                deliveries::next_attempt_at.eq(next_attempt),
+                deliveries::attempts.eq(attempts),
+                deliveries::sent_at.eq((state == "sent").then_some(stamp)),
+                deliveries::last_reply.eq(truncate(reply)),
+            ))
+            .execute(conn)?;
+            if updated == 0 {
+                log::warn!("delivery {}: lease lost before its outcome was recorded", claimed.id);
+                continue;
+            }
+            let delta = deltas.entry(claimed.send_id).or_default();
+            let event = match &outcome {
+                Outcome::Sent(_) => {
+                    delta.sent += 1;
+                    "sent"
+                }
+                Outcome::Deferred(_) => {
+                    delta.deferred += 1;
+                    "deferred"
+                }
+                Outcome::Bounced(_) => {
+                    delta.failed += 1;
+                    delta.bounced += 1;
+                    "bounced"
+                }
+                Outcome::Failed(_) => {
+                    delta.failed += 1;
+                    "failed"
+                }
+                Outcome::Unknown(_) => "unknown",
+                Outcome::Throttled(_) => {
+                    if state == "deferred" {
+                        delta.deferred += 1;
+                    }
+                    continue;
+                }
+            };
+            events.push(NewDeliveryEvent {
+                account_id: claimed.account_id,
+                send_id: claimed.send_id,
+                delivery_id: claimed.id,
+                recipient_id: claimed.recipient_id,
+                kind: event,
+                detail: truncate(reply),
+                created_at: stamp,
+            });
+        }
+        backend::insert_delivery_events(conn, &events)?;
+        let send_ids: Vec<i64> = deltas.keys().copied().collect();
+        for (send_id, d) in deltas {
+            diesel::update(sends::table.find(send_id))
+                .set((
+                    sends::sent.eq(sends::sent + d.sent),
+                    sends::deferred.eq(sends::deferred + d.deferred),
+                    sends::failed.eq(sends::failed + d.failed),
+                    sends::bounced.eq(sends::bounced + d.bounced),
+                ))
+                .execute(conn)?;
+        }
+        complete_if_done(conn, &send_ids)
+    })
+}
+
+/// A temporary outcome on the last allowed attempt becomes final.
+fn give_up_if_exhausted(claimed: &Claimed, outcome: &Outcome, policy: RetryPolicy) -> Outcome {
+    match outcome {
+        Outcome::Deferred(reply) | Outcome::Unknown(reply) if claimed.attempts >= policy.max_attempts => {
+            Outcome::Failed(format!("gave up after {} attempts: {reply}", claimed.attempts))
+        }
+        other => other.clone(),
+    }
+}
+
+fn truncate(text: &str) -> String {
+    match text.char_indices().nth(1000) {
+        Some((end, _)) => text[..end].to_string(),
+        None => text.to_string(),
+    }
+}
+
+/// Deliveries whose lease ran out (their worker died or stalled) become `unknown`
+/// and due now, so they are re-sent. Returns how many.
+pub fn reap(conn: &mut DbConnection) -> Result<usize> {
+    let stamp = now();
+    Ok(diesel::update(
+        deliveries::table
+            .filter(deliveries::state.eq("sending"))
+            .filter(deliveries::lease_until.lt(stamp)),
+    )
+    .set((
+        deliveries::state.eq("unknown"),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<NaiveDateTime>),
+        deliveries::next_attempt_at.eq(stamp),
+    ))
+    .execute(conn)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_six_hours() {
+        let policy = RetryPolicy { base: Duration::seconds(60), max_attempts: 8 };
+        assert_eq!(policy.delay(1), Duration::seconds(60));
+        assert_eq!(policy.delay(3), Duration::seconds(240));
+        assert_eq!(policy.delay(30), Duration::hours(6));
+    }
+}
