@@ -9,14 +9,15 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
-    accounts, deliveries, delivery_events, group_members, recipient_field_values, recipients, subscriptions,
+    accounts, deliveries, delivery_events, group_members, recipient_field_values, recipients,
+    subscriptions,
 };
 use crate::Result;
-use crate::sender::queue::{Claimed, NewDeliveryEvent};
 use crate::domain::groups::NewGroupMember;
 use crate::domain::recipients::{FieldValueRow, NewRecipient};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
+use crate::sender::queue::{Claimed, NewDeliveryEvent};
 
 /// Runs the same diesel expression on whichever concrete connection `conn` holds,
 /// so backend-only DSL (ON CONFLICT, FOR UPDATE) type-checks per backend.
@@ -126,6 +127,19 @@ pub fn lock_subscription(conn: &mut DbConnection, subscription_id: i64) -> Resul
     Ok(())
 }
 
+/// A claimed delivery as read back on SQLite (all but its previous state).
+type ClaimedColumns = (
+    i64,
+    i64,
+    i64,
+    Option<i64>,
+    String,
+    String,
+    String,
+    Option<String>,
+    i32,
+);
+
 /// States from which a delivery may be (re)claimed once due.
 const CLAIMABLE: [&str; 3] = ["queued", "deferred", "unknown"];
 
@@ -186,36 +200,47 @@ pub fn claim_deliveries(
                     deliveries::attempts.eq(deliveries::attempts + 1),
                 ))
                 .execute(c)?;
-            let rows: Vec<(i64, i64, i64, Option<i64>, String, String, String, Option<String>, i32)> =
-                deliveries::table
-                    .filter(deliveries::id.eq_any(&ids))
-                    .select((
-                        deliveries::id,
-                        deliveries::account_id,
-                        deliveries::send_id,
-                        deliveries::recipient_id,
-                        deliveries::channel,
-                        deliveries::address,
-                        deliveries::message_id,
-                        deliveries::params,
-                        deliveries::attempts,
-                    ))
-                    .load(c)?;
+            let rows: Vec<ClaimedColumns> = deliveries::table
+                .filter(deliveries::id.eq_any(&ids))
+                .select((
+                    deliveries::id,
+                    deliveries::account_id,
+                    deliveries::send_id,
+                    deliveries::recipient_id,
+                    deliveries::channel,
+                    deliveries::address,
+                    deliveries::message_id,
+                    deliveries::params,
+                    deliveries::attempts,
+                ))
+                .load(c)?;
             let previous: std::collections::HashMap<i64, String> = picked.into_iter().collect();
             Ok(rows
                 .into_iter()
-                .map(|(id, account_id, send_id, recipient_id, channel, address, message_id, params, attempts)| Claimed {
-                    previous_state: previous.get(&id).cloned().unwrap_or_default(),
-                    id,
-                    account_id,
-                    send_id,
-                    recipient_id,
-                    channel,
-                    address,
-                    message_id,
-                    params,
-                    attempts,
-                })
+                .map(
+                    |(
+                        id,
+                        account_id,
+                        send_id,
+                        recipient_id,
+                        channel,
+                        address,
+                        message_id,
+                        params,
+                        attempts,
+                    )| Claimed {
+                        previous_state: previous.get(&id).cloned().unwrap_or_default(),
+                        id,
+                        account_id,
+                        send_id,
+                        recipient_id,
+                        channel,
+                        address,
+                        message_id,
+                        params,
+                        attempts,
+                    },
+                )
                 .collect())
         }
     }
@@ -223,7 +248,12 @@ pub fn claim_deliveries(
 
 /// Creates a token bucket row (full) unless it exists, then locks it until the
 /// transaction ends (PostgreSQL).
-pub fn lock_throttle(conn: &mut DbConnection, bucket: &str, full: f64, now: NaiveDateTime) -> Result<()> {
+pub fn lock_throttle(
+    conn: &mut DbConnection,
+    bucket: &str,
+    full: f64,
+    now: NaiveDateTime,
+) -> Result<()> {
     use super::schema::throttles;
     on_backend!(conn, |c| diesel::insert_into(throttles::table)
         .values((

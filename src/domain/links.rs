@@ -69,7 +69,9 @@ impl LinkSigner {
                     key
                 }
             };
-            Ok(LinkSigner { key: key.into_bytes() })
+            Ok(LinkSigner {
+                key: key.into_bytes(),
+            })
         })
     }
 
@@ -84,16 +86,23 @@ impl LinkSigner {
     /// `base64url(payload).base64url(mac)`, safe in a URL path.
     pub fn sign(&self, purpose: Purpose, payload: &str) -> String {
         let tag = self.mac(purpose, payload).finalize().into_bytes();
-        format!("{}.{}", URL_SAFE_NO_PAD.encode(payload), URL_SAFE_NO_PAD.encode(tag))
+        format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(payload),
+            URL_SAFE_NO_PAD.encode(tag)
+        )
     }
 
     /// The payload of a genuine token for `purpose`.
     pub fn verify(&self, purpose: Purpose, token: &str) -> Result<String> {
         let forged = || Error::invalid("token", "not a valid link");
         let (payload, tag) = token.split_once('.').ok_or_else(forged)?;
-        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).map_err(|_| forged())?).map_err(|_| forged())?;
+        let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).map_err(|_| forged())?)
+            .map_err(|_| forged())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| forged())?;
-        self.mac(purpose, &payload).verify_slice(&tag).map_err(|_| forged())?;
+        self.mac(purpose, &payload)
+            .verify_slice(&tag)
+            .map_err(|_| forged())?;
         Ok(payload)
     }
 }
@@ -112,7 +121,9 @@ mod tests {
         let tampered = format!("{}.{tag}", URL_SAFE_NO_PAD.encode("43"));
         assert!(signer.verify(Purpose::Unsubscribe, &tampered).is_err());
         assert!(signer.verify(Purpose::Unsubscribe, "garbage").is_err());
-        let other = LinkSigner { key: b"other".to_vec() };
+        let other = LinkSigner {
+            key: b"other".to_vec(),
+        };
         assert!(other.verify(Purpose::Unsubscribe, &token).is_err());
     }
 }

@@ -122,18 +122,32 @@ impl NewMessage {
 
 /// Headers that the sender sets itself and a message may not override.
 const RESERVED_HEADERS: [&str; 12] = [
-    "from", "to", "cc", "bcc", "subject", "message-id", "date", "reply-to", "mime-version",
-    "content-type", "content-transfer-encoding", "list-unsubscribe",
+    "from",
+    "to",
+    "cc",
+    "bcc",
+    "subject",
+    "message-id",
+    "date",
+    "reply-to",
+    "mime-version",
+    "content-type",
+    "content-transfer-encoding",
+    "list-unsubscribe",
 ];
 
 fn check_headers(headers: &BTreeMap<String, String>) -> Result<()> {
     for (name, value) in headers {
-        let valid_name = !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        let valid_name =
+            !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
         if !valid_name || RESERVED_HEADERS.contains(&name.to_ascii_lowercase().as_str()) {
             return Err(Error::invalid("header", format!("{name:?} cannot be set")));
         }
         if value.contains(['\r', '\n']) {
-            return Err(Error::invalid("header", format!("{name}: value has a line break")));
+            return Err(Error::invalid(
+                "header",
+                format!("{name}: value has a line break"),
+            ));
         }
     }
     Ok(())
@@ -142,7 +156,10 @@ fn check_headers(headers: &BTreeMap<String, String>) -> Result<()> {
 pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewMessage) -> Result<Message> {
     check_headers(&new.headers)?;
     if new.kind == MessageKind::Email && new.html.is_none() && new.text.is_none() {
-        return Err(Error::invalid("message", "an e-mail needs an HTML or a text body"));
+        return Err(Error::invalid(
+            "message",
+            "an e-mail needs an HTML or a text body",
+        ));
     }
     if new.kind == MessageKind::Sms && new.text.as_deref().is_none_or(str::is_empty) {
         return Err(Error::invalid("message", "an SMS needs a text"));
@@ -159,7 +176,8 @@ pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewMessage) -> Res
     };
     render::Compiled::new(&parts, new.dialect, &field_names, Limits::default())
         .map_err(|e| Error::invalid("template", e.to_string()))?;
-    let headers = serde_json::to_string(&new.headers).map_err(|e| Error::Internal(e.to_string()))?;
+    let headers =
+        serde_json::to_string(&new.headers).map_err(|e| Error::Internal(e.to_string()))?;
     let stamp = now();
     let id: i64 = diesel::insert_into(messages::table)
         .values((
@@ -195,5 +213,8 @@ pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Message>
 
 /// The account's field names, for MailUp's `[name]` tags.
 pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<String>> {
-    Ok(fields::all(conn, account_id)?.into_iter().map(|f| f.name).collect())
+    Ok(fields::all(conn, account_id)?
+        .into_iter()
+        .map(|f| f.name)
+        .collect())
 }

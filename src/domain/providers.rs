@@ -6,8 +6,8 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use super::messages::MessageKind;
-use super::sends::SendKind;
 use super::now;
+use super::sends::SendKind;
 use crate::db::DbConnection;
 use crate::db::schema::{provider_defaults, providers};
 use crate::{Error, Result};
@@ -40,7 +40,12 @@ impl ProviderKind {
             "file" => ProviderKind::File,
             "http" => ProviderKind::Http,
             "log" => ProviderKind::Log,
-            other => return Err(Error::invalid("provider kind", format!("unknown kind {other:?}"))),
+            other => {
+                return Err(Error::invalid(
+                    "provider kind",
+                    format!("unknown kind {other:?}"),
+                ));
+            }
         })
     }
 
@@ -104,7 +109,13 @@ impl Provider {
     }
 }
 
-pub fn create(conn: &mut DbConnection, account_id: i64, name: &str, kind: ProviderKind, config: &serde_json::Value) -> Result<Provider> {
+pub fn create(
+    conn: &mut DbConnection,
+    account_id: i64,
+    name: &str,
+    kind: ProviderKind,
+    config: &serde_json::Value,
+) -> Result<Provider> {
     if !config.is_object() {
         return Err(Error::invalid("provider config", "must be a JSON object"));
     }
@@ -133,7 +144,12 @@ pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Provider
 }
 
 /// Makes `provider_id` the account's default for its channel and `category`.
-pub fn set_default(conn: &mut DbConnection, account_id: i64, category: Category, provider_id: i64) -> Result<()> {
+pub fn set_default(
+    conn: &mut DbConnection,
+    account_id: i64,
+    category: Category,
+    provider_id: i64,
+) -> Result<()> {
     let provider = get(conn, account_id, provider_id)?;
     let channel = provider.kind()?.channel().as_str();
     let scope = provider_defaults::table
@@ -154,7 +170,13 @@ pub fn set_default(conn: &mut DbConnection, account_id: i64, category: Category,
 
 /// The provider a delivery uses: the send's own, else the account's default for
 /// the channel and category; `None` means the installation's transport.
-pub fn route(conn: &mut DbConnection, account_id: i64, explicit: Option<i64>, channel: MessageKind, category: Category) -> Result<Option<Provider>> {
+pub fn route(
+    conn: &mut DbConnection,
+    account_id: i64,
+    explicit: Option<i64>,
+    channel: MessageKind,
+    category: Category,
+) -> Result<Option<Provider>> {
     if let Some(id) = explicit {
         return get(conn, account_id, id).map(Some);
     }

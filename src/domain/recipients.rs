@@ -460,20 +460,30 @@ pub fn field_values(
         .load(conn)?)
 }
 
+/// A recipient with its field values by number.
+#[derive(Debug, Clone)]
+pub struct WithFields {
+    pub recipient: Recipient,
+    pub fields: Vec<(i32, String)>,
+}
+
 /// Recipients of the account by id, each with its field values (for rendering a
 /// batch of deliveries in two queries).
 pub fn with_field_values(
     conn: &mut DbConnection,
     account_id: i64,
     ids: &[i64],
-) -> Result<std::collections::HashMap<i64, (Recipient, Vec<(i32, String)>)>> {
-    let mut found: std::collections::HashMap<i64, (Recipient, Vec<(i32, String)>)> = recipients::table
+) -> Result<std::collections::HashMap<i64, WithFields>> {
+    let mut found: std::collections::HashMap<i64, WithFields> = recipients::table
         .filter(recipients::account_id.eq(account_id))
         .filter(recipients::id.eq_any(ids))
         .select(Recipient::as_select())
         .load(conn)?
         .into_iter()
-        .map(|r| (r.id, (r, Vec::new())))
+        .map(|recipient| {
+            let fields = Vec::new();
+            (recipient.id, WithFields { recipient, fields })
+        })
         .collect();
     let values: Vec<(i64, i32, String)> = recipient_field_values::table
         .filter(recipient_field_values::account_id.eq(account_id))
@@ -485,8 +495,8 @@ pub fn with_field_values(
         ))
         .load(conn)?;
     for (recipient_id, number, value) in values {
-        if let Some((_, fields)) = found.get_mut(&recipient_id) {
-            fields.push((number, value));
+        if let Some(found) = found.get_mut(&recipient_id) {
+            found.fields.push((number, value));
         }
     }
     Ok(found)

@@ -15,7 +15,9 @@ use diesel::prelude::*;
 use super::messages::{self, Message, MessageKind};
 use super::recipients::{self, Recipient, RecipientKey};
 use super::{groups, lists, now};
-use crate::db::schema::{deliveries, group_members, recipients as recipients_table, sends, subscriptions};
+use crate::db::schema::{
+    deliveries, group_members, recipients as recipients_table, sends, subscriptions,
+};
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
 
@@ -142,7 +144,10 @@ impl Send {
 
     /// Internal ids of the groups a list campaign is limited to.
     fn group_ids(&self) -> Vec<i64> {
-        self.group_ids.split(',').filter_map(|id| id.parse().ok()).collect()
+        self.group_ids
+            .split(',')
+            .filter_map(|id| id.parse().ok())
+            .collect()
     }
 }
 
@@ -184,14 +189,21 @@ pub struct NewDelivery {
 }
 
 /// Creates a campaign as a draft; [`start`] sends it.
-pub fn create_campaign(conn: &mut DbConnection, account_id: i64, new: &NewCampaign) -> Result<Send> {
+pub fn create_campaign(
+    conn: &mut DbConnection,
+    account_id: i64,
+    new: &NewCampaign,
+) -> Result<Send> {
     write_transaction(conn, |conn| {
         if let Some(existing) = find_by_key(conn, account_id, new.idempotency_key.as_deref())? {
             return Ok(existing);
         }
         let message = messages::get(conn, account_id, new.message_id)?;
         let (list_id, group_ids) = match &new.audience {
-            Audience::List { list, groups: numbers } => {
+            Audience::List {
+                list,
+                groups: numbers,
+            } => {
                 let list = lists::get(conn, account_id, *list)?;
                 let groups = groups::resolve_in_list(conn, account_id, list.id, numbers)?;
                 let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
@@ -199,12 +211,25 @@ pub fn create_campaign(conn: &mut DbConnection, account_id: i64, new: &NewCampai
             }
             Audience::Recipients(keys) => {
                 if keys.is_empty() {
-                    return Err(Error::invalid("recipients", "at least one recipient is needed"));
+                    return Err(Error::invalid(
+                        "recipients",
+                        "at least one recipient is needed",
+                    ));
                 }
                 (None, String::new())
             }
         };
-        let send_id = insert_send(conn, account_id, &message, SendKind::Campaign, list_id, &group_ids, &new.params, new.scheduled_at, new.idempotency_key.as_deref())?;
+        let send_id = insert_send(
+            conn,
+            account_id,
+            &message,
+            SendKind::Campaign,
+            list_id,
+            &group_ids,
+            &new.params,
+            new.scheduled_at,
+            new.idempotency_key.as_deref(),
+        )?;
         if let Audience::Recipients(keys) = &new.audience {
             // Named recipients are few: they are enqueued now (as queued rows of a
             // draft send, which workers do not claim until it starts).
@@ -213,7 +238,15 @@ pub fn create_campaign(conn: &mut DbConnection, account_id: i64, new: &NewCampai
             for key in keys {
                 let recipient = recipients::get(conn, account_id, key)?;
                 if let Some(address) = address_for(&recipient, message.kind()?) {
-                    rows.push(delivery_row(&message, send_id, Some(recipient.id), address, SendKind::Campaign, None, stamp));
+                    rows.push(delivery_row(
+                        &message,
+                        send_id,
+                        Some(recipient.id),
+                        address,
+                        SendKind::Campaign,
+                        None,
+                        stamp,
+                    ));
                 }
             }
             rows.sort_by_key(|r| r.recipient_id);
@@ -232,7 +265,10 @@ pub fn start(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<S
     write_transaction(conn, |conn| {
         let send = get(conn, account_id, send_id)?;
         if send.status()? != SendStatus::Draft {
-            return Err(Error::Conflict(format!("send {send_id} is {}, not a draft", send.status)));
+            return Err(Error::Conflict(format!(
+                "send {send_id} is {}, not a draft",
+                send.status
+            )));
         }
         let status = match send.scheduled_at {
             Some(at) if at > now() => SendStatus::Scheduled,
@@ -261,11 +297,23 @@ pub fn start_due(conn: &mut DbConnection) -> Result<usize> {
 
 /// Stops claiming a send's deliveries (those in flight finish).
 pub fn pause(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
-    change_status(conn, account_id, send_id, &[SendStatus::Sending, SendStatus::Scheduled], SendStatus::Paused)
+    change_status(
+        conn,
+        account_id,
+        send_id,
+        &[SendStatus::Sending, SendStatus::Scheduled],
+        SendStatus::Paused,
+    )
 }
 
 pub fn resume(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
-    change_status(conn, account_id, send_id, &[SendStatus::Paused], SendStatus::Sending)
+    change_status(
+        conn,
+        account_id,
+        send_id,
+        &[SendStatus::Paused],
+        SendStatus::Sending,
+    )
 }
 
 /// Cancels a send: nothing more of it is sent; its queued deliveries are marked
@@ -276,7 +324,12 @@ pub fn cancel(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<
             conn,
             account_id,
             send_id,
-            &[SendStatus::Draft, SendStatus::Scheduled, SendStatus::Sending, SendStatus::Paused],
+            &[
+                SendStatus::Draft,
+                SendStatus::Scheduled,
+                SendStatus::Sending,
+                SendStatus::Paused,
+            ],
             SendStatus::Cancelled,
         )?;
         diesel::update(
@@ -293,11 +346,21 @@ pub fn cancel(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<
     })
 }
 
-fn change_status(conn: &mut DbConnection, account_id: i64, send_id: i64, from: &[SendStatus], to: SendStatus) -> Result<Send> {
+fn change_status(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    from: &[SendStatus],
+    to: SendStatus,
+) -> Result<Send> {
     write_transaction(conn, |conn| {
         let send = get(conn, account_id, send_id)?;
         if !from.contains(&send.status()?) {
-            return Err(Error::Conflict(format!("send {send_id} is {}; cannot become {}", send.status, to.as_str())));
+            return Err(Error::Conflict(format!(
+                "send {send_id} is {}; cannot become {}",
+                send.status,
+                to.as_str()
+            )));
         }
         set_status(conn, send_id, to)?;
         get(conn, account_id, send_id)
@@ -307,12 +370,19 @@ fn change_status(conn: &mut DbConnection, account_id: i64, send_id: i64, from: &
 fn set_status(conn: &mut DbConnection, send_id: i64, status: SendStatus) -> Result<()> {
     let stamp = now();
     diesel::update(sends::table.find(send_id))
-        .set((sends::status.eq(status.as_str()), sends::updated_at.eq(stamp)))
+        .set((
+            sends::status.eq(status.as_str()),
+            sends::updated_at.eq(stamp),
+        ))
         .execute(conn)?;
     if status == SendStatus::Sending {
-        diesel::update(sends::table.find(send_id).filter(sends::started_at.is_null()))
-            .set(sends::started_at.eq(Some(stamp)))
-            .execute(conn)?;
+        diesel::update(
+            sends::table
+                .find(send_id)
+                .filter(sends::started_at.is_null()),
+        )
+        .set(sends::started_at.eq(Some(stamp)))
+        .execute(conn)?;
     }
     Ok(())
 }
@@ -348,9 +418,16 @@ pub struct Enqueued {
 }
 
 /// Puts one message for one recipient in the outbox, in the caller's transaction.
-pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle) -> Result<Enqueued> {
+pub fn enqueue_single(
+    conn: &mut DbConnection,
+    account_id: i64,
+    new: &NewSingle,
+) -> Result<Enqueued> {
     if new.kind == SendKind::Campaign {
-        return Err(Error::invalid("send kind", "campaigns are created with create_campaign"));
+        return Err(Error::invalid(
+            "send kind",
+            "campaigns are created with create_campaign",
+        ));
     }
     write_transaction(conn, |conn| {
         if let Some(existing) = find_by_key(conn, account_id, new.idempotency_key.as_deref())? {
@@ -358,7 +435,11 @@ pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle)
                 .filter(deliveries::send_id.eq(existing.id))
                 .select(deliveries::id)
                 .first(conn)?;
-            return Ok(Enqueued { send_id: existing.id, delivery_id, repeated: true });
+            return Ok(Enqueued {
+                send_id: existing.id,
+                delivery_id,
+                repeated: true,
+            });
         }
         let message = messages::get(conn, account_id, new.message_id)?;
         let kind = message.kind()?;
@@ -374,7 +455,9 @@ pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle)
             To::Address(address) => {
                 let key = match kind {
                     MessageKind::Email => RecipientKey::Email(address.clone()),
-                    MessageKind::Sms => RecipientKey::Mobile(recipients::Mobile::new(address.clone())),
+                    MessageKind::Sms => {
+                        RecipientKey::Mobile(recipients::Mobile::new(address.clone()))
+                    }
                 };
                 // Validates the address as a side effect.
                 let recipient = recipients::find(conn, account_id, &key)?;
@@ -394,12 +477,30 @@ pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle)
                 return Err(Error::Blocklisted);
             }
         }
-        let send_id = insert_send(conn, account_id, &message, new.kind, None, "", &serde_json::Map::new(), None, new.idempotency_key.as_deref())?;
+        let send_id = insert_send(
+            conn,
+            account_id,
+            &message,
+            new.kind,
+            None,
+            "",
+            &serde_json::Map::new(),
+            None,
+            new.idempotency_key.as_deref(),
+        )?;
         let params = (!new.params.is_empty())
             .then(|| serde_json::to_string(&new.params))
             .transpose()
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let row = delivery_row(&message, send_id, recipient.as_ref().map(|r| r.id), address, new.kind, params, now());
+        let row = delivery_row(
+            &message,
+            send_id,
+            recipient.as_ref().map(|r| r.id),
+            address,
+            new.kind,
+            params,
+            now(),
+        );
         insert_deliveries(conn, send_id, std::slice::from_ref(&row))?;
         diesel::update(sends::table.find(send_id))
             .set(sends::expanded.eq(true))
@@ -409,7 +510,11 @@ pub fn enqueue_single(conn: &mut DbConnection, account_id: i64, new: &NewSingle)
             .filter(deliveries::send_id.eq(send_id))
             .select(deliveries::id)
             .first(conn)?;
-        Ok(Enqueued { send_id, delivery_id, repeated: false })
+        Ok(Enqueued {
+            send_id,
+            delivery_id,
+            repeated: false,
+        })
     })
 }
 
@@ -446,7 +551,11 @@ fn insert_send(
         .get_result(conn)?)
 }
 
-fn find_by_key(conn: &mut DbConnection, account_id: i64, key: Option<&str>) -> Result<Option<Send>> {
+fn find_by_key(
+    conn: &mut DbConnection,
+    account_id: i64,
+    key: Option<&str>,
+) -> Result<Option<Send>> {
     let Some(key) = key else {
         return Ok(None);
     };
@@ -471,7 +580,10 @@ pub fn get(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Sen
 /// Where a delivery of `kind` goes for this recipient, if it has such an address.
 fn address_for(recipient: &Recipient, kind: MessageKind) -> Option<String> {
     match kind {
-        MessageKind::Email => recipient.email.clone().filter(|_| recipient.erased_at.is_none()),
+        MessageKind::Email => recipient
+            .email
+            .clone()
+            .filter(|_| recipient.erased_at.is_none()),
         MessageKind::Sms => recipient.mobile_key.clone(),
     }
 }
@@ -483,7 +595,11 @@ fn message_id_for(message: &Message) -> String {
         .from_email
         .rsplit_once('@')
         .map(|(_, domain)| domain.trim())
-        .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-'))
+        .filter(|d| {
+            !d.is_empty()
+                && d.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+        })
         .unwrap_or("espbridge.invalid");
     format!("<{}@{domain}>", uuid::Uuid::new_v4().simple())
 }
@@ -501,7 +617,11 @@ fn delivery_row(
         account_id: message.account_id,
         send_id,
         recipient_id,
-        channel: if message.kind().ok() == Some(MessageKind::Sms) { "sms" } else { "email" },
+        channel: if message.kind().ok() == Some(MessageKind::Sms) {
+            "sms"
+        } else {
+            "email"
+        },
         address,
         lane: kind.lane() as i32,
         state: "queued",
@@ -532,13 +652,21 @@ pub struct ExpansionJob {
 
 /// Sending campaigns not yet fully expanded whose expansion no other process holds;
 /// each returned job is leased to the caller for `lease`.
-pub fn lease_expansions(conn: &mut DbConnection, lease: chrono::Duration, limit: i64) -> Result<Vec<ExpansionJob>> {
+pub fn lease_expansions(
+    conn: &mut DbConnection,
+    lease: chrono::Duration,
+    limit: i64,
+) -> Result<Vec<ExpansionJob>> {
     write_transaction(conn, |conn| {
         let stamp = now();
         let candidates: Vec<(i64, i64)> = sends::table
             .filter(sends::status.eq(SendStatus::Sending.as_str()))
             .filter(sends::expanded.eq(false))
-            .filter(sends::expansion_lease_until.is_null().or(sends::expansion_lease_until.lt(stamp)))
+            .filter(
+                sends::expansion_lease_until
+                    .is_null()
+                    .or(sends::expansion_lease_until.lt(stamp)),
+            )
             .order(sends::id)
             .limit(limit)
             .select((sends::id, sends::account_id))
@@ -547,14 +675,19 @@ pub fn lease_expansions(conn: &mut DbConnection, lease: chrono::Duration, limit:
         for (send_id, account_id) in candidates {
             // Conditional, so two processes racing for one send cannot both win.
             let won = diesel::update(
-                sends::table
-                    .find(send_id)
-                    .filter(sends::expansion_lease_until.is_null().or(sends::expansion_lease_until.lt(stamp))),
+                sends::table.find(send_id).filter(
+                    sends::expansion_lease_until
+                        .is_null()
+                        .or(sends::expansion_lease_until.lt(stamp)),
+                ),
             )
             .set(sends::expansion_lease_until.eq(Some(stamp + lease)))
             .execute(conn)?;
             if won == 1 {
-                jobs.push(ExpansionJob { account_id, send_id });
+                jobs.push(ExpansionJob {
+                    account_id,
+                    send_id,
+                });
             }
         }
         Ok(jobs)
@@ -565,13 +698,20 @@ pub fn lease_expansions(conn: &mut DbConnection, lease: chrono::Duration, limit:
 /// cursor, and moves the cursor past them, atomically, renewing the expansion
 /// lease for `lease`. Returns how many were enqueued; 0 means the expansion is
 /// complete (and it is marked so).
-pub fn expand_next_batch(conn: &mut DbConnection, job: ExpansionJob, batch: i64, lease: chrono::Duration) -> Result<usize> {
+pub fn expand_next_batch(
+    conn: &mut DbConnection,
+    job: ExpansionJob,
+    batch: i64,
+    lease: chrono::Duration,
+) -> Result<usize> {
     write_transaction(conn, |conn| {
         let send = get(conn, job.account_id, job.send_id)?;
         if send.expanded || send.status()? != SendStatus::Sending {
             return Ok(0);
         }
-        let list_id = send.list_id.ok_or(Error::Internal("list campaign without list".into()))?;
+        let list_id = send
+            .list_id
+            .ok_or(Error::Internal("list campaign without list".into()))?;
         let message = messages::get(conn, send.account_id, send.message_id)?;
         let kind = message.kind()?;
         let mut query = subscriptions::table
@@ -602,11 +742,18 @@ pub fn expand_next_batch(conn: &mut DbConnection, job: ExpansionJob, batch: i64,
         let members: Vec<(i64, Option<String>, Option<String>)> = query
             .order(subscriptions::recipient_id)
             .limit(batch)
-            .select((subscriptions::recipient_id, recipients_table::email, recipients_table::mobile_key))
+            .select((
+                subscriptions::recipient_id,
+                recipients_table::email,
+                recipients_table::mobile_key,
+            ))
             .load(conn)?;
         let Some(&(last, _, _)) = members.last() else {
             diesel::update(sends::table.find(send.id))
-                .set((sends::expanded.eq(true), sends::expansion_lease_until.eq(None::<NaiveDateTime>)))
+                .set((
+                    sends::expanded.eq(true),
+                    sends::expansion_lease_until.eq(None::<NaiveDateTime>),
+                ))
                 .execute(conn)?;
             complete_if_done(conn, &[send.id])?;
             return Ok(0);
@@ -619,17 +766,35 @@ pub fn expand_next_batch(conn: &mut DbConnection, job: ExpansionJob, batch: i64,
                     MessageKind::Email => email,
                     MessageKind::Sms => mobile,
                 }?;
-                Some(delivery_row(&message, send.id, Some(recipient_id), address, SendKind::Campaign, None, stamp))
+                Some(delivery_row(
+                    &message,
+                    send.id,
+                    Some(recipient_id),
+                    address,
+                    SendKind::Campaign,
+                    None,
+                    stamp,
+                ))
             })
             .collect();
         insert_deliveries(conn, send.id, &rows)?;
         // Guarded by the old cursor: if another expander got here first (a lease
         // that expired under a stalled process), this batch rolls back.
-        let moved = diesel::update(sends::table.find(send.id).filter(sends::expansion_cursor.eq(send.expansion_cursor)))
-            .set((sends::expansion_cursor.eq(last), sends::expansion_lease_until.eq(Some(stamp + lease))))
-            .execute(conn)?;
+        let moved = diesel::update(
+            sends::table
+                .find(send.id)
+                .filter(sends::expansion_cursor.eq(send.expansion_cursor)),
+        )
+        .set((
+            sends::expansion_cursor.eq(last),
+            sends::expansion_lease_until.eq(Some(stamp + lease)),
+        ))
+        .execute(conn)?;
         if moved != 1 {
-            return Err(Error::Conflict(format!("send {} was expanded concurrently", send.id)));
+            return Err(Error::Conflict(format!(
+                "send {} was expanded concurrently",
+                send.id
+            )));
         }
         Ok(rows.len())
     })

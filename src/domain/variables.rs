@@ -13,7 +13,11 @@ pub fn set(conn: &mut DbConnection, account_id: i64, name: &str, value: &str) ->
         let scope = variables::table
             .filter(variables::account_id.eq(account_id))
             .filter(variables::name.eq(name));
-        if diesel::update(scope).set(variables::value.eq(value)).execute(conn)? == 0 {
+        if diesel::update(scope)
+            .set(variables::value.eq(value))
+            .execute(conn)?
+            == 0
+        {
             diesel::insert_into(variables::table)
                 .values((
                     variables::account_id.eq(account_id),

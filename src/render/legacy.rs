@@ -70,7 +70,12 @@ pub fn to_jinja(source: &str, dialect: Dialect, known_fields: &[String]) -> Stri
 
 /// Splits `source` on `open … close` tags; `tag` returns the Jinja for a tag it
 /// recognises, and unrecognised tags stay literal text.
-fn translate(source: &str, open: &str, close: &str, tag: impl Fn(&str) -> Option<String>) -> String {
+fn translate(
+    source: &str,
+    open: &str,
+    close: &str,
+    tag: impl Fn(&str) -> Option<String>,
+) -> String {
     let mut out = String::with_capacity(source.len() + source.len() / 8);
     let mut rest = source;
     while let Some(start) = rest.find(open) {
@@ -120,10 +125,25 @@ mod tests {
 
     #[test]
     fn translations() {
-        assert_eq!(to_jinja("Hi %%First Name%%!", Dialect::ExactTarget, &[]), "Hi {{ field(\"First Name\") }}!");
-        assert_eq!(to_jinja("50%% off %%x", Dialect::ExactTarget, &[]), "50{{ field(\"off\") }}x");
-        assert_eq!(to_jinja("<%parameter.A\"B%>", Dialect::Ecircle, &[]), "{{ params[\"A\\\"B\"] }}");
-        assert_eq!(to_jinja("<%other%> {x}", Dialect::Ecircle, &[]), "<%other%> {{ \"{\" }}x}");
-        assert_eq!(to_jinja("[a] [Nome] [campo40]", Dialect::Mailup, &["nome".into()]), "[a] {{ field(\"Nome\") }} [campo40]");
+        assert_eq!(
+            to_jinja("Hi %%First Name%%!", Dialect::ExactTarget, &[]),
+            "Hi {{ field(\"First Name\") }}!"
+        );
+        assert_eq!(
+            to_jinja("50%% off %%x", Dialect::ExactTarget, &[]),
+            "50{{ field(\"off\") }}x"
+        );
+        assert_eq!(
+            to_jinja("<%parameter.A\"B%>", Dialect::Ecircle, &[]),
+            "{{ params[\"A\\\"B\"] }}"
+        );
+        assert_eq!(
+            to_jinja("<%other%> {x}", Dialect::Ecircle, &[]),
+            "<%other%> {{ \"{\" }}x}"
+        );
+        assert_eq!(
+            to_jinja("[a] [Nome] [campo40]", Dialect::Mailup, &["nome".into()]),
+            "[a] {{ field(\"Nome\") }} [campo40]"
+        );
     }
 }

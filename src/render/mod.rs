@@ -103,7 +103,12 @@ impl std::fmt::Debug for Compiled {
 impl Compiled {
     /// Translates (for legacy dialects) and compiles the parts. `known_fields` are
     /// the account's field names, which MailUp's `[name]` tags may use.
-    pub fn new(parts: &Parts, dialect: Dialect, known_fields: &[String], limits: Limits) -> Result<Compiled, RenderError> {
+    pub fn new(
+        parts: &Parts,
+        dialect: Dialect,
+        known_fields: &[String],
+        limits: Limits,
+    ) -> Result<Compiled, RenderError> {
         let mut env = Environment::new();
         env.set_fuel(Some(limits.fuel));
         env.set_undefined_behavior(UndefinedBehavior::Chainable);
@@ -115,22 +120,37 @@ impl Compiled {
             }
         });
         env.add_function("field", field);
-        let mut add = |name: &'static str, part: &'static str, source: Option<&str>| -> Result<bool, RenderError> {
+        let mut add = |name: &'static str,
+                       part: &'static str,
+                       source: Option<&str>|
+         -> Result<bool, RenderError> {
             let Some(source) = source else {
                 return Ok(false);
             };
             if source.len() > limits.max_source_bytes {
-                return Err(RenderError::SourceTooLarge { part, limit: limits.max_source_bytes });
+                return Err(RenderError::SourceTooLarge {
+                    part,
+                    limit: limits.max_source_bytes,
+                });
             }
             let jinja = legacy::to_jinja(source, dialect, known_fields);
             env.add_template_owned(name, jinja)
-                .map_err(|e| RenderError::Syntax { part, message: describe(&e) })?;
+                .map_err(|e| RenderError::Syntax {
+                    part,
+                    message: describe(&e),
+                })?;
             Ok(true)
         };
         let has_subject = add(SUBJECT, "subject", parts.subject)?;
         let has_html = add(HTML, "html", parts.html)?;
         let has_text = add(TEXT, "text", parts.text)?;
-        Ok(Compiled { env, has_subject, has_html, has_text, limits })
+        Ok(Compiled {
+            env,
+            has_subject,
+            has_html,
+            has_text,
+            limits,
+        })
     }
 
     pub fn render(&self, context: &RenderContext) -> Result<Rendered, RenderError> {
@@ -143,26 +163,49 @@ impl Compiled {
         Ok(Rendered {
             // A subject is one line: a template must not be able to add headers.
             subject: subject.replace(['\r', '\n'], " ").trim().to_string(),
-            html: self.has_html.then(|| self.render_part(HTML, "html", &ctx)).transpose()?,
-            text: self.has_text.then(|| self.render_part(TEXT, "text", &ctx)).transpose()?,
+            html: self
+                .has_html
+                .then(|| self.render_part(HTML, "html", &ctx))
+                .transpose()?,
+            text: self
+                .has_text
+                .then(|| self.render_part(TEXT, "text", &ctx))
+                .transpose()?,
         })
     }
 
-    fn render_part(&self, name: &str, part: &'static str, ctx: &Value) -> Result<String, RenderError> {
+    fn render_part(
+        &self,
+        name: &str,
+        part: &'static str,
+        ctx: &Value,
+    ) -> Result<String, RenderError> {
         let template = self
             .env
             .get_template(name)
-            .map_err(|e| RenderError::Render { part, message: describe(&e) })?;
-        let mut out = CappedBuffer { buffer: Vec::new(), limit: self.limits.max_output_bytes };
+            .map_err(|e| RenderError::Render {
+                part,
+                message: describe(&e),
+            })?;
+        let mut out = CappedBuffer {
+            buffer: Vec::new(),
+            limit: self.limits.max_output_bytes,
+        };
         match template.render_captured_to(ctx, &mut out) {
             Ok(_) => String::from_utf8(out.buffer).map_err(|_| RenderError::Render {
                 part,
                 message: "output is not UTF-8".into(),
             }),
             Err(_) if out.buffer.len() >= self.limits.max_output_bytes => {
-                Err(RenderError::OutputTooLarge { part, limit: self.limits.max_output_bytes })
+                Err(RenderError::OutputTooLarge {
+                    part,
+                    limit: self.limits.max_output_bytes,
+                })
             }
-            Err(e) => Err(RenderError::Render { part, message: describe(&e) }),
+            Err(e) => Err(RenderError::Render {
+                part,
+                message: describe(&e),
+            }),
         }
     }
 }
@@ -193,8 +236,14 @@ fn field(state: &State, name: &str) -> Value {
 
 fn describe(error: &minijinja::Error) -> String {
     match error.line() {
-        Some(line) => format!("{} (line {line})", error.detail().unwrap_or(&error.kind().to_string())),
-        None => error.detail().map(String::from).unwrap_or_else(|| error.kind().to_string()),
+        Some(line) => format!(
+            "{} (line {line})",
+            error.detail().unwrap_or(&error.kind().to_string())
+        ),
+        None => error
+            .detail()
+            .map(String::from)
+            .unwrap_or_else(|| error.kind().to_string()),
     }
 }
 
@@ -244,7 +293,13 @@ mod tests {
     }
 
     fn compile(parts: Parts, dialect: Dialect) -> Compiled {
-        Compiled::new(&parts, dialect, &["nome".into(), "First Name".into()], Limits::default()).unwrap()
+        Compiled::new(
+            &parts,
+            dialect,
+            &["nome".into(), "First Name".into()],
+            Limits::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -265,35 +320,105 @@ mod tests {
 
     #[test]
     fn legacy_dialects_render_through_jinja() {
-        let et = compile(Parts { html: Some("Dear %%First Name%%, {{ not jinja }} %%emailaddr%%"), ..Parts::default() }, Dialect::ExactTarget);
-        assert_eq!(et.render(&context()).unwrap().html.unwrap(), "Dear Mario &lt;b&gt;, {{ not jinja }} mario@example.com");
-        let ec = compile(Parts { text: Some("Order <%parameter.ORDER%> for <%user.email%>"), ..Parts::default() }, Dialect::Ecircle);
-        assert_eq!(ec.render(&context()).unwrap().text.unwrap(), "Order A-17 for mario@example.com");
-        let mu = compile(Parts { text: Some("Ciao [NOME] [campo1] [email] [not a field] {%"), ..Parts::default() }, Dialect::Mailup);
-        assert_eq!(mu.render(&context()).unwrap().text.unwrap(), "Ciao Mario <b> Mario <b> mario@example.com [not a field] {%");
+        let et = compile(
+            Parts {
+                html: Some("Dear %%First Name%%, {{ not jinja }} %%emailaddr%%"),
+                ..Parts::default()
+            },
+            Dialect::ExactTarget,
+        );
+        assert_eq!(
+            et.render(&context()).unwrap().html.unwrap(),
+            "Dear Mario &lt;b&gt;, {{ not jinja }} mario@example.com"
+        );
+        let ec = compile(
+            Parts {
+                text: Some("Order <%parameter.ORDER%> for <%user.email%>"),
+                ..Parts::default()
+            },
+            Dialect::Ecircle,
+        );
+        assert_eq!(
+            ec.render(&context()).unwrap().text.unwrap(),
+            "Order A-17 for mario@example.com"
+        );
+        let mu = compile(
+            Parts {
+                text: Some("Ciao [NOME] [campo1] [email] [not a field] {%"),
+                ..Parts::default()
+            },
+            Dialect::Mailup,
+        );
+        assert_eq!(
+            mu.render(&context()).unwrap().text.unwrap(),
+            "Ciao Mario <b> Mario <b> mario@example.com [not a field] {%"
+        );
     }
 
     #[test]
     fn limits_hold() {
-        let small = Limits { max_source_bytes: 10, ..Limits::default() };
+        let small = Limits {
+            max_source_bytes: 10,
+            ..Limits::default()
+        };
         assert!(matches!(
-            Compiled::new(&Parts { text: Some("12345678901"), ..Parts::default() }, Dialect::Jinja, &[], small),
+            Compiled::new(
+                &Parts {
+                    text: Some("12345678901"),
+                    ..Parts::default()
+                },
+                Dialect::Jinja,
+                &[],
+                small
+            ),
             Err(RenderError::SourceTooLarge { .. })
         ));
-        let endless = compile(Parts { text: Some("{% for i in range(100000000) %}x{% endfor %}"), ..Parts::default() }, Dialect::Jinja);
+        let endless = compile(
+            Parts {
+                text: Some("{% for i in range(100000000) %}x{% endfor %}"),
+                ..Parts::default()
+            },
+            Dialect::Jinja,
+        );
         assert!(endless.render(&context()).is_err());
-        let tight = Limits { max_output_bytes: 100, fuel: 10_000_000, ..Limits::default() };
-        let big = Compiled::new(&Parts { text: Some("{% for i in range(1000) %}xx{% endfor %}"), ..Parts::default() }, Dialect::Jinja, &[], tight).unwrap();
-        assert!(matches!(big.render(&context()), Err(RenderError::OutputTooLarge { .. })));
+        let tight = Limits {
+            max_output_bytes: 100,
+            fuel: 10_000_000,
+            ..Limits::default()
+        };
+        let big = Compiled::new(
+            &Parts {
+                text: Some("{% for i in range(1000) %}xx{% endfor %}"),
+                ..Parts::default()
+            },
+            Dialect::Jinja,
+            &[],
+            tight,
+        )
+        .unwrap();
         assert!(matches!(
-            Compiled::new(&Parts { text: Some("{% if %}"), ..Parts::default() }, Dialect::Jinja, &[], Limits::default()),
+            big.render(&context()),
+            Err(RenderError::OutputTooLarge { .. })
+        ));
+        assert!(matches!(
+            Compiled::new(
+                &Parts {
+                    text: Some("{% if %}"),
+                    ..Parts::default()
+                },
+                Dialect::Jinja,
+                &[],
+                Limits::default()
+            ),
             Err(RenderError::Syntax { .. })
         ));
     }
 
     #[test]
     fn text_alternative_from_html() {
-        let text = html_to_text("<p>Hello <b>Mario</b></p><p><a href=\"https://example.com/x\">Shop</a></p>");
+        let text = html_to_text(
+            "<p>Hello <b>Mario</b></p><p><a href=\"https://example.com/x\">Shop</a></p>",
+        );
         assert!(text.contains("Hello"), "{text}");
         assert!(text.contains("https://example.com/x"), "{text}");
         assert!(!text.contains("<p>"), "{text}");

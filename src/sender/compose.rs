@@ -22,7 +22,10 @@ pub struct Envelope<'a> {
 /// The message, or why it cannot be built (a bad address, for one): such a
 /// delivery fails without a retry.
 pub fn email(envelope: &Envelope, content: Rendered) -> Result<lettre::Message, String> {
-    let to: Mailbox = envelope.to.parse().map_err(|e| format!("recipient address {:?}: {e}", envelope.to))?;
+    let to: Mailbox = envelope
+        .to
+        .parse()
+        .map_err(|e| format!("recipient address {:?}: {e}", envelope.to))?;
     let mut builder = lettre::Message::builder()
         .from(envelope.from.clone())
         .to(to)
@@ -32,7 +35,8 @@ pub fn email(envelope: &Envelope, content: Rendered) -> Result<lettre::Message, 
         builder = builder.reply_to(reply_to.clone());
     }
     for (name, value) in envelope.headers {
-        let name = HeaderName::new_from_ascii(name.clone()).map_err(|e| format!("header {name}: {e}"))?;
+        let name =
+            HeaderName::new_from_ascii(name.clone()).map_err(|e| format!("header {name}: {e}"))?;
         builder = builder.raw_header(HeaderValue::new(name, value.clone()));
     }
     if let Some(url) = envelope.unsubscribe_url {
@@ -47,7 +51,9 @@ pub fn email(envelope: &Envelope, content: Rendered) -> Result<lettre::Message, 
             ));
     }
     let built = match (content.html, content.text) {
-        (Some(html), Some(text)) => builder.multipart(MultiPart::alternative_plain_html(text, html)),
+        (Some(html), Some(text)) => {
+            builder.multipart(MultiPart::alternative_plain_html(text, html))
+        }
         (Some(html), None) => {
             let text = html_to_text(&html);
             builder.multipart(MultiPart::alternative_plain_html(text, html))
@@ -75,21 +81,40 @@ mod tests {
                 headers: &headers,
                 unsubscribe_url: Some("https://esp.example/unsubscribe/t0k3n"),
             },
-            Rendered { subject: "Ciao Mario".into(), html: Some("<p>Hello <b>Mario</b></p>".into()), text: None },
+            Rendered {
+                subject: "Ciao Mario".into(),
+                html: Some("<p>Hello <b>Mario</b></p>".into()),
+                text: None,
+            },
         )
         .unwrap();
         let text = String::from_utf8(message.formatted()).unwrap();
         assert!(text.contains("Message-ID: <abc@shop.example>"), "{text}");
-        assert!(text.contains("List-Unsubscribe: <https://esp.example/unsubscribe/t0k3n>"), "{text}");
-        assert!(text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"), "{text}");
+        assert!(
+            text.contains("List-Unsubscribe: <https://esp.example/unsubscribe/t0k3n>"),
+            "{text}"
+        );
+        assert!(
+            text.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"),
+            "{text}"
+        );
         assert!(text.contains("X-Campaign: spring"), "{text}");
         assert!(text.contains("multipart/alternative"), "{text}");
         assert!(text.contains("Content-Type: text/plain"), "{text}");
         assert!(text.contains("Content-Type: text/html"), "{text}");
-        assert!(email(
-            &Envelope { from: &from, reply_to: None, to: "not an address", message_id: "<x@y>", headers: &BTreeMap::new(), unsubscribe_url: None },
-            Rendered::default()
-        )
-        .is_err());
+        assert!(
+            email(
+                &Envelope {
+                    from: &from,
+                    reply_to: None,
+                    to: "not an address",
+                    message_id: "<x@y>",
+                    headers: &BTreeMap::new(),
+                    unsubscribe_url: None
+                },
+                Rendered::default()
+            )
+            .is_err()
+        );
     }
 }

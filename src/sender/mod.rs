@@ -51,10 +51,12 @@ impl SenderHandle {
     }
 }
 
-/// Starts the sender on its own runtime thread.
+/// Starts the sender on a runtime thread of its own; returns once it is set up
+/// (or with the reason it could not be).
 pub fn spawn(db: Db, settings: &Settings) -> Result<SenderHandle> {
-    let sender = Sender::new(db, settings)?;
+    let settings = settings.clone();
     let (stop, stopped) = watch::channel(false);
+    let (started, startup) = std::sync::mpsc::channel::<Result<()>>();
     let thread = std::thread::Builder::new()
         .name("sender".into())
         .spawn(move || {
@@ -66,14 +68,34 @@ pub fn spawn(db: Db, settings: &Settings) -> Result<SenderHandle> {
             {
                 Ok(runtime) => runtime,
                 Err(e) => {
-                    log::error!("sender runtime could not start: {e}");
+                    let _ = started.send(Err(Error::Internal(format!("sender runtime: {e}"))));
                     return;
                 }
             };
-            runtime.block_on(sender.run(stopped));
+            runtime.block_on(async move {
+                // Inside the runtime: lettre's connection pool starts a task.
+                match Sender::new(db, &settings) {
+                    Ok(sender) => {
+                        let _ = started.send(Ok(()));
+                        sender.run(stopped).await;
+                    }
+                    Err(e) => {
+                        let _ = started.send(Err(e));
+                    }
+                }
+            });
         })
         .map_err(|e| Error::Internal(format!("sender thread: {e}")))?;
-    Ok(SenderHandle { stop, thread })
+    match startup.recv() {
+        Ok(Ok(())) => Ok(SenderHandle { stop, thread }),
+        Ok(Err(e)) => {
+            let _ = thread.join();
+            Err(e)
+        }
+        Err(_) => Err(Error::Internal(
+            "sender thread ended during start-up".into(),
+        )),
+    }
 }
 
 /// The transport a send's deliveries go through, and its rate limit.
@@ -130,8 +152,14 @@ impl Sender {
         let signer = LinkSigner::load(&mut *db.conn()?)?;
         let sender = &settings.sender;
         let connections = (sender.bulk_concurrency + sender.priority_concurrency) as u32;
-        let default_email = EmailTransport::new(settings.smtp_url.as_deref(), &settings.data_dir, connections)?;
-        let default_sms = SmsTransport::Log(transport::sms::SmsLog::new(settings.data_dir.join("sms-outbox.jsonl"))?);
+        let default_email = EmailTransport::new(
+            settings.smtp_url.as_deref(),
+            &settings.data_dir,
+            connections,
+        )?;
+        let default_sms = SmsTransport::Log(transport::sms::SmsLog::new(
+            settings.data_dir.join("sms-outbox.jsonl"),
+        )?);
         let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "espbridge".into());
         Ok(Arc::new(Sender {
             db,
@@ -143,7 +171,11 @@ impl Sender {
                 .unwrap_or_else(|| format!("http://{}", settings.listen))
                 .trim_end_matches('/')
                 .to_string(),
-            owner: format!("{host}:{}:{}", std::process::id(), crate::domain::secrets::random_token(8)),
+            owner: format!(
+                "{host}:{}:{}",
+                std::process::id(),
+                crate::domain::secrets::random_token(8)
+            ),
             signer,
             default_email: Arc::new(default_email),
             default_sms: Arc::new(default_sms),
@@ -156,8 +188,16 @@ impl Sender {
     /// Runs every loop until `stop` turns true.
     pub async fn run(self: Arc<Self>, stop: watch::Receiver<bool>) {
         log::info!("sender {} started", self.owner);
-        let priority = tokio::spawn(self.clone().lane(Lane::Priority, self.settings.priority_concurrency, stop.clone()));
-        let bulk = tokio::spawn(self.clone().lane(Lane::Bulk, self.settings.bulk_concurrency, stop.clone()));
+        let priority = tokio::spawn(self.clone().lane(
+            Lane::Priority,
+            self.settings.priority_concurrency,
+            stop.clone(),
+        ));
+        let bulk = tokio::spawn(self.clone().lane(
+            Lane::Bulk,
+            self.settings.bulk_concurrency,
+            stop.clone(),
+        ));
         let housekeeping = tokio::spawn(self.clone().housekeeping(stop.clone()));
         let expansion = tokio::spawn(self.clone().expansion(stop));
         for task in [priority, bulk, housekeeping, expansion] {
@@ -180,7 +220,12 @@ impl Sender {
     }
 
     /// Claims and delivers the lane's deliveries with at most `concurrency` in flight.
-    async fn lane(self: Arc<Self>, lane: Lane, concurrency: usize, mut stop: watch::Receiver<bool>) {
+    async fn lane(
+        self: Arc<Self>,
+        lane: Lane,
+        concurrency: usize,
+        mut stop: watch::Receiver<bool>,
+    ) {
         let concurrency = concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let (results, outcomes) = mpsc::channel(concurrency + self.settings.claim_batch);
@@ -196,7 +241,11 @@ impl Sender {
             }
             let limit = free.min(self.settings.claim_batch.max(1));
             let owner = self.owner.clone();
-            let claimed = match self.db.run(move |conn| queue::claim(conn, lane, &owner, limit, lease)).await {
+            let claimed = match self
+                .db
+                .run(move |conn| queue::claim(conn, lane, &owner, limit, lease))
+                .await
+            {
                 Ok(claimed) => claimed,
                 Err(e) => {
                     log::error!("claiming deliveries failed: {e}");
@@ -215,7 +264,9 @@ impl Sender {
             for (claimed, job) in self.prepare(claimed).await {
                 match job {
                     Ok(work) => {
-                        let Ok(permit) = permits.clone().acquire_owned().await else { break };
+                        let Ok(permit) = permits.clone().acquire_owned().await else {
+                            break;
+                        };
                         let sender = self.clone();
                         let results = results.clone();
                         tokio::spawn(async move {
@@ -260,26 +311,39 @@ impl Sender {
             let owner = self.owner.clone();
             let policy = self.policy();
             let rows = batch.clone();
-            match self.db.run(move |conn| queue::finish(conn, &owner, &rows, policy)).await {
+            match self
+                .db
+                .run(move |conn| queue::finish(conn, &owner, &rows, policy))
+                .await
+            {
                 Ok(()) => return,
                 Err(e) => {
-                    log::error!("recording {} outcomes failed (attempt {attempt}): {e}", batch.len());
+                    log::error!(
+                        "recording {} outcomes failed (attempt {attempt}): {e}",
+                        batch.len()
+                    );
                     tokio::time::sleep(StdDuration::from_millis(200 * u64::from(attempt))).await;
                 }
             }
         }
         // The deliveries stay leased; when the lease runs out they are re-sent.
-        log::error!("gave up recording {} outcomes; they will be retried after their lease", batch.len());
+        log::error!(
+            "gave up recording {} outcomes; they will be retried after their lease",
+            batch.len()
+        );
     }
 
     /// Loads what the claimed deliveries need, applies rate limits, and pairs each
     /// with its work, or with the outcome that settles it without sending.
-    async fn prepare(self: &Arc<Self>, claimed: Vec<Claimed>) -> Vec<(Claimed, std::result::Result<Work, Outcome>)> {
+    async fn prepare(
+        self: &Arc<Self>,
+        claimed: Vec<Claimed>,
+    ) -> Vec<(Claimed, std::result::Result<Work, Outcome>)> {
         let mut prepared: HashMap<i64, std::result::Result<Arc<Prepared>, String>> = HashMap::new();
         for c in &claimed {
-            if !prepared.contains_key(&c.send_id) {
-                let result = self.prepared_send(c.account_id, c.send_id).await.map_err(|e| e.to_string());
-                prepared.insert(c.send_id, result);
+            if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(c.send_id) {
+                let result = self.prepared_send(c.account_id, c.send_id).await;
+                slot.insert(result.map_err(|e| e.to_string()));
             }
         }
         let held_back = self.apply_rate_limits(&claimed, &prepared).await;
@@ -291,7 +355,14 @@ impl Sender {
                     return (c, Err(Outcome::Throttled(*wait)));
                 }
                 let job = match prepared.get(&c.send_id) {
-                    Some(Ok(p)) => Ok(Work { prepared: p.clone(), context: render_context(p, &c, recipients.get(&c.recipient_id.unwrap_or(-1))) }),
+                    Some(Ok(p)) => Ok(Work {
+                        prepared: p.clone(),
+                        context: render_context(
+                            p,
+                            &c,
+                            recipients.get(&c.recipient_id.unwrap_or(-1)),
+                        ),
+                    }),
                     Some(Err(e)) => Err(Outcome::Failed(format!("send cannot be prepared: {e}"))),
                     None => Err(Outcome::Failed("send cannot be prepared".into())),
                 };
@@ -300,12 +371,25 @@ impl Sender {
             .collect()
     }
 
-    async fn prepared_send(self: &Arc<Self>, account_id: i64, send_id: i64) -> Result<Arc<Prepared>> {
-        if let Some(p) = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).get(&send_id) {
+    async fn prepared_send(
+        self: &Arc<Self>,
+        account_id: i64,
+        send_id: i64,
+    ) -> Result<Arc<Prepared>> {
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&send_id)
+        {
             return Ok(p.clone());
         }
         let sender = self.clone();
-        let p = Arc::new(self.db.run(move |conn| sender.load_prepared(conn, account_id, send_id)).await?);
+        let p = Arc::new(
+            self.db
+                .run(move |conn| sender.load_prepared(conn, account_id, send_id))
+                .await?,
+        );
         let mut cache = self.prepared.lock().unwrap_or_else(|e| e.into_inner());
         if cache.len() >= PREPARED_CACHE {
             cache.clear();
@@ -314,46 +398,71 @@ impl Sender {
         Ok(p)
     }
 
-    fn load_prepared(&self, conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Prepared> {
+    fn load_prepared(
+        &self,
+        conn: &mut DbConnection,
+        account_id: i64,
+        send_id: i64,
+    ) -> Result<Prepared> {
         let send = sends::get(conn, account_id, send_id)?;
         let message = messages::get(conn, account_id, send.message_id)?;
         let kind = message.kind()?;
         let catalogue = fields::all(conn, account_id)?;
-        let compiled = message.compile(&catalogue.iter().map(|f| f.name.clone()).collect::<Vec<_>>())?;
+        let compiled =
+            message.compile(&catalogue.iter().map(|f| f.name.clone()).collect::<Vec<_>>())?;
         let list_id = send.list_id.or(message.list_id);
         let list = match list_id {
             Some(id) => Some(lists::by_id(conn, account_id, id)?),
             None => None,
         };
-        let from_email = [message.from_email.as_str(), list.as_ref().map_or("", |l| l.sender_email.as_str())]
-            .into_iter()
-            .find(|e| !e.trim().is_empty())
-            .unwrap_or(&self.settings.default_from)
-            .trim()
-            .to_string();
-        let from_name = [message.from_name.as_str(), list.as_ref().map_or("", |l| l.sender_name.as_str())]
-            .into_iter()
-            .find(|n| !n.trim().is_empty())
-            .map(|n| n.trim().to_string());
+        let from_email = [
+            message.from_email.as_str(),
+            list.as_ref().map_or("", |l| l.sender_email.as_str()),
+        ]
+        .into_iter()
+        .find(|e| !e.trim().is_empty())
+        .unwrap_or(&self.settings.default_from)
+        .trim()
+        .to_string();
+        let from_name = [
+            message.from_name.as_str(),
+            list.as_ref().map_or("", |l| l.sender_name.as_str()),
+        ]
+        .into_iter()
+        .find(|n| !n.trim().is_empty())
+        .map(|n| n.trim().to_string());
         let from = Mailbox::new(
             from_name.clone(),
-            from_email.parse().map_err(|e| Error::invalid("from address", format!("{from_email:?}: {e}")))?,
+            from_email
+                .parse()
+                .map_err(|e| Error::invalid("from address", format!("{from_email:?}: {e}")))?,
         );
-        let reply_to_address = [message.reply_to.as_str(), list.as_ref().map_or("", |l| l.reply_to.as_str())]
-            .into_iter()
-            .find(|r| !r.trim().is_empty());
-        let reply_to = match reply_to_address {
-            Some(address) => Some(
-                address
-                    .trim()
-                    .parse()
-                    .map_err(|e| Error::invalid("reply-to address", format!("{address:?}: {e}")))?,
-            ),
-            None => None,
-        };
-        let provider = providers::route(conn, account_id, send.provider_id, kind, Category::of(send.kind()?))?;
+        let reply_to_address = [
+            message.reply_to.as_str(),
+            list.as_ref().map_or("", |l| l.reply_to.as_str()),
+        ]
+        .into_iter()
+        .find(|r| !r.trim().is_empty());
+        let reply_to =
+            match reply_to_address {
+                Some(address) => Some(address.trim().parse().map_err(|e| {
+                    Error::invalid("reply-to address", format!("{address:?}: {e}"))
+                })?),
+                None => None,
+            };
+        let provider = providers::route(
+            conn,
+            account_id,
+            send.provider_id,
+            kind,
+            Category::of(send.kind()?),
+        )?;
         let (route, provider_rate) = match &provider {
-            Some(p) => (self.provider_route(p)?, p.rate_per_second().map(|r| (format!("provider:{}", p.id), r))),
+            Some(p) => (
+                self.provider_route(p)?,
+                p.rate_per_second()
+                    .map(|r| (format!("provider:{}", p.id), r)),
+            ),
             None => (
                 match kind {
                     MessageKind::Email => Route::Email(self.default_email.clone()),
@@ -392,29 +501,54 @@ impl Sender {
 
     /// The transport of an account's provider, built once.
     fn provider_route(&self, provider: &providers::Provider) -> Result<Route> {
-        if let Some(route) = self.provider_routes.lock().unwrap_or_else(|e| e.into_inner()).get(&provider.id) {
+        if let Some(route) = self
+            .provider_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&provider.id)
+        {
             return Ok(route.clone());
         }
         let config: serde_json::Value = serde_json::from_str(&provider.config).unwrap_or_default();
-        let connections = (self.settings.bulk_concurrency + self.settings.priority_concurrency) as u32;
+        let connections =
+            (self.settings.bulk_concurrency + self.settings.priority_concurrency) as u32;
         let route = match provider.kind()? {
             ProviderKind::Smtp => {
-                let url = config.get("url").and_then(|u| u.as_str()).ok_or(Error::invalid("provider", "SMTP provider needs a url"))?;
-                Route::Email(Arc::new(EmailTransport::new(Some(url), &self.data_dir, connections)?))
+                let url = config
+                    .get("url")
+                    .and_then(|u| u.as_str())
+                    .ok_or(Error::invalid("provider", "SMTP provider needs a url"))?;
+                Route::Email(Arc::new(EmailTransport::new(
+                    Some(url),
+                    &self.data_dir,
+                    connections,
+                )?))
             }
-            ProviderKind::File => Route::Email(Arc::new(EmailTransport::new(None, &self.data_dir, connections)?)),
+            ProviderKind::File => Route::Email(Arc::new(EmailTransport::new(
+                None,
+                &self.data_dir,
+                connections,
+            )?)),
             ProviderKind::Http => {
                 let mut settings = config.as_object().cloned().unwrap_or_default();
                 settings.remove("rate_per_second");
                 let settings = serde_json::from_value(serde_json::Value::Object(settings))
                     .map_err(|e| Error::invalid("provider", e.to_string()))?;
-                Route::Sms(Arc::new(SmsTransport::Http(transport::sms::HttpSms::new(settings)?)))
+                Route::Sms(Arc::new(SmsTransport::Http(transport::sms::HttpSms::new(
+                    settings,
+                )?)))
             }
-            ProviderKind::Log => Route::Sms(Arc::new(SmsTransport::Log(transport::sms::SmsLog::new(
-                self.data_dir.join(format!("sms-provider-{}.jsonl", provider.id)),
-            )?))),
+            ProviderKind::Log => {
+                Route::Sms(Arc::new(SmsTransport::Log(transport::sms::SmsLog::new(
+                    self.data_dir
+                        .join(format!("sms-provider-{}.jsonl", provider.id)),
+                )?)))
+            }
         };
-        self.provider_routes.lock().unwrap_or_else(|e| e.into_inner()).insert(provider.id, route.clone());
+        self.provider_routes
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(provider.id, route.clone());
         Ok(route)
     }
 
@@ -430,20 +564,31 @@ impl Sender {
             if let Some(Ok(p)) = prepared.get(&c.send_id)
                 && let Some((bucket, rate)) = &p.provider_rate
             {
-                buckets.entry(bucket.clone()).or_insert((*rate, Vec::new())).1.push(c.id);
+                buckets
+                    .entry(bucket.clone())
+                    .or_insert((*rate, Vec::new()))
+                    .1
+                    .push(c.id);
             }
             if c.channel == "email"
                 && let Some((_, domain)) = c.address.rsplit_once('@')
                 && let Some(rate) = self.settings.domain_rates.get(&domain.to_lowercase())
             {
-                buckets.entry(format!("domain:{}", domain.to_lowercase())).or_insert((*rate, Vec::new())).1.push(c.id);
+                buckets
+                    .entry(format!("domain:{}", domain.to_lowercase()))
+                    .or_insert((*rate, Vec::new()))
+                    .1
+                    .push(c.id);
             }
         }
         let mut held_back = HashMap::new();
         for (bucket, (rate, ids)) in buckets {
             let wanted = ids.len();
             let name = bucket.clone();
-            let taken = self.db.run(move |conn| throttle::take(conn, &name, rate, wanted)).await;
+            let taken = self
+                .db
+                .run(move |conn| throttle::take(conn, &name, rate, wanted))
+                .await;
             let (granted, wait) = match taken {
                 Ok(taken) => taken,
                 Err(e) => {
@@ -453,14 +598,15 @@ impl Sender {
             };
             for (index, id) in ids.into_iter().enumerate().skip(granted) {
                 // Later ones wait their turn at the bucket's rate.
-                let extra = Duration::milliseconds(((index - granted) as f64 / rate * 1000.0) as i64);
+                let extra =
+                    Duration::milliseconds(((index - granted) as f64 / rate * 1000.0) as i64);
                 held_back.insert(id, wait + extra);
             }
         }
         held_back
     }
 
-    async fn recipient_data(&self, claimed: &[Claimed]) -> HashMap<i64, (recipients::Recipient, Vec<(i32, String)>)> {
+    async fn recipient_data(&self, claimed: &[Claimed]) -> HashMap<i64, recipients::WithFields> {
         let mut by_account: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
         for c in claimed {
             if let Some(id) = c.recipient_id {
@@ -491,7 +637,9 @@ impl Sender {
         };
         match (&work.prepared.route, work.prepared.kind) {
             (Route::Email(transport), MessageKind::Email) => {
-                let token = self.signer.sign(Purpose::Unsubscribe, &claimed.id.to_string());
+                let token = self
+                    .signer
+                    .sign(Purpose::Unsubscribe, &claimed.id.to_string());
                 let url = format!("{}/unsubscribe/{token}", self.public_url);
                 let envelope = compose::Envelope {
                     from: &work.prepared.from,
@@ -559,16 +707,24 @@ impl Sender {
         let lease = Duration::seconds(self.settings.lease_seconds.max(10) as i64);
         let batch = self.settings.expansion_batch.max(1);
         while !*stop.borrow() {
-            let jobs = self.db.run(move |conn| sends::lease_expansions(conn, lease, 4)).await.unwrap_or_else(|e| {
-                log::error!("looking for campaigns to expand failed: {e}");
-                Vec::new()
-            });
+            let jobs = self
+                .db
+                .run(move |conn| sends::lease_expansions(conn, lease, 4))
+                .await
+                .unwrap_or_else(|e| {
+                    log::error!("looking for campaigns to expand failed: {e}");
+                    Vec::new()
+                });
             for job in jobs {
                 loop {
                     if *stop.borrow() {
                         return;
                     }
-                    match self.db.run(move |conn| sends::expand_next_batch(conn, job, batch, lease)).await {
+                    match self
+                        .db
+                        .run(move |conn| sends::expand_next_batch(conn, job, batch, lease))
+                        .await
+                    {
                         Ok(0) => break,
                         Ok(_) => self.wake_bulk.notify_one(),
                         Err(e) => {
@@ -588,15 +744,23 @@ impl Sender {
 
 /// The template context of one delivery: recipient, fields (by lower-case name
 /// and as `campoN`, defaults filling empty ones), list, variables, parameters.
-fn render_context(prepared: &Prepared, claimed: &Claimed, recipient: Option<&(recipients::Recipient, Vec<(i32, String)>)>) -> RenderContext {
+fn render_context(
+    prepared: &Prepared,
+    claimed: &Claimed,
+    recipient: Option<&recipients::WithFields>,
+) -> RenderContext {
     let mut fields = BTreeMap::new();
     let mut values: HashMap<i32, &str> = HashMap::new();
-    if let Some((_, stored)) = recipient {
-        for (number, value) in stored {
+    if let Some(found) = recipient {
+        for (number, value) in &found.fields {
             values.insert(*number, value);
         }
     }
-    let numbers: std::collections::BTreeSet<i32> = values.keys().chain(prepared.fields.keys()).copied().collect();
+    let numbers: std::collections::BTreeSet<i32> = values
+        .keys()
+        .chain(prepared.fields.keys())
+        .copied()
+        .collect();
     for number in numbers {
         let value = values.get(&number).copied().unwrap_or("");
         let (name, default) = prepared
@@ -611,16 +775,27 @@ fn render_context(prepared: &Prepared, claimed: &Claimed, recipient: Option<&(re
         }
     }
     let mut params = prepared.params.clone();
-    if let Some(own) = claimed.params.as_deref().and_then(|p| serde_json::from_str::<serde_json::Map<_, _>>(p).ok()) {
+    if let Some(own) = claimed
+        .params
+        .as_deref()
+        .and_then(|p| serde_json::from_str::<serde_json::Map<_, _>>(p).ok())
+    {
         params.extend(own);
     }
     let (email, mobile) = match recipient {
-        Some((r, _)) => (r.email.clone(), r.mobile_key.clone()),
+        Some(found) => (
+            found.recipient.email.clone(),
+            found.recipient.mobile_key.clone(),
+        ),
         None if claimed.channel == "email" => (Some(claimed.address.clone()), None),
         None => (None, Some(claimed.address.clone())),
     };
     RenderContext {
-        recipient: RecipientData { id: claimed.recipient_id, email, mobile },
+        recipient: RecipientData {
+            id: claimed.recipient_id,
+            email,
+            mobile,
+        },
         fields,
         list: prepared.list.clone(),
         vars: prepared.vars.clone(),

@@ -96,10 +96,23 @@ impl RetryPolicy {
 }
 
 /// Claims due deliveries of a lane for `owner` until `lease` from now.
-pub fn claim(conn: &mut DbConnection, lane: Lane, owner: &str, limit: usize, lease: Duration) -> Result<Vec<Claimed>> {
+pub fn claim(
+    conn: &mut DbConnection,
+    lane: Lane,
+    owner: &str,
+    limit: usize,
+    lease: Duration,
+) -> Result<Vec<Claimed>> {
     write_transaction(conn, |conn| {
         let stamp = now();
-        let claimed = backend::claim_deliveries(conn, lane as i32, owner, limit as i64, stamp, stamp + lease)?;
+        let claimed = backend::claim_deliveries(
+            conn,
+            lane as i32,
+            owner,
+            limit as i64,
+            stamp,
+            stamp + lease,
+        )?;
         // `deferred` counts deliveries waiting in that state; these left it.
         let mut left_deferred: HashMap<i64, i64> = HashMap::new();
         for c in claimed.iter().filter(|c| c.previous_state == "deferred") {
@@ -125,27 +138,45 @@ struct CounterDelta {
 /// Records the outcomes of deliveries this worker claimed, with their events and
 /// the send counters, in one transaction. A delivery whose lease this worker lost
 /// (another worker re-claimed it after expiry) is left alone.
-pub fn finish(conn: &mut DbConnection, owner: &str, results: &[(Claimed, Outcome)], policy: RetryPolicy) -> Result<()> {
+pub fn finish(
+    conn: &mut DbConnection,
+    owner: &str,
+    results: &[(Claimed, Outcome)],
+    policy: RetryPolicy,
+) -> Result<()> {
     write_transaction(conn, |conn| {
         let stamp = now();
         let mut deltas: HashMap<i64, CounterDelta> = HashMap::new();
         let mut events = Vec::with_capacity(results.len());
         for (claimed, outcome) in results {
             let outcome = give_up_if_exhausted(claimed, outcome, policy);
-            let (state, reply, next_attempt, attempts): (&str, Option<&str>, NaiveDateTime, i32) = match &outcome {
-                Outcome::Sent(reply) => ("sent", Some(reply.as_str()), stamp, claimed.attempts),
-                Outcome::Deferred(reply) => ("deferred", Some(reply.as_str()), stamp + policy.delay(claimed.attempts), claimed.attempts),
-                Outcome::Bounced(reply) | Outcome::Failed(reply) => ("failed", Some(reply.as_str()), stamp, claimed.attempts),
-                Outcome::Unknown(reason) => ("unknown", Some(reason.as_str()), stamp + policy.delay(claimed.attempts), claimed.attempts),
-                Outcome::Throttled(wait) => {
-                    let back = match claimed.previous_state.as_str() {
-                        "deferred" => "deferred",
-                        "unknown" => "unknown",
-                        _ => "queued",
-                    };
-                    (back, None, stamp + *wait, claimed.attempts - 1)
-                }
-            };
+            let (state, reply, next_attempt, attempts): (&str, Option<&str>, NaiveDateTime, i32) =
+                match &outcome {
+                    Outcome::Sent(reply) => ("sent", Some(reply.as_str()), stamp, claimed.attempts),
+                    Outcome::Deferred(reply) => (
+                        "deferred",
+                        Some(reply.as_str()),
+                        stamp + policy.delay(claimed.attempts),
+                        claimed.attempts,
+                    ),
+                    Outcome::Bounced(reply) | Outcome::Failed(reply) => {
+                        ("failed", Some(reply.as_str()), stamp, claimed.attempts)
+                    }
+                    Outcome::Unknown(reason) => (
+                        "unknown",
+                        Some(reason.as_str()),
+                        stamp + policy.delay(claimed.attempts),
+                        claimed.attempts,
+                    ),
+                    Outcome::Throttled(wait) => {
+                        let back = match claimed.previous_state.as_str() {
+                            "deferred" => "deferred",
+                            "unknown" => "unknown",
+                            _ => "queued",
+                        };
+                        (back, None, stamp + *wait, claimed.attempts - 1)
+                    }
+                };
             let reply = match &outcome {
                 Outcome::Throttled(_) => "held back by a rate limit",
                 _ => reply.unwrap_or(""),
@@ -167,7 +198,10 @@ pub fn finish(conn: &mut DbConnection, owner: &str, results: &[(Claimed, Outcome
             ))
             .execute(conn)?;
             if updated == 0 {
-                log::warn!("delivery {}: lease lost before its outcome was recorded", claimed.id);
+                log::warn!(
+                    "delivery {}: lease lost before its outcome was recorded",
+                    claimed.id
+                );
                 continue;
             }
             let delta = deltas.entry(claimed.send_id).or_default();
@@ -226,8 +260,13 @@ pub fn finish(conn: &mut DbConnection, owner: &str, results: &[(Claimed, Outcome
 /// A temporary outcome on the last allowed attempt becomes final.
 fn give_up_if_exhausted(claimed: &Claimed, outcome: &Outcome, policy: RetryPolicy) -> Outcome {
     match outcome {
-        Outcome::Deferred(reply) | Outcome::Unknown(reply) if claimed.attempts >= policy.max_attempts => {
-            Outcome::Failed(format!("gave up after {} attempts: {reply}", claimed.attempts))
+        Outcome::Deferred(reply) | Outcome::Unknown(reply)
+            if claimed.attempts >= policy.max_attempts =>
+        {
+            Outcome::Failed(format!(
+                "gave up after {} attempts: {reply}",
+                claimed.attempts
+            ))
         }
         other => other.clone(),
     }
@@ -264,7 +303,10 @@ mod tests {
 
     #[test]
     fn backoff_doubles_up_to_six_hours() {
-        let policy = RetryPolicy { base: Duration::seconds(60), max_attempts: 8 };
+        let policy = RetryPolicy {
+            base: Duration::seconds(60),
+            max_attempts: 8,
+        };
         assert_eq!(policy.delay(1), Duration::seconds(60));
         assert_eq!(policy.delay(3), Duration::seconds(240));
         assert_eq!(policy.delay(30), Duration::hours(6));

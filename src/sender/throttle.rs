@@ -12,7 +12,12 @@ use crate::domain::now;
 /// Takes up to `wanted` tokens from the bucket that refills at `rate` per second
 /// (holding at most one second's worth, and at least one token). Returns how
 /// many were granted and, if fewer than wanted, when the next token is due.
-pub fn take(conn: &mut DbConnection, bucket: &str, rate: f64, wanted: usize) -> Result<(usize, Duration)> {
+pub fn take(
+    conn: &mut DbConnection,
+    bucket: &str,
+    rate: f64,
+    wanted: usize,
+) -> Result<(usize, Duration)> {
     let capacity = rate.max(1.0);
     write_transaction(conn, |conn| {
         let stamp = now();
@@ -21,14 +26,25 @@ pub fn take(conn: &mut DbConnection, bucket: &str, rate: f64, wanted: usize) -> 
             .find(bucket)
             .select((throttles::tokens, throttles::updated_at))
             .first(conn)?;
-        let elapsed = (stamp - updated_at).num_microseconds().unwrap_or(i64::MAX).max(0) as f64 / 1e6;
+        let elapsed = (stamp - updated_at)
+            .num_microseconds()
+            .unwrap_or(i64::MAX)
+            .max(0) as f64
+            / 1e6;
         let available = (tokens + elapsed * rate).min(capacity);
         let granted = (available.floor().max(0.0) as usize).min(wanted);
         let left = available - granted as f64;
         diesel::update(throttles::table.find(bucket))
             .set((throttles::tokens.eq(left), throttles::updated_at.eq(stamp)))
             .execute(conn)?;
-        let wait_seconds = if rate > 0.0 { (1.0 - left.fract()).max(0.0) / rate } else { 60.0 };
-        Ok((granted, Duration::milliseconds((wait_seconds * 1000.0).ceil() as i64)))
+        let wait_seconds = if rate > 0.0 {
+            (1.0 - left.fract()).max(0.0) / rate
+        } else {
+            60.0
+        };
+        Ok((
+            granted,
+            Duration::milliseconds((wait_seconds * 1000.0).ceil() as i64),
+        ))
     })
 }

@@ -128,3 +128,185 @@ macro_rules! backend_tests {
         )*
     };
 }
+
+/// The Python interpreter with the test tools (`scripts/test` prepares it), or
+/// `None` with a notice when it is not there.
+pub fn test_python() -> Option<String> {
+    match std::env::var("ESPBRIDGE_TEST_PYTHON") {
+        Ok(python) if !python.is_empty() => Some(python),
+        _ => {
+            if std::env::var_os("ESPBRIDGE_TEST_REQUIRE_POSTGRES").is_some() {
+                panic!("scripts/test sets ESPBRIDGE_TEST_PYTHON; it is missing");
+            }
+            static ONCE: Once = Once::new();
+            ONCE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nNOTE: tests needing the real SMTP server SKIPPED (ESPBRIDGE_TEST_PYTHON not set); \
+                     run scripts/test.\n"
+                );
+            });
+            None
+        }
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// How the test SMTP server misbehaves.
+#[derive(Debug, Default, Clone)]
+pub struct SmtpBehaviour {
+    /// 451 to the first attempt of one message in N.
+    pub defer_every: u32,
+    /// 550 at RCPT for recipients containing this.
+    pub reject: Option<String>,
+    /// Pause before accepting each message.
+    pub delay_ms: u32,
+}
+
+/// A real SMTP server process (aiosmtpd) on loopback, killed when dropped.
+pub struct SmtpServer {
+    pub port: u16,
+    out: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+/// One message the server accepted.
+#[derive(Debug, Clone, serde::Deserialize)]
+pub struct Received {
+    pub mail_from: String,
+    pub rcpt_tos: Vec<String>,
+    pub message_id: String,
+    pub data: String,
+}
+
+impl SmtpServer {
+    pub fn start(behaviour: SmtpBehaviour) -> Option<SmtpServer> {
+        let python = test_python()?;
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("received.jsonl");
+        let port = free_port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/smtp_server.py");
+        let mut cmd = std::process::Command::new(python);
+        cmd.arg(script)
+            .args(["--port", &port.to_string(), "--out"])
+            .arg(&out)
+            .args(["--defer-every", &behaviour.defer_every.to_string()])
+            .args(["--delay-ms", &behaviour.delay_ms.to_string()])
+            .args(["--lifetime", "900"])
+            .stdout(std::process::Stdio::piped());
+        if let Some(word) = &behaviour.reject {
+            cmd.args(["--reject", word]);
+        }
+        let mut child = cmd.spawn().expect("start the test SMTP server");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+            &mut ready,
+        )
+        .unwrap();
+        assert_eq!(ready.trim(), "ready", "SMTP server did not start");
+        Some(SmtpServer {
+            port,
+            out,
+            child,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        let text = std::fs::read_to_string(&self.out).unwrap_or_default();
+        text.lines()
+            .filter(|l| !l.is_empty())
+            .map(|l| serde_json::from_str(l).expect("a JSON line"))
+            .collect()
+    }
+
+    pub fn count(&self) -> usize {
+        std::fs::read_to_string(&self.out)
+            .map(|t| t.lines().count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for SmtpServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Adds `n` subscribed recipients `user{i}@example.com` (i from `first`) to a
+/// list, with field 1 set to `Name{i}`, in bulk (a fixture, not the domain path,
+/// so large lists are quick to build), keeping the list's counter right.
+pub fn seed_subscribers(
+    db: &Db,
+    account_id: i64,
+    list_number: i64,
+    first: usize,
+    n: usize,
+    domain: &str,
+) {
+    use espbridge::db::schema::{lists, recipient_field_values, recipients, subscriptions};
+    let mut conn = db.conn().unwrap();
+    let list_id: i64 = lists::table
+        .filter(lists::account_id.eq(account_id))
+        .filter(lists::number.eq(list_number))
+        .select(lists::id)
+        .first(&mut *conn)
+        .unwrap();
+    let stamp = chrono::Utc::now().naive_utc();
+    espbridge::db::write_transaction(&mut conn, |c| {
+        for start in (first..first + n).step_by(500) {
+            let end = (start + 500).min(first + n);
+            for i in start..end {
+                let email = format!("user{i}@{domain}");
+                let id: i64 = diesel::insert_into(recipients::table)
+                    .values((
+                        recipients::account_id.eq(account_id),
+                        recipients::email.eq(&email),
+                        recipients::email_key.eq(email.to_lowercase()),
+                        recipients::created_at.eq(stamp),
+                        recipients::updated_at.eq(stamp),
+                    ))
+                    .returning(recipients::id)
+                    .get_result(c)?;
+                diesel::insert_into(recipient_field_values::table)
+                    .values((
+                        recipient_field_values::account_id.eq(account_id),
+                        recipient_field_values::recipient_id.eq(id),
+                        recipient_field_values::field_number.eq(1),
+                        recipient_field_values::value.eq(format!("Name{i}")),
+                    ))
+                    .execute(c)?;
+                diesel::insert_into(subscriptions::table)
+                    .values((
+                        subscriptions::account_id.eq(account_id),
+                        subscriptions::list_id.eq(list_id),
+                        subscriptions::recipient_id.eq(id),
+                        subscriptions::status.eq("subscribed"),
+                        subscriptions::source.eq("fixture"),
+                        subscriptions::created_at.eq(stamp),
+                        subscriptions::status_changed_at.eq(stamp),
+                    ))
+                    .execute(c)?;
+            }
+        }
+        diesel::update(lists::table.find(list_id))
+            .set(lists::subscribed_count.eq(lists::subscribed_count + n as i64))
+            .execute(c)?;
+        Ok(())
+    })
+    .unwrap();
+}

@@ -21,10 +21,16 @@ impl EmailTransport {
     /// SMTP when a URL is given (`smtp://host:port`, `smtps://…`; see lettre's URL
     /// format), else `.eml` files under `<data dir>/outbox`. `connections` bounds
     /// the SMTP connections kept open.
-    pub fn new(smtp_url: Option<&str>, data_dir: &Path, connections: u32) -> Result<EmailTransport> {
+    pub fn new(
+        smtp_url: Option<&str>,
+        data_dir: &Path,
+        connections: u32,
+    ) -> Result<EmailTransport> {
         match smtp_url {
             Some(url) => Ok(EmailTransport::Smtp(smtp::Smtp::new(url, connections)?)),
-            None => Ok(EmailTransport::File(file::FileOutbox::new(data_dir.join("outbox"))?)),
+            None => Ok(EmailTransport::File(file::FileOutbox::new(
+                data_dir.join("outbox"),
+            )?)),
         }
     }
 

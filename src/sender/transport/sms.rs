@@ -50,7 +50,11 @@ impl HttpSms {
             Ok(response) => {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
-                let reply = format!("{} {}", status.as_u16(), text.chars().take(200).collect::<String>());
+                let reply = format!(
+                    "{} {}",
+                    status.as_u16(),
+                    text.chars().take(200).collect::<String>()
+                );
                 if status.is_success() {
                     Outcome::Sent(reply)
                 } else if status.as_u16() == 429 || status.is_server_error() {
@@ -75,9 +79,13 @@ pub struct SmsLog {
 impl SmsLog {
     pub fn new(path: PathBuf) -> Result<SmsLog> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| config_error(&dir.display().to_string(), e))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| config_error(&dir.display().to_string(), e))?;
         }
-        Ok(SmsLog { path, lock: tokio::sync::Mutex::new(()) })
+        Ok(SmsLog {
+            path,
+            lock: tokio::sync::Mutex::new(()),
+        })
     }
 
     pub async fn send(&self, sms: &Sms) -> Outcome {
@@ -89,7 +97,10 @@ impl SmsLog {
         let path = self.path.clone();
         let written = tokio::task::spawn_blocking(move || {
             use std::io::Write;
-            let mut file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)?;
             writeln!(file, "{line}")
         })
         .await;
