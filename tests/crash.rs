@@ -54,18 +54,33 @@ fn start_worker(t: &TestDb, dir: &tempfile::TempDir, smtp: &SmtpServer) -> Worke
 /// An account with `n` subscribers and a started campaign to them.
 fn campaign(t: &TestDb, n: usize) -> (i64, i64) {
     let mut conn = t.db.conn().unwrap();
-    let a = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+    let a = accounts::create(
+        &mut conn,
+        &NewAccount {
+            name: "Shop".into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap()
+    .account_id;
     common::seed_subscribers(&t.db, a, 1, 0, n, "example.com");
     let mut new = NewMessage::email("Hi {{ fields.nome }}", "<p>Hi {{ fields.nome }}</p>");
     new.from_email = "news@shop.example".into();
     let m = messages::create(&mut conn, a, &new).unwrap().id;
-    let send = sends::create_campaign(&mut conn, a, &NewCampaign {
-        message_id: m,
-        audience: Audience::List { list: 1, groups: vec![] },
-        params: serde_json::Map::new(),
-        scheduled_at: None,
-        idempotency_key: None,
-    })
+    let send = sends::create_campaign(
+        &mut conn,
+        a,
+        &NewCampaign {
+            message_id: m,
+            audience: Audience::List {
+                list: 1,
+                groups: vec![],
+            },
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        },
+    )
     .unwrap();
     (a, sends::start(&mut conn, a, send.id).unwrap().id)
 }
@@ -79,7 +94,11 @@ fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {
 }
 
 fn completed(t: &TestDb, a: i64, send_id: i64) -> bool {
-    sends::get(&mut t.db.conn().unwrap(), a, send_id).unwrap().status().unwrap() == SendStatus::Completed
+    sends::get(&mut t.db.conn().unwrap(), a, send_id)
+        .unwrap()
+        .status()
+        .unwrap()
+        == SendStatus::Completed
 }
 
 /// Message-ID → how many times the server got it, and the set of addresses.
@@ -131,14 +150,21 @@ backend_tests! {
 #[test]
 fn two_workers_on_postgres_never_send_twice() {
     let Some(t) = TestDb::postgres() else { return };
-    let Some(smtp) = SmtpServer::start(SmtpBehaviour { delay_ms: 2, ..SmtpBehaviour::default() }) else { return };
+    let Some(smtp) = SmtpServer::start(SmtpBehaviour {
+        delay_ms: 2,
+        ..SmtpBehaviour::default()
+    }) else {
+        return;
+    };
     const N: usize = 3000;
     let (a, send_id) = campaign(&t, N);
     let dir_one = tempfile::tempdir().unwrap();
     let dir_two = tempfile::tempdir().unwrap();
     let _one = start_worker(&t, &dir_one, &smtp);
     let _two = start_worker(&t, &dir_two, &smtp);
-    wait_until(Duration::from_secs(180), "the campaign to complete", || completed(&t, a, send_id));
+    wait_until(Duration::from_secs(180), "the campaign to complete", || {
+        completed(&t, a, send_id)
+    });
     let (ids, addresses) = tally(&smtp);
     assert_eq!(ids.len(), N);
     assert!(ids.values().all(|&n| n == 1), "a delivery was sent twice");

@@ -127,22 +127,6 @@ pub fn lock_subscription(conn: &mut DbConnection, subscription_id: i64) -> Resul
     Ok(())
 }
 
-/// A claimed delivery as read back on SQLite (all but its previous state).
-type ClaimedColumns = (
-    i64,
-    i64,
-    i64,
-    Option<i64>,
-    String,
-    String,
-    String,
-    Option<String>,
-    i32,
-);
-
-/// States from which a delivery may be (re)claimed once due.
-const CLAIMABLE: [&str; 3] = ["queued", "deferred", "unknown"];
-
 /// Reserves up to `limit` due deliveries of a lane whose send is sending: marks
 /// them `sending`, leased to `owner` until `lease_until`, and returns them with
 /// the state they had. Must run in a writing transaction. PostgreSQL skips rows
@@ -156,7 +140,6 @@ pub fn claim_deliveries(
     now: NaiveDateTime,
     lease_until: NaiveDateTime,
 ) -> Result<Vec<Claimed>> {
-    use super::schema::sends;
     match conn {
         DbConnection::Postgresql(c) => Ok(diesel::sql_query(
             "WITH picked AS ( \
@@ -178,72 +161,53 @@ pub fn claim_deliveries(
         .bind::<Timestamp, _>(lease_until)
         .load(c)?),
         DbConnection::Sqlite(c) => {
-            let picked: Vec<(i64, String)> = deliveries::table
-                .inner_join(sends::table)
-                .filter(deliveries::state.eq_any(CLAIMABLE))
-                .filter(deliveries::lane.eq(lane))
-                .filter(deliveries::next_attempt_at.le(now))
-                .filter(sends::status.eq("sending"))
-                .order((deliveries::next_attempt_at, deliveries::id))
-                .limit(limit)
-                .select((deliveries::id, deliveries::state))
-                .load(c)?;
-            if picked.is_empty() {
-                return Ok(Vec::new());
+            // Read first (the write lock is held: nothing changes under us), then
+            // mark the rows claimed. The states are literals, not parameters, so
+            // SQLite can use the partial index `deliveries_claim`.
+            let picked: Vec<Claimed> = diesel::sql_query(
+                "SELECT d.id, d.account_id, d.send_id, d.recipient_id, d.channel, d.address, \
+                     d.message_id, d.params, d.attempts + 1 AS attempts, d.state AS previous_state \
+                 FROM deliveries d JOIN sends s ON s.id = d.send_id \
+                 WHERE d.state IN ('queued', 'deferred', 'unknown') AND d.lane = ? \
+                   AND d.next_attempt_at <= ? AND s.status = 'sending' \
+                 ORDER BY d.next_attempt_at, d.id LIMIT ?",
+            )
+            .bind::<Integer, _>(lane)
+            .bind::<Timestamp, _>(now)
+            .bind::<BigInt, _>(limit)
+            .load(c)?;
+            if !picked.is_empty() {
+                let ids: Vec<i64> = picked.iter().map(|row| row.id).collect();
+                diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
+                    .set((
+                        deliveries::state.eq("sending"),
+                        deliveries::lease_owner.eq(owner),
+                        deliveries::lease_until.eq(lease_until),
+                        deliveries::attempts.eq(deliveries::attempts + 1),
+                    ))
+                    .execute(c)?;
             }
-            let ids: Vec<i64> = picked.iter().map(|(id, _)| *id).collect();
-            diesel::update(deliveries::table.filter(deliveries::id.eq_any(&ids)))
-                .set((
-                    deliveries::state.eq("sending"),
-                    deliveries::lease_owner.eq(owner),
-                    deliveries::lease_until.eq(lease_until),
-                    deliveries::attempts.eq(deliveries::attempts + 1),
-                ))
-                .execute(c)?;
-            let rows: Vec<ClaimedColumns> = deliveries::table
-                .filter(deliveries::id.eq_any(&ids))
-                .select((
-                    deliveries::id,
-                    deliveries::account_id,
-                    deliveries::send_id,
-                    deliveries::recipient_id,
-                    deliveries::channel,
-                    deliveries::address,
-                    deliveries::message_id,
-                    deliveries::params,
-                    deliveries::attempts,
-                ))
-                .load(c)?;
-            let previous: std::collections::HashMap<i64, String> = picked.into_iter().collect();
-            Ok(rows
-                .into_iter()
-                .map(
-                    |(
-                        id,
-                        account_id,
-                        send_id,
-                        recipient_id,
-                        channel,
-                        address,
-                        message_id,
-                        params,
-                        attempts,
-                    )| Claimed {
-                        previous_state: previous.get(&id).cloned().unwrap_or_default(),
-                        id,
-                        account_id,
-                        send_id,
-                        recipient_id,
-                        channel,
-                        address,
-                        message_id,
-                        params,
-                        attempts,
-                    },
-                )
-                .collect())
+            Ok(picked)
         }
     }
+}
+
+/// Deliveries whose lease ran out become `unknown` and due now. Returns how many.
+/// (A literal state, so the partial index `deliveries_lease` serves it.)
+pub fn expire_leases(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize> {
+    let sql = match conn {
+        DbConnection::Postgresql(_) => {
+            "UPDATE deliveries SET state = 'unknown', lease_owner = NULL, lease_until = NULL, \
+             next_attempt_at = $1 WHERE state = 'sending' AND lease_until < $1"
+        }
+        DbConnection::Sqlite(_) => {
+            "UPDATE deliveries SET state = 'unknown', lease_owner = NULL, lease_until = NULL, \
+             next_attempt_at = ?1 WHERE state = 'sending' AND lease_until < ?1"
+        }
+    };
+    Ok(diesel::sql_query(sql)
+        .bind::<Timestamp, _>(now)
+        .execute(conn)?)
 }
 
 /// Creates a token bucket row (full) unless it exists, then locks it until the

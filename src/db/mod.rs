@@ -76,7 +76,8 @@ impl ManageConnection for Manager {
                 // busy_timeout first: switching to WAL itself may wait for a lock.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
-                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+                     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
+                     PRAGMA cache_size = -8192;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -104,6 +105,13 @@ pub type Conn = PooledConnection<Manager>;
 pub struct Db {
     pool: Pool<Manager>,
     backend: Backend,
+    /// SQLite: one connection for all writing transactions of this process.
+    /// SQLite has one writer at a time anyway; queueing for this connection
+    /// wakes a writer as soon as the last one is done, where SQLite's busy
+    /// handler polls in steps of up to 100 ms. And a connection's page cache is
+    /// dropped whenever another connection changed the file, so the writer's
+    /// stays warm only if it is always the same connection.
+    writer: Option<Pool<Manager>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -142,12 +150,27 @@ impl Db {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         };
+        let writer = match backend {
+            Backend::Sqlite => Some(
+                Pool::builder()
+                    .max_size(1)
+                    .connection_timeout(Duration::from_secs(60))
+                    .build(Manager {
+                        target: target.clone(),
+                    })?,
+            ),
+            Backend::Postgres => None,
+        };
         let pool = Pool::builder()
             .max_size(pool_size.unwrap_or(default_size))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
             .build(Manager { target })?;
-        Ok(Db { pool, backend })
+        Ok(Db {
+            pool,
+            backend,
+            writer,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -211,13 +234,21 @@ impl Db {
         .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
     }
 
-    /// [`Db::run`] inside a writing transaction (see [`write_transaction`]).
+    /// [`Db::run`] inside a writing transaction (see [`write_transaction`]),
+    /// on SQLite on the process's one writing connection. Async code writes
+    /// through this.
     pub async fn write<T, F>(&self, f: F) -> Result<T>
     where
         F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        self.run(move |conn| write_transaction(conn, f)).await
+        let pool = self.writer.clone().unwrap_or_else(|| self.pool.clone());
+        actix_web::rt::task::spawn_blocking(move || {
+            let mut conn = pool.get()?;
+            write_transaction(&mut conn, f)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
     }
 }
 

@@ -220,48 +220,17 @@ impl Sender {
     }
 
     /// Claims and delivers the lane's deliveries with at most `concurrency` in flight.
-    async fn lane(
-        self: Arc<Self>,
-        lane: Lane,
-        concurrency: usize,
-        mut stop: watch::Receiver<bool>,
-    ) {
+    async fn lane(self: Arc<Self>, lane: Lane, concurrency: usize, stop: watch::Receiver<bool>) {
         let concurrency = concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let (results, outcomes) = mpsc::channel(concurrency + self.settings.claim_batch);
         let recorder = tokio::spawn(self.clone().record(outcomes));
-        let lease = Duration::seconds(self.settings.lease_seconds as i64);
-        while !*stop.borrow() {
-            let free = permits.available_permits();
-            if free == 0 {
-                if let Ok(permit) = permits.clone().acquire_owned().await {
-                    drop(permit);
-                }
-                continue;
-            }
-            let limit = free.min(self.settings.claim_batch.max(1));
-            let owner = self.owner.clone();
-            let claimed = match self
-                .db
-                .run(move |conn| queue::claim(conn, lane, &owner, limit, lease))
-                .await
-            {
-                Ok(claimed) => claimed,
-                Err(e) => {
-                    log::error!("claiming deliveries failed: {e}");
-                    tokio::time::sleep(self.poll()).await;
-                    continue;
-                }
-            };
-            if claimed.is_empty() {
-                tokio::select! {
-                    _ = tokio::time::sleep(self.poll()) => {}
-                    _ = self.wake_bulk.notified(), if lane == Lane::Bulk => {}
-                    _ = stop.changed() => {}
-                }
-                continue;
-            }
-            for (claimed, job) in self.prepare(claimed).await {
+        // The next batch is claimed while this one is handed out, so the slots
+        // never wait for a claim.
+        let (batches, mut claimed_batches) = mpsc::channel(1);
+        let claimer = tokio::spawn(self.clone().claim_batches(lane, batches, stop));
+        while let Some((claimed, recipients)) = claimed_batches.recv().await {
+            for (claimed, job) in self.prepare(claimed, recipients).await {
                 match job {
                     Ok(work) => {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -281,11 +250,54 @@ impl Sender {
                 }
             }
         }
+        if let Err(e) = claimer.await {
+            log::error!("claim loop failed: {e}");
+        }
         // Let the deliveries in flight finish, then record everything.
         let _all = permits.acquire_many(concurrency as u32).await;
         drop(results);
         if let Err(e) = recorder.await {
             log::error!("outcome recorder failed: {e}");
+        }
+    }
+
+    /// Claims batches of the lane's due deliveries (with their recipients) until
+    /// `stop`; a batch waits in the channel, leased, until it is handed out.
+    async fn claim_batches(
+        self: Arc<Self>,
+        lane: Lane,
+        batches: mpsc::Sender<(Vec<Claimed>, HashMap<i64, recipients::WithFields>)>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let lease = Duration::seconds(self.settings.lease_seconds as i64);
+        let limit = self.settings.claim_batch.max(1);
+        while !*stop.borrow() {
+            let owner = self.owner.clone();
+            // The recipients are read in the same transaction, on the writing
+            // connection whose cache is warm.
+            let claim = move |conn: &mut DbConnection| {
+                let claimed = queue::claim(conn, lane, &owner, limit, lease)?;
+                let recipients = recipient_data(conn, &claimed)?;
+                Ok((claimed, recipients))
+            };
+            match self.db.write(claim).await {
+                Ok((claimed, _)) if claimed.is_empty() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.poll()) => {}
+                        _ = self.wake_bulk.notified(), if lane == Lane::Bulk => {}
+                        _ = stop.changed() => {}
+                    }
+                }
+                Ok(batch) => {
+                    if batches.send(batch).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    log::error!("claiming deliveries failed: {e}");
+                    tokio::time::sleep(self.poll()).await;
+                }
+            }
         }
     }
 
@@ -313,7 +325,7 @@ impl Sender {
             let rows = batch.clone();
             match self
                 .db
-                .run(move |conn| queue::finish(conn, &owner, &rows, policy))
+                .write(move |conn| queue::finish(conn, &owner, &rows, policy))
                 .await
             {
                 Ok(()) => return,
@@ -338,6 +350,7 @@ impl Sender {
     async fn prepare(
         self: &Arc<Self>,
         claimed: Vec<Claimed>,
+        recipients: HashMap<i64, recipients::WithFields>,
     ) -> Vec<(Claimed, std::result::Result<Work, Outcome>)> {
         let mut prepared: HashMap<i64, std::result::Result<Arc<Prepared>, String>> = HashMap::new();
         for c in &claimed {
@@ -347,7 +360,6 @@ impl Sender {
             }
         }
         let held_back = self.apply_rate_limits(&claimed, &prepared).await;
-        let recipients = self.recipient_data(&claimed).await;
         claimed
             .into_iter()
             .map(|c| {
@@ -587,7 +599,7 @@ impl Sender {
             let name = bucket.clone();
             let taken = self
                 .db
-                .run(move |conn| throttle::take(conn, &name, rate, wanted))
+                .write(move |conn| throttle::take(conn, &name, rate, wanted))
                 .await;
             let (granted, wait) = match taken {
                 Ok(taken) => taken,
@@ -604,29 +616,6 @@ impl Sender {
             }
         }
         held_back
-    }
-
-    async fn recipient_data(&self, claimed: &[Claimed]) -> HashMap<i64, recipients::WithFields> {
-        let mut by_account: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
-        for c in claimed {
-            if let Some(id) = c.recipient_id {
-                by_account.entry(c.account_id).or_default().push(id);
-            }
-        }
-        let loaded = self
-            .db
-            .run(move |conn| {
-                let mut all = HashMap::new();
-                for (account_id, ids) in by_account {
-                    all.extend(recipients::with_field_values(conn, account_id, &ids)?);
-                }
-                Ok(all)
-            })
-            .await;
-        loaded.unwrap_or_else(|e| {
-            log::error!("loading recipients failed: {e}");
-            HashMap::new()
-        })
     }
 
     /// Renders and sends one delivery.
@@ -674,7 +663,7 @@ impl Sender {
             let purge_sessions = ticks.is_multiple_of(60);
             let work = self
                 .db
-                .run(move |conn| {
+                .write(move |conn| {
                     let started = sends::start_due(conn)?;
                     let reaped = queue::reap(conn)?;
                     if purge_sessions {
@@ -709,7 +698,7 @@ impl Sender {
         while !*stop.borrow() {
             let jobs = self
                 .db
-                .run(move |conn| sends::lease_expansions(conn, lease, 4))
+                .write(move |conn| sends::lease_expansions(conn, lease, 4))
                 .await
                 .unwrap_or_else(|e| {
                     log::error!("looking for campaigns to expand failed: {e}");
@@ -722,7 +711,7 @@ impl Sender {
                     }
                     match self
                         .db
-                        .run(move |conn| sends::expand_next_batch(conn, job, batch, lease))
+                        .write(move |conn| sends::expand_next_batch(conn, job, batch, lease))
                         .await
                     {
                         Ok(0) => break,
@@ -740,6 +729,24 @@ impl Sender {
             }
         }
     }
+}
+
+/// The claimed deliveries' recipients with their field values.
+fn recipient_data(
+    conn: &mut DbConnection,
+    claimed: &[Claimed],
+) -> Result<HashMap<i64, recipients::WithFields>> {
+    let mut by_account: BTreeMap<i64, Vec<i64>> = BTreeMap::new();
+    for c in claimed {
+        if let Some(id) = c.recipient_id {
+            by_account.entry(c.account_id).or_default().push(id);
+        }
+    }
+    let mut all = HashMap::new();
+    for (account_id, ids) in by_account {
+        all.extend(recipients::with_field_values(conn, account_id, &ids)?);
+    }
+    Ok(all)
 }
 
 /// The template context of one delivery: recipient, fields (by lower-case name

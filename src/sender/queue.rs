@@ -282,19 +282,7 @@ fn truncate(text: &str) -> String {
 /// Deliveries whose lease ran out (their worker died or stalled) become `unknown`
 /// and due now, so they are re-sent. Returns how many.
 pub fn reap(conn: &mut DbConnection) -> Result<usize> {
-    let stamp = now();
-    Ok(diesel::update(
-        deliveries::table
-            .filter(deliveries::state.eq("sending"))
-            .filter(deliveries::lease_until.lt(stamp)),
-    )
-    .set((
-        deliveries::state.eq("unknown"),
-        deliveries::lease_owner.eq(None::<String>),
-        deliveries::lease_until.eq(None::<NaiveDateTime>),
-        deliveries::next_attempt_at.eq(stamp),
-    ))
-    .execute(conn)?)
+    backend::expire_leases(conn, now())
 }
 
 #[cfg(test)]
