@@ -49,30 +49,20 @@ fn main() {
         reference
     );
 
-    let mut results = vec![];
     let dir = tempfile::tempdir().unwrap();
     let sqlite_url = format!("sqlite://{}/bench.db", dir.path().display());
-    results.push((
+    report(
         "SQLite",
-        campaign_run(&bin, &sqlite_url, &sink, n, true, dir.path()),
-    ));
+        reference,
+        &campaign_run(&bin, &sqlite_url, &sink, n, true, dir.path()),
+    );
     if let Ok(admin) = std::env::var("ESPBRIDGE_BENCH_POSTGRES_URL") {
         let url = fresh_postgres(&admin, "espbridge_bench_send");
         let pg_dir = tempfile::tempdir().unwrap();
-        results.push((
+        report(
             "PostgreSQL",
-            campaign_run(&bin, &url, &sink, n, true, pg_dir.path()),
-        ));
-    }
-    for (backend, run) in &results {
-        println!(
-            "(b) espbridge, {backend:<10}: {:>9.0} msg/s   ratio b/a {:.2}   peak RSS {:>5.1} MB   transactional latency p50 {:.0} ms, max {:.0} ms ({} samples)",
-            run.rate,
-            run.rate / reference,
-            run.peak_rss_kb as f64 / 1024.0,
-            run.latency_p50_ms,
-            run.latency_max_ms,
-            run.latency_samples,
+            reference,
+            &campaign_run(&bin, &url, &sink, n, true, pg_dir.path()),
         );
     }
     if big > 0 {
@@ -85,6 +75,18 @@ fn main() {
             run.peak_rss_kb as f64 / 1024.0
         );
     }
+}
+
+fn report(backend: &str, reference: f64, run: &Run) {
+    println!(
+        "(b) espbridge, {backend:<10}: {:>9.0} msg/s   ratio b/a {:.2}   peak RSS {:>5.1} MB   transactional latency p50 {:.0} ms, max {:.0} ms ({} samples)",
+        run.rate,
+        run.rate / reference,
+        run.peak_rss_kb as f64 / 1024.0,
+        run.latency_p50_ms,
+        run.latency_max_ms,
+        run.latency_samples,
+    );
 }
 
 /// Messages per second of Postfix's load generator (the SMTP ceiling).
@@ -109,10 +111,13 @@ fn smtp_source(sink: &str, n: usize) -> f64 {
 
 fn fresh_postgres(admin_url: &str, name: &str) -> String {
     let mut admin = PgConnection::establish(admin_url).unwrap();
+    // One statement each: PostgreSQL runs a multi-statement string in one
+    // transaction, where DROP and CREATE DATABASE are not allowed.
     admin
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {name} WITH (FORCE); CREATE DATABASE {name}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+        .unwrap();
+    admin
+        .batch_execute(&format!("CREATE DATABASE {name}"))
         .unwrap();
     let (server, _) = admin_url.rsplit_once('/').unwrap();
     format!("{server}/{name}")

@@ -211,6 +211,35 @@ backend_tests! {
         assert!(position < received.len() - 100, "the reset mail came out at {position} of {}", received.len());
     }
 
+    fn domain_rate_limits_hold_back_but_deliver_everything(t) {
+        let Some(smtp) = SmtpServer::start(SmtpBehaviour::default()) else { return };
+        let a = account(t);
+        common::seed_subscribers(&t.db, a, 1, 0, 12, "slow.example");
+        common::seed_subscribers(&t.db, a, 1, 100, 3, "fast.example");
+        let m = message(t, a, "Hi", "<p>Hi</p>");
+        let send_id = campaign(t, a, m);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = settings(&dir, Some(&smtp));
+        config.sender.domain_rates.insert("slow.example".into(), 5.0);
+        let started = Instant::now();
+        let sender = espbridge::sender::spawn(t.db.clone(), &config).unwrap();
+        let send = wait_completed(t, a, send_id, Duration::from_secs(60));
+        let elapsed = started.elapsed();
+        sender.stop();
+        assert_eq!((send.sent, send.failed), (15, 0));
+        assert_eq!(smtp.count(), 15);
+        // 12 messages at 5 per second, 5 at once: the last ones had to wait.
+        assert!(elapsed >= Duration::from_millis(1200), "{elapsed:?}");
+        let buckets: Vec<String> = espbridge::db::schema::throttles::table
+            .select(espbridge::db::schema::throttles::bucket)
+            .load(&mut *t.db.conn().unwrap())
+            .unwrap();
+        assert_eq!(buckets, vec!["domain:slow.example".to_string()]);
+        // Being held back is not an attempt.
+        let attempts: Vec<i32> = deliveries::table.filter(deliveries::send_id.eq(send_id)).select(deliveries::attempts).load(&mut *t.db.conn().unwrap()).unwrap();
+        assert!(attempts.iter().all(|&n| n == 1), "{attempts:?}");
+    }
+
     fn without_smtp_mail_goes_to_the_file_outbox(t) {
         let a = account(t);
         subscriptions::subscribe(&mut t.db.conn().unwrap(), a, &Subscribe {

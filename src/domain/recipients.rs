@@ -233,6 +233,11 @@ fn parse_mobile(
     })
 }
 
+/// The normalised form (`+<all digits>`) of a mobile number in the account.
+pub fn mobile_key(conn: &mut DbConnection, account_id: i64, mobile: &Mobile) -> Result<String> {
+    Ok(parse_mobile(mobile, || account_default_prefix(conn, account_id))?.key)
+}
+
 fn account_default_prefix(conn: &mut DbConnection, account_id: i64) -> Result<String> {
     Ok(accounts::get(conn, account_id)?
         .settings()

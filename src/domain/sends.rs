@@ -453,17 +453,22 @@ pub fn enqueue_single(
                 (Some(recipient), address)
             }
             To::Address(address) => {
-                let key = match kind {
-                    MessageKind::Email => RecipientKey::Email(address.clone()),
+                // Checked and normalised (a mobile number to `+<digits>`).
+                let (key, address) = match kind {
+                    MessageKind::Email => {
+                        let key = RecipientKey::Email(address.clone());
+                        (key, address.trim().to_string())
+                    }
                     MessageKind::Sms => {
-                        RecipientKey::Mobile(recipients::Mobile::new(address.clone()))
+                        let mobile = recipients::Mobile::new(address.clone());
+                        let normalised = recipients::mobile_key(conn, account_id, &mobile)?;
+                        (RecipientKey::Mobile(mobile), normalised)
                     }
                 };
-                // Validates the address as a side effect.
                 let recipient = recipients::find(conn, account_id, &key)?;
                 let address = match &recipient {
-                    Some(r) => address_for(r, kind).unwrap_or_else(|| address.trim().to_string()),
-                    None => address.trim().to_string(),
+                    Some(r) => address_for(r, kind).unwrap_or(address),
+                    None => address,
                 };
                 (recipient, address)
             }
