@@ -12,7 +12,7 @@ use diesel::prelude::*;
 use espbridge::db::schema::deliveries;
 use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::messages::{self, NewMessage};
-use espbridge::domain::sends::{self, Audience, NewCampaign, SendStatus};
+use espbridge::domain::sends::{self, SendStatus};
 
 const BIN: &str = env!("CARGO_BIN_EXE_espbridge");
 
@@ -67,22 +67,7 @@ fn campaign(t: &TestDb, n: usize) -> (i64, i64) {
     let mut new = NewMessage::email("Hi {{ fields.nome }}", "<p>Hi {{ fields.nome }}</p>");
     new.from_email = "news@shop.example".into();
     let m = messages::create(&mut conn, a, &new).unwrap().id;
-    let send = sends::create_campaign(
-        &mut conn,
-        a,
-        &NewCampaign {
-            message_id: m,
-            audience: Audience::List {
-                list: 1,
-                groups: vec![],
-            },
-            params: serde_json::Map::new(),
-            scheduled_at: None,
-            idempotency_key: None,
-        },
-    )
-    .unwrap();
-    (a, sends::start(&mut conn, a, send.id).unwrap().id)
+    (a, common::start_list_campaign(&t.db, a, m))
 }
 
 fn wait_until(limit: Duration, what: &str, mut done: impl FnMut() -> bool) {

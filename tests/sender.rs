@@ -57,26 +57,6 @@ fn message(t: &TestDb, account_id: i64, subject: &str, html: &str) -> i64 {
         .id
 }
 
-fn campaign(t: &TestDb, account_id: i64, message_id: i64) -> i64 {
-    let mut conn = t.db.conn().unwrap();
-    let send = sends::create_campaign(
-        &mut conn,
-        account_id,
-        &NewCampaign {
-            message_id,
-            audience: Audience::List {
-                list: 1,
-                groups: vec![],
-            },
-            params: serde_json::Map::new(),
-            scheduled_at: None,
-            idempotency_key: None,
-        },
-    )
-    .unwrap();
-    sends::start(&mut conn, account_id, send.id).unwrap().id
-}
-
 /// Waits until the send is completed (or fails the test with its counters).
 fn wait_completed(t: &TestDb, account_id: i64, send_id: i64, limit: Duration) -> sends::Send {
     let deadline = Instant::now() + limit;
@@ -99,7 +79,7 @@ backend_tests! {
         let a = account(t);
         common::seed_subscribers(&t.db, a, 1, 0, 10_000, "example.com");
         let m = message(t, a, "News for {{ fields.nome }}", "<p>Hello {{ fields.nome }} ({{ recipient.email }})</p>");
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let dir = tempfile::tempdir().unwrap();
         let sender = espbridge::sender::spawn(t.db.clone(), &settings(&dir, Some(&smtp))).unwrap();
         let send = wait_completed(t, a, send_id, Duration::from_secs(300));
@@ -134,7 +114,7 @@ backend_tests! {
         common::seed_subscribers(&t.db, a, 1, 0, 190, "example.com");
         common::seed_subscribers(&t.db, a, 1, 1000, 10, "reject.example.com");
         let m = message(t, a, "Hi", "<p>Hi {{ fields.nome }}</p>");
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let dir = tempfile::tempdir().unwrap();
         let sender = espbridge::sender::spawn(t.db.clone(), &settings(&dir, Some(&smtp))).unwrap();
         let send = wait_completed(t, a, send_id, Duration::from_secs(120));
@@ -189,7 +169,7 @@ backend_tests! {
         let dir = tempfile::tempdir().unwrap();
         let mut config = settings(&dir, Some(&smtp));
         config.sender.bulk_concurrency = 2;
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let sender = espbridge::sender::spawn(t.db.clone(), &config).unwrap();
         while smtp.count() < 20 {
             std::thread::sleep(Duration::from_millis(10));
@@ -217,7 +197,7 @@ backend_tests! {
         common::seed_subscribers(&t.db, a, 1, 0, 12, "slow.example");
         common::seed_subscribers(&t.db, a, 1, 100, 3, "fast.example");
         let m = message(t, a, "Hi", "<p>Hi</p>");
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let dir = tempfile::tempdir().unwrap();
         let mut config = settings(&dir, Some(&smtp));
         config.sender.domain_rates.insert("slow.example".into(), 5.0);
@@ -252,7 +232,7 @@ backend_tests! {
             origin: Origin::new(Channel::Cli, "test"),
         }).unwrap();
         let m = message(t, a, "Hello", "<p>Hello</p>");
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let dir = tempfile::tempdir().unwrap();
         let sender = espbridge::sender::spawn(t.db.clone(), &settings(&dir, None)).unwrap();
         wait_completed(t, a, send_id, Duration::from_secs(60));
@@ -335,7 +315,7 @@ backend_tests! {
         common::seed_subscribers(&t.db, a, 1, 0, 30, "example.com");
         let m = message(t, a, "S", "<p>x</p>");
         let mut conn = t.db.conn().unwrap();
-        let send_id = campaign(t, a, m);
+        let send_id = common::start_list_campaign(&t.db, a, m);
         let job = sends::lease_expansions(&mut conn, chrono::Duration::seconds(60), 10).unwrap();
         assert_eq!(job.len(), 1);
         assert!(sends::lease_expansions(&mut conn, chrono::Duration::seconds(60), 10).unwrap().is_empty(), "expansion is leased");

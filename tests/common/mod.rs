@@ -310,3 +310,21 @@ pub fn seed_subscribers(
     })
     .unwrap();
 }
+
+/// Creates and starts a campaign of `message_id` to list 1; returns its id.
+pub fn start_list_campaign(db: &Db, account_id: i64, message_id: i64) -> i64 {
+    use espbridge::domain::sends::{self, Audience, NewCampaign};
+    let mut conn = db.conn().unwrap();
+    let campaign = NewCampaign {
+        message_id,
+        audience: Audience::List {
+            list: 1,
+            groups: vec![],
+        },
+        params: serde_json::Map::new(),
+        scheduled_at: None,
+        idempotency_key: None,
+    };
+    let send = sends::create_campaign(&mut conn, account_id, &campaign).unwrap();
+    sends::start(&mut conn, account_id, send.id).unwrap().id
+}
