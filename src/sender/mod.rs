@@ -790,10 +790,7 @@ fn render_context(
         params.extend(own);
     }
     let (email, mobile) = match recipient {
-        Some(found) => (
-            found.recipient.email.clone(),
-            found.recipient.mobile_key.clone(),
-        ),
+        Some(found) => (found.email.clone(), found.mobile_key.clone()),
         None if claimed.channel == "email" => (Some(claimed.address.clone()), None),
         None => (None, Some(claimed.address.clone())),
     };

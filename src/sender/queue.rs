@@ -148,56 +148,44 @@ pub fn finish(
         let stamp = now();
         let mut deltas: HashMap<i64, CounterDelta> = HashMap::new();
         let mut events = Vec::with_capacity(results.len());
-        for (claimed, outcome) in results {
-            let outcome = give_up_if_exhausted(claimed, outcome, policy);
-            let (state, reply, next_attempt, attempts): (&str, Option<&str>, NaiveDateTime, i32) =
-                match &outcome {
-                    Outcome::Sent(reply) => ("sent", Some(reply.as_str()), stamp, claimed.attempts),
-                    Outcome::Deferred(reply) => (
-                        "deferred",
-                        Some(reply.as_str()),
-                        stamp + policy.delay(claimed.attempts),
-                        claimed.attempts,
-                    ),
-                    Outcome::Bounced(reply) | Outcome::Failed(reply) => {
-                        ("failed", Some(reply.as_str()), stamp, claimed.attempts)
-                    }
-                    Outcome::Unknown(reason) => (
-                        "unknown",
-                        Some(reason.as_str()),
-                        stamp + policy.delay(claimed.attempts),
-                        claimed.attempts,
-                    ),
-                    Outcome::Throttled(wait) => {
-                        let back = match claimed.previous_state.as_str() {
-                            "deferred" => "deferred",
-                            "unknown" => "unknown",
-                            _ => "queued",
-                        };
-                        (back, None, stamp + *wait, claimed.attempts - 1)
-                    }
-                };
-            let reply = match &outcome {
-                Outcome::Throttled(_) => "held back by a rate limit",
-                _ => reply.unwrap_or(""),
-            };
-            let updated = diesel::update(
+        let outcomes: Vec<(&Claimed, Outcome)> = results
+            .iter()
+            .map(|(claimed, outcome)| (claimed, give_up_if_exhausted(claimed, outcome, policy)))
+            .collect();
+        // The common case, sent, in one statement; the server's reply stays in
+        // the event.
+        let sent: Vec<i64> = outcomes
+            .iter()
+            .filter(|(_, outcome)| matches!(outcome, Outcome::Sent(_)))
+            .map(|(claimed, _)| claimed.id)
+            .collect();
+        let recorded_sent: std::collections::HashSet<i64> = if sent.is_empty() {
+            Default::default()
+        } else {
+            diesel::update(
                 deliveries::table
-                    .find(claimed.id)
+                    .filter(deliveries::id.eq_any(&sent))
                     .filter(deliveries::state.eq("sending"))
                     .filter(deliveries::lease_owner.eq(owner)),
             )
             .set((
-                deliveries::state.eq(state),
+                deliveries::state.eq("sent"),
                 deliveries::lease_owner.eq(None::<String>),
                 deliveries::lease_until.eq(None::<NaiveDateTime>),
-                deliveries::next_attempt_at.eq(next_attempt),
-                deliveries::attempts.eq(attempts),
-                deliveries::sent_at.eq((state == "sent").then_some(stamp)),
-                deliveries::last_reply.eq(truncate(reply)),
+                deliveries::sent_at.eq(Some(stamp)),
+                deliveries::last_reply.eq(None::<String>),
             ))
-            .execute(conn)?;
-            if updated == 0 {
+            .returning(deliveries::id)
+            .get_results(conn)?
+            .into_iter()
+            .collect()
+        };
+        for (claimed, outcome) in &outcomes {
+            let recorded = match outcome {
+                Outcome::Sent(_) => recorded_sent.contains(&claimed.id),
+                other => record_one(conn, owner, claimed, other, policy, stamp)?,
+            };
+            if !recorded {
                 log::warn!(
                     "delivery {}: lease lost before its outcome was recorded",
                     claimed.id
@@ -205,27 +193,27 @@ pub fn finish(
                 continue;
             }
             let delta = deltas.entry(claimed.send_id).or_default();
-            let event = match &outcome {
-                Outcome::Sent(_) => {
+            let (event, detail) = match outcome {
+                Outcome::Sent(reply) => {
                     delta.sent += 1;
-                    "sent"
+                    ("sent", reply)
                 }
-                Outcome::Deferred(_) => {
+                Outcome::Deferred(reply) => {
                     delta.deferred += 1;
-                    "deferred"
+                    ("deferred", reply)
                 }
-                Outcome::Bounced(_) => {
+                Outcome::Bounced(reply) => {
                     delta.failed += 1;
                     delta.bounced += 1;
-                    "bounced"
+                    ("bounced", reply)
                 }
-                Outcome::Failed(_) => {
+                Outcome::Failed(reply) => {
                     delta.failed += 1;
-                    "failed"
+                    ("failed", reply)
                 }
-                Outcome::Unknown(_) => "unknown",
+                Outcome::Unknown(reason) => ("unknown", reason),
                 Outcome::Throttled(_) => {
-                    if state == "deferred" {
+                    if claimed.previous_state == "deferred" {
                         delta.deferred += 1;
                     }
                     continue;
@@ -237,7 +225,7 @@ pub fn finish(
                 delivery_id: claimed.id,
                 recipient_id: claimed.recipient_id,
                 kind: event,
-                detail: truncate(reply),
+                detail: truncate(detail),
                 created_at: stamp,
             });
         }
@@ -255,6 +243,53 @@ pub fn finish(
         }
         complete_if_done(conn, &send_ids)
     })
+}
+
+/// Records an outcome other than sent; false if this worker no longer holds the
+/// delivery's lease.
+fn record_one(
+    conn: &mut DbConnection,
+    owner: &str,
+    claimed: &Claimed,
+    outcome: &Outcome,
+    policy: RetryPolicy,
+    stamp: NaiveDateTime,
+) -> Result<bool> {
+    let retry_at = stamp + policy.delay(claimed.attempts);
+    let (state, reply, next_attempt, attempts) = match outcome {
+        Outcome::Sent(reply) => ("sent", reply.as_str(), stamp, claimed.attempts),
+        Outcome::Deferred(reply) => ("deferred", reply.as_str(), retry_at, claimed.attempts),
+        Outcome::Bounced(reply) | Outcome::Failed(reply) => {
+            ("failed", reply.as_str(), stamp, claimed.attempts)
+        }
+        Outcome::Unknown(reason) => ("unknown", reason.as_str(), retry_at, claimed.attempts),
+        Outcome::Throttled(wait) => {
+            let back = match claimed.previous_state.as_str() {
+                "deferred" => "deferred",
+                "unknown" => "unknown",
+                _ => "queued",
+            };
+            // Waiting for a rate limit is not an attempt.
+            let reply = "held back by a rate limit";
+            (back, reply, stamp + *wait, claimed.attempts - 1)
+        }
+    };
+    let updated = diesel::update(
+        deliveries::table
+            .find(claimed.id)
+            .filter(deliveries::state.eq("sending"))
+            .filter(deliveries::lease_owner.eq(owner)),
+    )
+    .set((
+        deliveries::state.eq(state),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<NaiveDateTime>),
+        deliveries::next_attempt_at.eq(next_attempt),
+        deliveries::attempts.eq(attempts),
+        deliveries::last_reply.eq(truncate(reply)),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 /// A temporary outcome on the last allowed attempt becomes final.
