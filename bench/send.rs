@@ -174,6 +174,7 @@ fn campaign_run(
             audience: Audience::List {
                 list: 1,
                 groups: vec![],
+                filter: vec![],
             },
             params: serde_json::Map::new(),
             scheduled_at: None,

@@ -341,7 +341,7 @@ backend_tests! {
         // Scheduled: starts only when due.
         let later = sends::create_campaign(&mut conn, a, &NewCampaign {
             message_id: m,
-            audience: Audience::List { list: 1, groups: vec![] },
+            audience: Audience::List { list: 1, groups: vec![], filter: vec![] },
             params: serde_json::Map::new(),
             scheduled_at: Some(chrono::Utc::now().naive_utc() + chrono::Duration::hours(1)),
             idempotency_key: None,
@@ -350,7 +350,7 @@ backend_tests! {
         assert_eq!(sends::start_due(&mut conn).unwrap(), 0);
         let soon = sends::create_campaign(&mut conn, a, &NewCampaign {
             message_id: m,
-            audience: Audience::List { list: 1, groups: vec![] },
+            audience: Audience::List { list: 1, groups: vec![], filter: vec![] },
             params: serde_json::Map::new(),
             scheduled_at: Some(chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1)),
             idempotency_key: None,
@@ -361,6 +361,44 @@ backend_tests! {
         assert!(sends::get(&mut conn, b, send_id).is_err());
         assert!(sends::cancel(&mut conn, b, later.id).is_err());
         assert_eq!(lists::get(&mut conn, b, 1).unwrap().subscribed_count, 0);
+    }
+
+    fn campaigns_reach_only_their_groups_and_filter(t) {
+        let a = account(t);
+        common::seed_subscribers(&t.db, a, 1, 0, 6, "example.com");
+        let mut conn = t.db.conn().unwrap();
+        let vip = espbridge::domain::groups::create(&mut conn, a, 1, "VIP", "", None).unwrap();
+        for i in [1, 2, 3] {
+            subscriptions::update_member(&mut conn, a, 1, &RecipientKey::Email(format!("user{i}@example.com")), &[], Some(&subscriptions::GroupChange { groups: vec![vip.number], replace: false })).unwrap();
+        }
+        let m = message(t, a, "S", "<p>x</p>");
+        let expand = |conn: &mut espbridge::db::DbConnection, groups: Vec<i64>, filter: Vec<sends::FieldEquals>| -> Vec<String> {
+            let send = sends::create_campaign(conn, a, &NewCampaign {
+                message_id: m,
+                audience: Audience::List { list: 1, groups, filter },
+                params: serde_json::Map::new(),
+                scheduled_at: None,
+                idempotency_key: None,
+            }).unwrap();
+            sends::start(conn, a, send.id).unwrap();
+            let jobs = sends::lease_expansions(conn, chrono::Duration::seconds(60), 10).unwrap();
+            while sends::expand_next_batch(conn, jobs[0], 2, chrono::Duration::seconds(60)).unwrap() > 0 {}
+            let mut addresses: Vec<String> = deliveries::table.filter(deliveries::send_id.eq(send.id)).select(deliveries::address).load(conn).unwrap();
+            addresses.sort();
+            addresses
+        };
+        assert_eq!(expand(&mut conn, vec![vip.number], vec![]), vec!["user1@example.com", "user2@example.com", "user3@example.com"]);
+        let name2 = sends::FieldEquals { field: 1, value: "Name2".into() };
+        assert_eq!(expand(&mut conn, vec![], vec![name2.clone()]), vec!["user2@example.com"]);
+        assert_eq!(expand(&mut conn, vec![vip.number], vec![sends::FieldEquals { field: 1, value: "Name5".into() }]), Vec::<String>::new());
+        assert_eq!(expand(&mut conn, vec![], vec![]).len(), 6);
+        assert!(sends::create_campaign(&mut conn, a, &NewCampaign {
+            message_id: m,
+            audience: Audience::List { list: 1, groups: vec![], filter: vec![sends::FieldEquals { field: 40, value: "x".into() }] },
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        }).is_err());
     }
 
     fn single_sends_are_idempotent_and_respect_blocks(t) {

@@ -242,6 +242,7 @@ diesel::table! {
         status -> Text,
         list_id -> Nullable<BigInt>,
         group_ids -> Text,
+        field_filter -> Text,
         params -> Text,
         provider_id -> Nullable<BigInt>,
         idempotency_key -> Nullable<Text>,

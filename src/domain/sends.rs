@@ -14,9 +14,10 @@ use diesel::prelude::*;
 
 use super::messages::{self, Message, MessageKind};
 use super::recipients::{self, Recipient, RecipientKey};
-use super::{groups, lists, now};
+use super::{fields, groups, lists, now};
 use crate::db::schema::{
-    deliveries, group_members, recipients as recipients_table, sends, subscriptions,
+    deliveries, group_members, recipient_field_values, recipients as recipients_table, sends,
+    subscriptions,
 };
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
@@ -110,6 +111,7 @@ pub struct Send {
     status: String,
     pub list_id: Option<i64>,
     group_ids: String,
+    field_filter: String,
     params: String,
     pub provider_id: Option<i64>,
     pub scheduled_at: Option<NaiveDateTime>,
@@ -142,6 +144,11 @@ impl Send {
         serde_json::from_str(&self.params).unwrap_or_default()
     }
 
+    /// The field conditions a list campaign's recipients must meet.
+    fn field_filter(&self) -> Vec<FieldEquals> {
+        serde_json::from_str(&self.field_filter).unwrap_or_default()
+    }
+
     /// Internal ids of the groups a list campaign is limited to.
     fn group_ids(&self) -> Vec<i64> {
         self.group_ids
@@ -155,10 +162,22 @@ impl Send {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Audience {
     /// The subscribed members of a list (public number), optionally only those in
-    /// at least one of the given groups (public numbers).
-    List { list: i64, groups: Vec<i64> },
+    /// at least one of the given groups (public numbers) and matching every
+    /// field condition.
+    List {
+        list: i64,
+        groups: Vec<i64>,
+        filter: Vec<FieldEquals>,
+    },
     /// Named recipients of the account.
     Recipients(Vec<RecipientKey>),
+}
+
+/// A campaign filter condition: field `field` (1..=39) has exactly this value.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FieldEquals {
+    pub field: i32,
+    pub value: String,
 }
 
 #[derive(Debug, Clone)]
@@ -199,15 +218,19 @@ pub fn create_campaign(
             return Ok(existing);
         }
         let message = messages::get(conn, account_id, new.message_id)?;
-        let (list_id, group_ids) = match &new.audience {
+        let (list_id, group_ids, filter) = match &new.audience {
             Audience::List {
                 list,
                 groups: numbers,
+                filter,
             } => {
+                for condition in filter {
+                    fields::resolve(conn, account_id, &fields::FieldRef::Number(condition.field))?;
+                }
                 let list = lists::get(conn, account_id, *list)?;
                 let groups = groups::resolve_in_list(conn, account_id, list.id, numbers)?;
                 let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
-                (Some(list.id), ids.join(","))
+                (Some(list.id), ids.join(","), filter.as_slice())
             }
             Audience::Recipients(keys) => {
                 if keys.is_empty() {
@@ -216,20 +239,19 @@ pub fn create_campaign(
                         "at least one recipient is needed",
                     ));
                 }
-                (None, String::new())
+                (None, String::new(), [].as_slice())
             }
         };
-        let send_id = insert_send(
-            conn,
-            account_id,
-            &message,
-            SendKind::Campaign,
+        let row = SendRow {
+            kind: SendKind::Campaign,
             list_id,
-            &group_ids,
-            &new.params,
-            new.scheduled_at,
-            new.idempotency_key.as_deref(),
-        )?;
+            group_ids,
+            field_filter: filter,
+            params: &new.params,
+            scheduled_at: new.scheduled_at,
+            idempotency_key: new.idempotency_key.as_deref(),
+        };
+        let send_id = insert_send(conn, &message, row)?;
         if let Audience::Recipients(keys) = &new.audience {
             // Named recipients are few: they are enqueued now (as queued rows of a
             // draft send, which workers do not claim until it starts).
@@ -482,17 +504,16 @@ pub fn enqueue_single(
                 return Err(Error::Blocklisted);
             }
         }
-        let send_id = insert_send(
-            conn,
-            account_id,
-            &message,
-            new.kind,
-            None,
-            "",
-            &serde_json::Map::new(),
-            None,
-            new.idempotency_key.as_deref(),
-        )?;
+        let row = SendRow {
+            kind: new.kind,
+            list_id: None,
+            group_ids: String::new(),
+            field_filter: &[],
+            params: &serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: new.idempotency_key.as_deref(),
+        };
+        let send_id = insert_send(conn, &message, row)?;
         let params = (!new.params.is_empty())
             .then(|| serde_json::to_string(&new.params))
             .transpose()
@@ -523,32 +544,35 @@ pub fn enqueue_single(
     })
 }
 
-#[allow(clippy::too_many_arguments)]
-fn insert_send(
-    conn: &mut DbConnection,
-    account_id: i64,
-    message: &Message,
+/// The columns of a new send that differ between kinds.
+struct SendRow<'a> {
     kind: SendKind,
     list_id: Option<i64>,
-    group_ids: &str,
-    params: &serde_json::Map<String, serde_json::Value>,
+    group_ids: String,
+    field_filter: &'a [FieldEquals],
+    params: &'a serde_json::Map<String, serde_json::Value>,
     scheduled_at: Option<NaiveDateTime>,
-    idempotency_key: Option<&str>,
-) -> Result<i64> {
-    let params = serde_json::to_string(params).map_err(|e| Error::Internal(e.to_string()))?;
+    idempotency_key: Option<&'a str>,
+}
+
+fn insert_send(conn: &mut DbConnection, message: &Message, row: SendRow) -> Result<i64> {
+    let params = serde_json::to_string(row.params).map_err(|e| Error::Internal(e.to_string()))?;
+    let filter =
+        serde_json::to_string(row.field_filter).map_err(|e| Error::Internal(e.to_string()))?;
     let stamp = now();
     Ok(diesel::insert_into(sends::table)
         .values((
-            sends::account_id.eq(account_id),
+            sends::account_id.eq(message.account_id),
             sends::message_id.eq(message.id),
-            sends::kind.eq(kind.as_str()),
-            sends::lane.eq(kind.lane() as i32),
+            sends::kind.eq(row.kind.as_str()),
+            sends::lane.eq(row.kind.lane() as i32),
             sends::status.eq(SendStatus::Draft.as_str()),
-            sends::list_id.eq(list_id),
-            sends::group_ids.eq(group_ids),
+            sends::list_id.eq(row.list_id),
+            sends::group_ids.eq(row.group_ids),
+            sends::field_filter.eq(filter),
             sends::params.eq(params),
-            sends::idempotency_key.eq(idempotency_key),
-            sends::scheduled_at.eq(scheduled_at),
+            sends::idempotency_key.eq(row.idempotency_key),
+            sends::scheduled_at.eq(row.scheduled_at),
             sends::created_at.eq(stamp),
             sends::updated_at.eq(stamp),
         ))
@@ -736,6 +760,14 @@ pub fn expand_next_batch(
                 .filter(recipients_table::mobile_key.is_not_null())
                 .filter(recipients_table::sms_blocklisted.eq(false)),
         };
+        for condition in send.field_filter() {
+            query = query.filter(diesel::dsl::exists(
+                recipient_field_values::table
+                    .filter(recipient_field_values::recipient_id.eq(subscriptions::recipient_id))
+                    .filter(recipient_field_values::field_number.eq(condition.field))
+                    .filter(recipient_field_values::value.eq(condition.value)),
+            ));
+        }
         let group_ids = send.group_ids();
         if !group_ids.is_empty() {
             query = query.filter(diesel::dsl::exists(

@@ -320,6 +320,7 @@ pub fn start_list_campaign(db: &Db, account_id: i64, message_id: i64) -> i64 {
         audience: Audience::List {
             list: 1,
             groups: vec![],
+            filter: vec![],
         },
         params: serde_json::Map::new(),
         scheduled_at: None,

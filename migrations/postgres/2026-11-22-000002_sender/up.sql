@@ -64,6 +64,7 @@ CREATE TABLE sends (
     status TEXT NOT NULL CHECK (status IN ('draft', 'scheduled', 'sending', 'paused', 'completed', 'cancelled')),
     list_id BIGINT REFERENCES lists(id) ON DELETE SET NULL,
     group_ids TEXT NOT NULL DEFAULT '',
+    field_filter TEXT NOT NULL DEFAULT '[]',
     params TEXT NOT NULL DEFAULT '{}',
     provider_id BIGINT REFERENCES providers(id) ON DELETE SET NULL,
     idempotency_key TEXT,
