@@ -337,6 +337,18 @@ backend_tests! {
         let cancelled: i64 = deliveries::table.filter(deliveries::send_id.eq(send_id)).filter(deliveries::state.eq("cancelled")).count().get_result(&mut *conn).unwrap();
         assert_eq!(cancelled, 25);
         assert!(sends::resume(&mut conn, a, send_id).is_err());
+        // The five that were out come back: not sent, they end cancelled and the
+        // counters stay consistent.
+        let policy = RetryPolicy { base: chrono::Duration::seconds(0), max_attempts: 8 };
+        let outcomes: Vec<_> = claimed.iter().enumerate().map(|(i, c)| {
+            let outcome = if i == 0 { Outcome::Sent("250 ok".into()) } else { Outcome::Deferred("451 later".into()) };
+            (c.clone(), outcome)
+        }).collect();
+        queue::finish(&mut conn, "w", &outcomes, policy).unwrap();
+        let s = sends::get(&mut conn, a, send_id).unwrap();
+        assert_eq!((s.sent, s.deferred, s.failed), (1, 0, 0));
+        let cancelled: i64 = deliveries::table.filter(deliveries::send_id.eq(send_id)).filter(deliveries::state.eq("cancelled")).count().get_result(&mut *conn).unwrap();
+        assert_eq!(cancelled, 29);
 
         // Scheduled: starts only when due.
         let later = sends::create_campaign(&mut conn, a, &NewCampaign {
@@ -348,6 +360,9 @@ backend_tests! {
         }).unwrap();
         assert_eq!(sends::start(&mut conn, a, later.id).unwrap().status().unwrap(), SendStatus::Scheduled);
         assert_eq!(sends::start_due(&mut conn).unwrap(), 0);
+        // Paused before its time, a scheduled send resumes as scheduled.
+        sends::pause(&mut conn, a, later.id).unwrap();
+        assert_eq!(sends::resume(&mut conn, a, later.id).unwrap().status().unwrap(), SendStatus::Scheduled);
         let soon = sends::create_campaign(&mut conn, a, &NewCampaign {
             message_id: m,
             audience: Audience::List { list: 1, groups: vec![], filter: vec![] },

@@ -329,31 +329,27 @@ pub fn pause(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<S
 }
 
 pub fn resume(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
-    change_status(
-        conn,
-        account_id,
-        send_id,
-        &[SendStatus::Paused],
-        SendStatus::Sending,
-    )
+    write_transaction(conn, |conn| {
+        let to = match get(conn, account_id, send_id)?.scheduled_at {
+            Some(at) if at > now() => SendStatus::Scheduled,
+            _ => SendStatus::Sending,
+        };
+        change_status(conn, account_id, send_id, &[SendStatus::Paused], to)
+    })
 }
 
-/// Cancels a send: nothing more of it is sent; its queued deliveries are marked
-/// cancelled.
+/// Cancels a send: nothing more of it is sent; its waiting deliveries are marked
+/// cancelled (and those in flight when their outcome comes, unless sent).
 pub fn cancel(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
     write_transaction(conn, |conn| {
-        let send = change_status(
-            conn,
-            account_id,
-            send_id,
-            &[
-                SendStatus::Draft,
-                SendStatus::Scheduled,
-                SendStatus::Sending,
-                SendStatus::Paused,
-            ],
-            SendStatus::Cancelled,
-        )?;
+        let status = get(conn, account_id, send_id)?.status()?;
+        if matches!(status, SendStatus::Completed | SendStatus::Cancelled) {
+            return Err(Error::Conflict(format!(
+                "send {send_id} is {}; cannot become cancelled",
+                status.as_str()
+            )));
+        }
+        // Deliveries before the send row: workers lock in that order too.
         diesel::update(
             deliveries::table
                 .filter(deliveries::send_id.eq(send_id))
@@ -361,10 +357,11 @@ pub fn cancel(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<
         )
         .set(deliveries::state.eq("cancelled"))
         .execute(conn)?;
+        set_status(conn, send_id, SendStatus::Cancelled)?;
         diesel::update(sends::table.find(send_id))
             .set(sends::deferred.eq(0))
             .execute(conn)?;
-        Ok(send)
+        get(conn, account_id, send_id)
     })
 }
 
@@ -398,6 +395,9 @@ fn set_status(conn: &mut DbConnection, send_id: i64, status: SendStatus) -> Resu
         ))
         .execute(conn)?;
     if status == SendStatus::Sending {
+        // Its last deliveries may have finished while it was paused, or it may
+        // have none at all.
+        complete_if_done(conn, &[send_id])?;
         diesel::update(
             sends::table
                 .find(send_id)
@@ -820,7 +820,8 @@ pub fn expand_next_batch(
         let moved = diesel::update(
             sends::table
                 .find(send.id)
-                .filter(sends::expansion_cursor.eq(send.expansion_cursor)),
+                .filter(sends::expansion_cursor.eq(send.expansion_cursor))
+                .filter(sends::status.eq(SendStatus::Sending.as_str())),
         )
         .set((
             sends::expansion_cursor.eq(last),
@@ -829,7 +830,7 @@ pub fn expand_next_batch(
         .execute(conn)?;
         if moved != 1 {
             return Err(Error::Conflict(format!(
-                "send {} was expanded concurrently",
+                "send {} was expanded or stopped concurrently",
                 send.id
             )));
         }

@@ -144,6 +144,13 @@ pub struct Sender {
     wake_bulk: Notify,
 }
 
+/// A claimed batch: when it was claimed, the deliveries, their recipients.
+type ClaimedBatch = (
+    std::time::Instant,
+    Vec<Claimed>,
+    HashMap<i64, recipients::WithFields>,
+);
+
 /// Prepared sends kept at most; beyond that the cache starts afresh.
 const PREPARED_CACHE: usize = 512;
 
@@ -229,13 +236,35 @@ impl Sender {
         // never wait for a claim.
         let (batches, mut claimed_batches) = mpsc::channel(1);
         let claimer = tokio::spawn(self.clone().claim_batches(lane, batches, stop));
-        while let Some((claimed, recipients)) = claimed_batches.recv().await {
+        let lease = Duration::seconds(self.settings.lease_seconds as i64);
+        let max_attempts = self.policy().max_attempts;
+        while let Some((claimed_at, claimed, recipients)) = claimed_batches.recv().await {
             for (claimed, job) in self.prepare(claimed, recipients).await {
+                let job = if claimed.attempts > max_attempts {
+                    // Its earlier workers died with it leased (see queue::reap).
+                    Err(Outcome::Failed(format!(
+                        "gave up after {} attempts whose outcome is unknown",
+                        claimed.attempts - 1
+                    )))
+                } else {
+                    job
+                };
                 match job {
                     Ok(work) => {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
+                        // A delivery that waited here for half its lease goes back
+                        // to the outbox unsent: past its lease another worker (or
+                        // this one) may claim it again.
+                        let waited = Duration::from_std(claimed_at.elapsed()).unwrap_or(lease);
+                        if waited * 2 > lease {
+                            drop(permit);
+                            let _ = results
+                                .send((claimed, Outcome::Throttled(Duration::zero())))
+                                .await;
+                            continue;
+                        }
                         let sender = self.clone();
                         let results = results.clone();
                         tokio::spawn(async move {
@@ -266,7 +295,7 @@ impl Sender {
     async fn claim_batches(
         self: Arc<Self>,
         lane: Lane,
-        batches: mpsc::Sender<(Vec<Claimed>, HashMap<i64, recipients::WithFields>)>,
+        batches: mpsc::Sender<ClaimedBatch>,
         mut stop: watch::Receiver<bool>,
     ) {
         let lease = Duration::seconds(self.settings.lease_seconds as i64);
@@ -288,7 +317,8 @@ impl Sender {
                         _ = stop.changed() => {}
                     }
                 }
-                Ok(batch) => {
+                Ok((claimed, recipients)) => {
+                    let batch = (std::time::Instant::now(), claimed, recipients);
                     if batches.send(batch).await.is_err() {
                         return;
                     }
@@ -352,11 +382,20 @@ impl Sender {
         claimed: Vec<Claimed>,
         recipients: HashMap<i64, recipients::WithFields>,
     ) -> Vec<(Claimed, std::result::Result<Work, Outcome>)> {
-        let mut prepared: HashMap<i64, std::result::Result<Arc<Prepared>, String>> = HashMap::new();
+        let mut prepared: HashMap<i64, std::result::Result<Arc<Prepared>, Outcome>> =
+            HashMap::new();
         for c in &claimed {
             if let std::collections::hash_map::Entry::Vacant(slot) = prepared.entry(c.send_id) {
                 let result = self.prepared_send(c.account_id, c.send_id).await;
-                slot.insert(result.map_err(|e| e.to_string()));
+                slot.insert(result.map_err(|e| {
+                    if e.is_internal() {
+                        // Our own trouble (database, pool): try again soon.
+                        log::error!("preparing send {}: {e}", c.send_id);
+                        Outcome::Throttled(Duration::seconds(5))
+                    } else {
+                        Outcome::Failed(format!("send cannot be prepared: {e}"))
+                    }
+                }));
             }
         }
         let held_back = self.apply_rate_limits(&claimed, &prepared).await;
@@ -375,7 +414,7 @@ impl Sender {
                             recipients.get(&c.recipient_id.unwrap_or(-1)),
                         ),
                     }),
-                    Some(Err(e)) => Err(Outcome::Failed(format!("send cannot be prepared: {e}"))),
+                    Some(Err(outcome)) => Err(outcome.clone()),
                     None => Err(Outcome::Failed("send cannot be prepared".into())),
                 };
                 (c, job)
@@ -569,7 +608,7 @@ impl Sender {
     async fn apply_rate_limits(
         &self,
         claimed: &[Claimed],
-        prepared: &HashMap<i64, std::result::Result<Arc<Prepared>, String>>,
+        prepared: &HashMap<i64, std::result::Result<Arc<Prepared>, Outcome>>,
     ) -> HashMap<i64, Duration> {
         let mut buckets: BTreeMap<String, (f64, Vec<i64>)> = BTreeMap::new();
         for c in claimed {
@@ -595,6 +634,10 @@ impl Sender {
         }
         let mut held_back = HashMap::new();
         for (bucket, (rate, ids)) in buckets {
+            if !(rate.is_finite() && rate > 0.0) {
+                log::warn!("rate limit {bucket}: {rate} is not a positive rate; ignored");
+                continue;
+            }
             let wanted = ids.len();
             let name = bucket.clone();
             let taken = self
@@ -610,9 +653,8 @@ impl Sender {
             };
             for (index, id) in ids.into_iter().enumerate().skip(granted) {
                 // Later ones wait their turn at the bucket's rate.
-                let extra =
-                    Duration::milliseconds(((index - granted) as f64 / rate * 1000.0) as i64);
-                held_back.insert(id, wait + extra);
+                let extra = ((index - granted) as f64 / rate * 1000.0).min(3_600_000.0);
+                held_back.insert(id, wait + Duration::milliseconds(extra as i64));
             }
         }
         held_back

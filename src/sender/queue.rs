@@ -12,7 +12,7 @@
 //! `unknown` deliveries are re-sent (the policy: better a rare duplicate, which
 //! carries the same Message-ID, than a lost message).
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
@@ -114,7 +114,8 @@ pub fn claim(
             stamp + lease,
         )?;
         // `deferred` counts deliveries waiting in that state; these left it.
-        let mut left_deferred: HashMap<i64, i64> = HashMap::new();
+        // Sorted: every transaction locks send rows in id order (no deadlocks).
+        let mut left_deferred: BTreeMap<i64, i64> = BTreeMap::new();
         for c in claimed.iter().filter(|c| c.previous_state == "deferred") {
             *left_deferred.entry(c.send_id).or_default() += 1;
         }
@@ -146,7 +147,7 @@ pub fn finish(
 ) -> Result<()> {
     write_transaction(conn, |conn| {
         let stamp = now();
-        let mut deltas: HashMap<i64, CounterDelta> = HashMap::new();
+        let mut deltas: BTreeMap<i64, CounterDelta> = BTreeMap::new();
         let mut events = Vec::with_capacity(results.len());
         let outcomes: Vec<(&Claimed, Outcome)> = results
             .iter()
@@ -180,9 +181,25 @@ pub fn finish(
             .into_iter()
             .collect()
         };
+        // Deliveries of sends cancelled while they were out: if not sent, they
+        // end as cancelled.
+        let send_ids: Vec<i64> = outcomes.iter().map(|(c, _)| c.send_id).collect();
+        let cancelled: std::collections::HashSet<i64> = sends::table
+            .filter(sends::id.eq_any(&send_ids))
+            .filter(sends::status.eq("cancelled"))
+            .select(sends::id)
+            .load::<i64>(conn)?
+            .into_iter()
+            .collect();
         for (claimed, outcome) in &outcomes {
+            let stopped = cancelled.contains(&claimed.send_id)
+                && matches!(
+                    outcome,
+                    Outcome::Deferred(_) | Outcome::Unknown(_) | Outcome::Throttled(_)
+                );
             let recorded = match outcome {
                 Outcome::Sent(_) => recorded_sent.contains(&claimed.id),
+                _ if stopped => cancel_one(conn, owner, claimed)?,
                 other => record_one(conn, owner, claimed, other, policy, stamp)?,
             };
             if !recorded {
@@ -190,6 +207,9 @@ pub fn finish(
                     "delivery {}: lease lost before its outcome was recorded",
                     claimed.id
                 );
+                continue;
+            }
+            if stopped {
                 continue;
             }
             let delta = deltas.entry(claimed.send_id).or_default();
@@ -243,6 +263,23 @@ pub fn finish(
         }
         complete_if_done(conn, &send_ids)
     })
+}
+
+/// Ends a leased delivery of a cancelled send; false if the lease was lost.
+fn cancel_one(conn: &mut DbConnection, owner: &str, claimed: &Claimed) -> Result<bool> {
+    let updated = diesel::update(
+        deliveries::table
+            .find(claimed.id)
+            .filter(deliveries::state.eq("sending"))
+            .filter(deliveries::lease_owner.eq(owner)),
+    )
+    .set((
+        deliveries::state.eq("cancelled"),
+        deliveries::lease_owner.eq(None::<String>),
+        deliveries::lease_until.eq(None::<NaiveDateTime>),
+    ))
+    .execute(conn)?;
+    Ok(updated == 1)
 }
 
 /// Records an outcome other than sent; false if this worker no longer holds the

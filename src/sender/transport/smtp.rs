@@ -62,9 +62,9 @@ fn parse(url: &str) -> Result<Target> {
         .to_string();
     let credentials = (!parsed.username().is_empty()).then(|| {
         let decode = |s: &str| {
-            url::form_urlencoded::parse(s.as_bytes())
-                .map(|(k, _)| k.into_owned())
-                .collect::<String>()
+            percent_encoding::percent_decode_str(s)
+                .decode_utf8_lossy()
+                .into_owned()
         };
         Credentials::new(
             decode(parsed.username()),
@@ -81,6 +81,8 @@ fn parse(url: &str) -> Result<Target> {
 
 /// Connections idle longer than this are checked with NOOP before reuse.
 const CHECK_AFTER_IDLE: Duration = Duration::from_secs(2);
+/// How long a NOOP or QUIT may take before the connection is given up.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// Connections idle longer than this are closed rather than reused.
 const MAX_IDLE: Duration = Duration::from_secs(60);
 
@@ -154,17 +156,24 @@ impl Smtp {
         loop {
             let parked = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
             let Some((mut conn, since)) = parked else {
-                return self.connect().await;
+                // Every step of setting up a connection is bounded too.
+                return tokio::time::timeout(self.timeout, self.connect())
+                    .await
+                    .unwrap_or_else(|_| Err("SMTP server did not answer in time".into()));
             };
             let idle = since.elapsed();
             if idle > MAX_IDLE {
-                conn.abort().await;
+                close(conn).await;
                 continue;
             }
-            if idle < CHECK_AFTER_IDLE || conn.test_connected().await {
+            let alive = idle < CHECK_AFTER_IDLE
+                || tokio::time::timeout(CHECK_TIMEOUT, conn.test_connected())
+                    .await
+                    .unwrap_or(false);
+            if alive {
                 return Ok(conn);
             }
-            conn.abort().await;
+            close(conn).await;
         }
     }
 
@@ -203,6 +212,11 @@ impl Smtp {
     }
 }
 
+/// Closes a connection (QUIT), without waiting long for a server gone silent.
+async fn close(mut conn: AsyncSmtpConnection) {
+    let _ = tokio::time::timeout(CHECK_TIMEOUT, conn.abort()).await;
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,9 +228,13 @@ mod tests {
             (t.host.as_str(), t.port, t.security, t.credentials.is_none()),
             ("127.0.0.1", 2525, Security::None, true)
         );
-        let t = parse("smtp://user%40x:p%3Ass@mail.example?tls=required").unwrap();
+        let t = parse("smtp://user%40x:p%3As+s@mail.example?tls=required").unwrap();
         assert_eq!((t.port, t.security), (587, Security::StartTls));
-        assert!(t.credentials.is_some());
+        let expected = Credentials::new("user@x".into(), "p:s+s".into());
+        assert_eq!(
+            format!("{:?}", t.credentials.unwrap()),
+            format!("{expected:?}")
+        );
         assert_eq!(parse("smtps://mail.example").unwrap().port, 465);
         assert!(parse("http://mail.example").is_err());
         assert!(parse("smtp://mail.example?tls=sometimes").is_err());
