@@ -416,6 +416,30 @@ backend_tests! {
         }).is_err());
     }
 
+    fn concurrent_retries_with_one_key_enqueue_once(t) {
+        let a = account(t);
+        let m = message(t, a, "Code", "<p>{{ params.code }}</p>");
+        let threads: Vec<_> = (0..20)
+            .map(|_| {
+                let db = t.db.clone();
+                std::thread::spawn(move || {
+                    sends::enqueue_single(&mut db.conn().unwrap(), a, &NewSingle {
+                        kind: SendKind::Single,
+                        message_id: m,
+                        to: To::Address("x@example.com".into()),
+                        params: serde_json::Map::new(),
+                        idempotency_key: Some("order-42".into()),
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads.into_iter().map(|h| h.join().unwrap().unwrap()).collect();
+        assert_eq!(results.iter().filter(|r| !r.repeated).count(), 1);
+        assert!(results.iter().all(|r| (r.send_id, r.delivery_id) == (results[0].send_id, results[0].delivery_id)));
+        let count: i64 = deliveries::table.count().get_result(&mut *t.db.conn().unwrap()).unwrap();
+        assert_eq!(count, 1);
+    }
+
     fn single_sends_are_idempotent_and_respect_blocks(t) {
         let a = account(t);
         let m = message(t, a, "Code", "<p>{{ params.code }}</p>");

@@ -251,7 +251,10 @@ pub fn create_campaign(
             scheduled_at: new.scheduled_at,
             idempotency_key: new.idempotency_key.as_deref(),
         };
-        let send_id = insert_send(conn, &message, row)?;
+        let send_id = match insert_send_once(conn, account_id, &message, row)? {
+            Inserted::New(id) => id,
+            Inserted::Existing(send) => return Ok(*send),
+        };
         if let Audience::Recipients(keys) = &new.audience {
             // Named recipients are few: they are enqueued now (as queued rows of a
             // draft send, which workers do not claim until it starts).
@@ -453,15 +456,7 @@ pub fn enqueue_single(
     }
     write_transaction(conn, |conn| {
         if let Some(existing) = find_by_key(conn, account_id, new.idempotency_key.as_deref())? {
-            let delivery_id = deliveries::table
-                .filter(deliveries::send_id.eq(existing.id))
-                .select(deliveries::id)
-                .first(conn)?;
-            return Ok(Enqueued {
-                send_id: existing.id,
-                delivery_id,
-                repeated: true,
-            });
+            return repeated(conn, &existing);
         }
         let message = messages::get(conn, account_id, new.message_id)?;
         let kind = message.kind()?;
@@ -513,7 +508,10 @@ pub fn enqueue_single(
             scheduled_at: None,
             idempotency_key: new.idempotency_key.as_deref(),
         };
-        let send_id = insert_send(conn, &message, row)?;
+        let send_id = match insert_send_once(conn, account_id, &message, row)? {
+            Inserted::New(id) => id,
+            Inserted::Existing(send) => return repeated(conn, &send),
+        };
         let params = (!new.params.is_empty())
             .then(|| serde_json::to_string(&new.params))
             .transpose()
@@ -578,6 +576,46 @@ fn insert_send(conn: &mut DbConnection, message: &Message, row: SendRow) -> Resu
         ))
         .returning(sends::id)
         .get_result(conn)?)
+}
+
+/// The answer to a single send repeated with the same idempotency key.
+fn repeated(conn: &mut DbConnection, send: &Send) -> Result<Enqueued> {
+    let delivery_id = deliveries::table
+        .filter(deliveries::send_id.eq(send.id))
+        .select(deliveries::id)
+        .first(conn)?;
+    Ok(Enqueued {
+        send_id: send.id,
+        delivery_id,
+        repeated: true,
+    })
+}
+
+enum Inserted {
+    New(i64),
+    /// A concurrent request with the same idempotency key got there first.
+    Existing(Box<Send>),
+}
+
+/// Inserts the send in a savepoint; if a concurrent request committed one with
+/// the same idempotency key meanwhile (PostgreSQL: unique violation), that one.
+fn insert_send_once(
+    conn: &mut DbConnection,
+    account_id: i64,
+    message: &Message,
+    row: SendRow,
+) -> Result<Inserted> {
+    let key = row.idempotency_key;
+    match write_transaction(conn, |conn| insert_send(conn, message, row)) {
+        Ok(id) => Ok(Inserted::New(id)),
+        Err(Error::Database(diesel::result::Error::DatabaseError(
+            diesel::result::DatabaseErrorKind::UniqueViolation,
+            _,
+        ))) if key.is_some() => find_by_key(conn, account_id, key)?
+            .map(|send| Inserted::Existing(Box::new(send)))
+            .ok_or_else(|| Error::Internal("send with this key vanished".into())),
+        Err(e) => Err(e),
+    }
 }
 
 fn find_by_key(
