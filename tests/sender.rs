@@ -220,6 +220,35 @@ backend_tests! {
         assert!(attempts.iter().all(|&n| n == 1), "{attempts:?}");
     }
 
+    fn lost_deliveries_are_given_up_and_zero_rates_ignored(t) {
+        let a = account(t);
+        common::seed_subscribers(&t.db, a, 1, 0, 3, "example.com");
+        let m = message(t, a, "Hi", "<p>Hi</p>");
+        let send_id = common::start_list_campaign(&t.db, a, m);
+        let mut conn = t.db.conn().unwrap();
+        let jobs = sends::lease_expansions(&mut conn, chrono::Duration::seconds(60), 10).unwrap();
+        while sends::expand_next_batch(&mut conn, jobs[0], 10, chrono::Duration::seconds(60)).unwrap() > 0 {}
+        // One delivery whose every attempt ended with its worker gone.
+        let lost: i64 = deliveries::table.filter(deliveries::send_id.eq(send_id)).select(deliveries::id).order(deliveries::id).first(&mut *conn).unwrap();
+        diesel::update(deliveries::table.find(lost))
+            .set((deliveries::state.eq("unknown"), deliveries::attempts.eq(8)))
+            .execute(&mut *conn)
+            .unwrap();
+        drop(conn);
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = settings(&dir, None);
+        config.sender.max_attempts = 8;
+        // A rate of zero is a configuration slip: ignored (with a warning), not a stall or a panic.
+        config.sender.domain_rates.insert("example.com".into(), 0.0);
+        let sender = espbridge::sender::spawn(t.db.clone(), &config).unwrap();
+        let send = wait_completed(t, a, send_id, Duration::from_secs(60));
+        sender.stop();
+        assert_eq!((send.sent, send.failed), (2, 1));
+        let (state, reply): (String, Option<String>) = deliveries::table.find(lost).select((deliveries::state, deliveries::last_reply)).first(&mut *t.db.conn().unwrap()).unwrap();
+        assert_eq!(state, "failed");
+        assert!(reply.unwrap().starts_with("gave up after 8 attempts"));
+    }
+
     fn without_smtp_mail_goes_to_the_file_outbox(t) {
         let a = account(t);
         subscriptions::subscribe(&mut t.db.conn().unwrap(), a, &Subscribe {
