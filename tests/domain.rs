@@ -380,6 +380,15 @@ backend_tests! {
             }),
             Err(Error::Conflict(_))
         ));
+        // The account's default prefix applies to numbers given without one.
+        let mut settings = accounts::get(c, a).unwrap().settings();
+        settings.default_mobile_prefix = "0049".into();
+        accounts::update_settings(c, a, &settings).unwrap();
+        let german = subscriptions::subscribe(c, a, &Subscribe {
+            contact: Contact { email: None, mobile: Some(Mobile::new("151 2345678")) },
+            ..subscribe_email(1, "unused@example.com", false)
+        }).unwrap();
+        assert_eq!(recipients::get(c, a, &RecipientKey::Id(german.recipient_id)).unwrap().mobile_key.as_deref(), Some("+491512345678"));
     }
 
     fn blocklisted_recipients_cannot_subscribe(t) {

@@ -260,7 +260,9 @@ backend_tests! {
             source: "test".into(),
             origin: Origin::new(Channel::Cli, "test"),
         }).unwrap();
-        let m = message(t, a, "Hello", "<p>Hello</p>");
+        espbridge::domain::variables::set(&mut t.db.conn().unwrap(), a, "shop", "ACME Store").unwrap();
+        espbridge::domain::variables::set(&mut t.db.conn().unwrap(), a, "shop", "ACME Shop").unwrap();
+        let m = message(t, a, "Hello from {{ vars.shop }}", "<p>Hello</p>");
         let send_id = common::start_list_campaign(&t.db, a, m);
         let dir = tempfile::tempdir().unwrap();
         let sender = espbridge::sender::spawn(t.db.clone(), &settings(&dir, None)).unwrap();
@@ -270,6 +272,8 @@ backend_tests! {
         assert_eq!(files.len(), 1, "{files:?}");
         let eml = std::fs::read_to_string(&files[0]).unwrap();
         assert!(eml.contains("To: ida@example.com"), "{eml}");
+        // Account variables reach the template (the latest value).
+        assert!(eml.contains("Subject: Hello from ACME Shop"), "{eml}");
         // The unsubscribe link carries a token signed for that delivery.
         let token = eml.split("/unsubscribe/").nth(1).unwrap().split('>').next().unwrap();
         let signer = LinkSigner::load(&mut t.db.conn().unwrap()).unwrap();

@@ -183,7 +183,7 @@ impl Db {
         Ok(self.pool.get()?)
     }
 
-    /// (open connections, idle connections) for the metrics endpoint.
+    /// (open, idle, maximum) connections of the main pool, for `/metrics`.
     pub fn pool_state(&self) -> (u32, u32, u32) {
         let state = self.pool.state();
         (

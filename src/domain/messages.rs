@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use super::{fields, lists, now};
 use crate::db::DbConnection;
 use crate::db::schema::messages;
-use crate::render::{self, Compiled, Dialect, Limits, Parts};
+use crate::render::{Compiled, Dialect, Limits, Parts};
 use crate::{Error, Result};
 
 /// The channel a message or delivery goes out on.
@@ -79,9 +79,14 @@ impl Message {
             html: self.html.as_deref(),
             text: self.text.as_deref(),
         };
-        Compiled::new(&parts, self.dialect()?, field_names, Limits::default())
-            .map_err(|e| Error::invalid("template", e.to_string()))
+        compile(&parts, self.dialect()?, field_names)
     }
+}
+
+/// Compiles message parts; a template error is the caller's invalid input.
+fn compile(parts: &Parts, dialect: Dialect, field_names: &[String]) -> Result<Compiled> {
+    Compiled::new(parts, dialect, field_names, Limits::default())
+        .map_err(|e| Error::invalid("template", e.to_string()))
 }
 
 /// A message to store.
@@ -174,8 +179,7 @@ pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewMessage) -> Res
         html: new.html.as_deref(),
         text: new.text.as_deref(),
     };
-    render::Compiled::new(&parts, new.dialect, &field_names, Limits::default())
-        .map_err(|e| Error::invalid("template", e.to_string()))?;
+    compile(&parts, new.dialect, &field_names)?;
     let headers =
         serde_json::to_string(&new.headers).map_err(|e| Error::Internal(e.to_string()))?;
     let stamp = now();

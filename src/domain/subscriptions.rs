@@ -118,7 +118,11 @@ impl UnsubscribeReason {
         if code == "01" {
             return Some(UnsubscribeReason::AdminConsole);
         }
-        let value: i32 = code.parse().ok()?;
+        UnsubscribeReason::from_number(code.parse().ok()?)
+    }
+
+    /// The reason a stored code stands for.
+    pub fn from_number(value: i32) -> Option<UnsubscribeReason> {
         UnsubscribeReason::ALL
             .into_iter()
             .find(|r| r.code() == value)
@@ -148,7 +152,7 @@ impl Subscription {
 
     pub fn unsubscribe_reason(&self) -> Option<UnsubscribeReason> {
         self.unsubscribe_reason
-            .and_then(|code| UnsubscribeReason::from_code(&code.to_string()))
+            .and_then(UnsubscribeReason::from_number)
     }
 }
 

@@ -199,8 +199,7 @@ pub fn finish(
                 );
             let recorded = match outcome {
                 Outcome::Sent(_) => recorded_sent.contains(&claimed.id),
-                _ if stopped => cancel_one(conn, owner, claimed)?,
-                other => record_one(conn, owner, claimed, other, policy, stamp)?,
+                other => record_one(conn, owner, claimed, other, stopped, policy, stamp)?,
             };
             if !recorded {
                 log::warn!(
@@ -265,30 +264,14 @@ pub fn finish(
     })
 }
 
-/// Ends a leased delivery of a cancelled send; false if the lease was lost.
-fn cancel_one(conn: &mut DbConnection, owner: &str, claimed: &Claimed) -> Result<bool> {
-    let updated = diesel::update(
-        deliveries::table
-            .find(claimed.id)
-            .filter(deliveries::state.eq("sending"))
-            .filter(deliveries::lease_owner.eq(owner)),
-    )
-    .set((
-        deliveries::state.eq("cancelled"),
-        deliveries::lease_owner.eq(None::<String>),
-        deliveries::lease_until.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)?;
-    Ok(updated == 1)
-}
-
-/// Records an outcome other than sent; false if this worker no longer holds the
-/// delivery's lease.
+/// Records an outcome other than sent (as `cancelled` when the send was
+/// `stopped`); false if this worker no longer holds the delivery's lease.
 fn record_one(
     conn: &mut DbConnection,
     owner: &str,
     claimed: &Claimed,
     outcome: &Outcome,
+    stopped: bool,
     policy: RetryPolicy,
     stamp: NaiveDateTime,
 ) -> Result<bool> {
@@ -311,6 +294,7 @@ fn record_one(
             (back, reply, stamp + *wait, claimed.attempts - 1)
         }
     };
+    let state = if stopped { "cancelled" } else { state };
     let updated = diesel::update(
         deliveries::table
             .find(claimed.id)
