@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod render;
 pub mod sender;
 pub mod server;
+pub mod xml;
 
 pub use error::{Error, Result};
