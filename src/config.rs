@@ -29,6 +29,11 @@ pub struct Settings {
     pub pool_size: Option<u32>,
     /// HTTP worker threads; default one per core.
     pub http_workers: Option<usize>,
+    /// Reverse proxies whose `X-Forwarded-For` is believed: a request from one
+    /// of these is treated as coming from the last address that header names.
+    pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Largest XML document (SOAP envelope) accepted, in bytes.
+    pub max_xml_bytes: usize,
     /// The queued sender (`[sender]` in the TOML file).
     pub sender: SenderSettings,
 }
@@ -93,6 +98,8 @@ impl Default for Settings {
             max_body_bytes: 32 * 1024 * 1024,
             pool_size: None,
             http_workers: None,
+            trusted_proxies: Vec::new(),
+            max_xml_bytes: 4 * 1024 * 1024,
             sender: SenderSettings::default(),
         }
     }

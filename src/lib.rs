@@ -10,9 +10,11 @@ pub mod db;
 pub mod domain;
 pub mod error;
 pub mod metrics;
+pub mod protocols;
 pub mod render;
 pub mod sender;
 pub mod server;
+pub mod web;
 pub mod xml;
 
 pub use error::{Error, Result};

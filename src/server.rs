@@ -1,7 +1,7 @@
 //! The HTTP server: shared state, middleware (logging, metrics, body limits) and
 //! the operational endpoints. Protocol modules add their routes in `configure`.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
 use actix_web::body::MessageBody;
@@ -11,6 +11,7 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 
 use crate::config::Settings;
 use crate::db::Db;
+use crate::domain::links::LinkSigner;
 use crate::metrics::Metrics;
 
 /// What every handler can reach.
@@ -19,6 +20,8 @@ pub struct AppState {
     pub db: Db,
     pub settings: Arc<Settings>,
     pub metrics: Arc<Metrics>,
+    /// The installation's link signer, read from the database on first use.
+    links: Arc<OnceLock<LinkSigner>>,
 }
 
 impl AppState {
@@ -27,7 +30,16 @@ impl AppState {
             db,
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
+            links: Arc::new(OnceLock::new()),
         }
+    }
+
+    pub async fn link_signer(&self) -> crate::Result<LinkSigner> {
+        if let Some(signer) = self.links.get() {
+            return Ok(signer.clone());
+        }
+        let signer = self.db.run(LinkSigner::load).await?;
+        Ok(self.links.get_or_init(|| signer).clone())
     }
 }
 
@@ -42,7 +54,9 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .app_data(web::JsonConfig::default().limit(limit))
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics));
+            .route("/metrics", web::get().to(metrics))
+            .configure(crate::web::confirm::configure)
+            .configure(crate::protocols::mailup::configure);
     }
 }
 

@@ -9,8 +9,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
-    accounts, deliveries, delivery_events, group_members, recipient_field_values, recipients,
-    subscriptions,
+    accounts, caller_ips, deliveries, delivery_events, group_members, recipient_field_values,
+    recipients, subscriptions,
 };
 use crate::Result;
 use crate::domain::groups::NewGroupMember;
@@ -61,6 +61,28 @@ pub fn insert_group_member_if_absent(
     let inserted = on_backend!(conn, |c| diesel::insert_into(group_members::table)
         .values(row)
         .on_conflict((group_members::group_id, group_members::recipient_id))
+        .do_nothing()
+        .execute(c))?;
+    Ok(inserted == 1)
+}
+
+/// Registers a caller IP for a service unless it is registered. Returns whether
+/// a row was inserted.
+pub fn insert_caller_ip_if_absent(
+    conn: &mut DbConnection,
+    account_id: i64,
+    service: &str,
+    ip: &str,
+    created_at: NaiveDateTime,
+) -> Result<bool> {
+    let inserted = on_backend!(conn, |c| diesel::insert_into(caller_ips::table)
+        .values((
+            caller_ips::account_id.eq(account_id),
+            caller_ips::service.eq(service),
+            caller_ips::ip.eq(ip),
+            caller_ips::created_at.eq(created_at),
+        ))
+        .on_conflict((caller_ips::account_id, caller_ips::service, caller_ips::ip))
         .do_nothing()
         .execute(c))?;
     Ok(inserted == 1)

@@ -305,6 +305,25 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    caller_ips (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        service -> Text,
+        ip -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    system_messages (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        key -> Text,
+        message_id -> BigInt,
+    }
+}
+
 diesel::joinable!(account_hosts -> accounts (account_id));
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
@@ -320,6 +339,8 @@ diesel::joinable!(deliveries -> sends (send_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
+    caller_ips,
+    system_messages,
     account_hosts,
     users,
     credentials,

@@ -42,6 +42,9 @@ impl Account {
 pub struct AccountSettings {
     /// International prefix assumed for mobile numbers given without one.
     pub default_mobile_prefix: String,
+    /// Accept frontend and import calls only from registered caller IPs
+    /// (loopback is always accepted), as MailUp does unless switched off.
+    pub restrict_callers: bool,
 }
 
 impl Default for AccountSettings {
@@ -49,6 +52,7 @@ impl Default for AccountSettings {
         AccountSettings {
             // MailUp's documented default (Italy).
             default_mobile_prefix: "+39".into(),
+            restrict_callers: true,
         }
     }
 }

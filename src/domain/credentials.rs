@@ -77,7 +77,7 @@ pub fn create(
         .first(conn)?)
 }
 
-fn find(
+pub fn find(
     conn: &mut DbConnection,
     kind: CredentialKind,
     realm: &str,

@@ -3,6 +3,8 @@
 //! filters by it.
 
 pub mod accounts;
+pub mod callers;
+pub mod confirmations;
 pub mod credentials;
 pub mod fields;
 pub mod groups;

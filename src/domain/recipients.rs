@@ -166,6 +166,11 @@ fn parse_email(address: &str) -> Result<Email> {
     })
 }
 
+/// The address trimmed, if it is a well-formed e-mail address.
+pub fn checked_email(address: &str) -> Result<String> {
+    Ok(parse_email(address)?.address)
+}
+
 /// A checked mobile number: the prefix and national part as stored, and the key
 /// `+<all digits>` it is matched by.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -95,6 +95,16 @@ pub fn create(
         .first(conn)?)
 }
 
+/// The user with this username in the account, if any.
+pub fn find(conn: &mut DbConnection, account_id: i64, username: &str) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::account_id.eq(account_id))
+        .filter(users::username.eq(username))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The user, if the username exists in the account and the password matches.
 pub fn authenticate(
     conn: &mut DbConnection,
@@ -102,13 +112,7 @@ pub fn authenticate(
     username: &str,
     password: &str,
 ) -> Result<User> {
-    let user: Option<User> = users::table
-        .filter(users::account_id.eq(account_id))
-        .filter(users::username.eq(username))
-        .select(User::as_select())
-        .first(conn)
-        .optional()?;
-    match user {
+    match find(conn, account_id, username)? {
         Some(user) if secrets::verify_secret(password, &user.password_hash) => Ok(user),
         _ => Err(Error::Unauthenticated),
     }

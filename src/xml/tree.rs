@@ -205,7 +205,7 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element, XmlError> {
     root.ok_or_else(|| malformed(0, "no root element".into()))
 }
 
-fn finish(open: &mut Vec<Element>, root: &mut Option<Element>, done: Element) {
+fn finish(open: &mut [Element], root: &mut Option<Element>, done: Element) {
     match open.last_mut() {
         Some(parent) => parent.children.push(done),
         None => *root = Some(done),

@@ -1,0 +1,2 @@
+DROP TABLE system_messages;
+DROP TABLE caller_ips;

@@ -1,0 +1,175 @@
+//! Double opt-in: the confirmation mail for pending subscriptions and the signed
+//! link in it. The link carries the subscriptions' confirmation tokens and an
+//! expiry, signed with the installation's link key, so it can be neither forged
+//! nor stretched; following it confirms every subscription it names.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use super::links::{LinkSigner, Purpose};
+use super::lists::List;
+use super::messages::{self, NewMessage};
+use super::sends::{self, Enqueued, NewSingle, SendKind, To};
+use super::subscriptions::{self, Confirmed};
+use super::{Origin, now, recipients::RecipientKey};
+use crate::db::schema::system_messages;
+use crate::db::{DbConnection, backend};
+use crate::{Error, Result};
+
+/// How long a confirmation link works.
+pub const VALIDITY: Duration = Duration::days(7);
+
+/// Path of the confirmation page, under the server's public URL.
+pub const CONFIRM_PATH: &str = "/confirm";
+
+/// The sender of a confirmation mail when the request names one (MailUp's
+/// `Dynsndmail` / `dynsndname`); otherwise the list's sender is used.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SenderOverride {
+    pub email: String,
+    pub name: String,
+}
+
+/// What a confirmation mail is about.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The list whose confirmation message is used.
+    pub list: &'a List,
+    pub recipient: RecipientKey,
+    /// The confirmation tokens of every subscription the mail confirms.
+    pub tokens: Vec<String>,
+    pub sender: Option<SenderOverride>,
+    /// Where the server is reached, e.g. `https://news.example.com`.
+    pub base_url: &'a str,
+}
+
+/// Puts the confirmation mail in the outbox (system lane), in the caller's
+/// transaction, so a pending subscription never exists without its mail.
+pub fn enqueue(
+    conn: &mut DbConnection,
+    signer: &LinkSigner,
+    account_id: i64,
+    request: &Request<'_>,
+) -> Result<Enqueued> {
+    let message_id = confirmation_message(conn, account_id, request.list, request.sender.as_ref())?;
+    let link = format!(
+        "{}{CONFIRM_PATH}?t={}",
+        request.base_url.trim_end_matches('/'),
+        link_token(signer, &request.tokens, now() + VALIDITY)
+    );
+    let mut params = serde_json::Map::new();
+    params.insert("confirm_url".into(), link.into());
+    sends::enqueue_single(
+        conn,
+        account_id,
+        &NewSingle {
+            kind: SendKind::System,
+            message_id,
+            to: To::Recipient(request.recipient.clone()),
+            params,
+            idempotency_key: None,
+        },
+    )
+}
+
+/// The signed link token: `tokens joined by ',' | expiry as Unix seconds`.
+pub fn link_token(signer: &LinkSigner, tokens: &[String], expires_at: NaiveDateTime) -> String {
+    let payload = format!("{}|{}", tokens.join(","), expires_at.and_utc().timestamp());
+    signer.sign(Purpose::Confirm, &payload)
+}
+
+/// Why a confirmation link was not accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not made by us, or altered.
+    Forged,
+    Expired,
+    /// Genuine, but its subscriptions no longer wait for it (unsubscribed since).
+    Unknown,
+}
+
+/// Follows a confirmation link: every subscription it names becomes active.
+pub fn follow(
+    conn: &mut DbConnection,
+    signer: &LinkSigner,
+    link_token: &str,
+    origin: &Origin,
+) -> Result<Result<Vec<Confirmed>, Refused>> {
+    let Ok(payload) = signer.verify(Purpose::Confirm, link_token) else {
+        return Ok(Err(Refused::Forged));
+    };
+    let Some((tokens, expiry)) = payload.rsplit_once('|') else {
+        return Ok(Err(Refused::Forged));
+    };
+    let Ok(expiry) = expiry.parse::<i64>() else {
+        return Ok(Err(Refused::Forged));
+    };
+    if now().and_utc().timestamp() > expiry {
+        return Ok(Err(Refused::Expired));
+    }
+    let mut confirmed = Vec::new();
+    for token in tokens.split(',').filter(|t| !t.is_empty()) {
+        match subscriptions::confirm(conn, token, origin) {
+            Ok(done) => confirmed.push(done),
+            Err(Error::NotFound(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    if confirmed.is_empty() {
+        return Ok(Err(Refused::Unknown));
+    }
+    Ok(Ok(confirmed))
+}
+
+/// The list's confirmation message, created with a default text on first use
+/// (one per sender override, since the sender is part of the message).
+fn confirmation_message(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list: &List,
+    sender: Option<&SenderOverride>,
+) -> Result<i64> {
+    let key = match sender {
+        None => format!("confirmation:list:{}", list.number),
+        Some(s) => format!("confirmation:list:{}:{}:{}", list.number, s.email, s.name),
+    };
+    if let Some(id) = find(conn, account_id, &key)? {
+        return Ok(id);
+    }
+    // Two first subscribers at once must not both create it.
+    backend::lock_account(conn, account_id)?;
+    if let Some(id) = find(conn, account_id, &key)? {
+        return Ok(id);
+    }
+    let mut message = NewMessage::email(
+        "Please confirm your subscription to {{ list.name }}",
+        "<p>Hello,</p>\n<p>please confirm your subscription to <b>{{ list.name }}</b> by \
+         following this link:</p>\n<p><a href=\"{{ params.confirm_url }}\">Confirm my \
+         subscription</a></p>\n<p>If you did not ask for it, ignore this message; you will \
+         not be subscribed.</p>",
+    );
+    message.name = key.clone();
+    message.list = Some(list.number);
+    if let Some(sender) = sender {
+        message.from_email = sender.email.clone();
+        message.from_name = sender.name.clone();
+    }
+    let created = messages::create(conn, account_id, &message)?;
+    diesel::insert_into(system_messages::table)
+        .values((
+            system_messages::account_id.eq(account_id),
+            system_messages::key.eq(&key),
+            system_messages::message_id.eq(created.id),
+        ))
+        .execute(conn)?;
+    Ok(created.id)
+}
+
+fn find(conn: &mut DbConnection, account_id: i64, key: &str) -> Result<Option<i64>> {
+    Ok(system_messages::table
+        .filter(system_messages::account_id.eq(account_id))
+        .filter(system_messages::key.eq(key))
+        .select(system_messages::message_id)
+        .first(conn)
+        .optional()?)
+}

@@ -1,0 +1,5 @@
+//! The wire protocols: each translates its requests into domain calls and the
+//! results back into its own responses and error codes.
+
+pub mod form;
+pub mod mailup;

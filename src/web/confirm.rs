@@ -1,0 +1,93 @@
+//! The page a double opt-in confirmation link opens.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use crate::domain::confirmations::{self, CONFIRM_PATH, Refused};
+use crate::domain::{Channel, Origin};
+use crate::server::AppState;
+use crate::web::client_ip;
+use crate::xml::writer::escape;
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route(CONFIRM_PATH, web::get().to(confirm));
+}
+
+#[derive(Deserialize)]
+struct Query {
+    #[serde(default)]
+    t: String,
+}
+
+async fn confirm(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    query: web::Query<Query>,
+) -> HttpResponse {
+    let signer = match state.link_signer().await {
+        Ok(signer) => signer,
+        Err(e) => return unavailable(&e),
+    };
+    let ip = client_ip(&req, &state.settings)
+        .map(|ip| ip.to_string())
+        .unwrap_or_default();
+    let token = query.into_inner().t;
+    let outcome = state
+        .db
+        .write(move |conn| {
+            let origin = Origin::new(Channel::Web, ip);
+            confirmations::follow(conn, &signer, &token, &origin)
+        })
+        .await;
+    match outcome {
+        Ok(Ok(confirmed)) => {
+            let already = confirmed.iter().all(|c| c.already_confirmed);
+            let text = if already {
+                "Your subscription was already confirmed. Nothing more to do."
+            } else {
+                "Thank you: your subscription is confirmed."
+            };
+            page(
+                actix_web::http::StatusCode::OK,
+                "Subscription confirmed",
+                text,
+            )
+        }
+        Ok(Err(Refused::Forged)) => page(
+            actix_web::http::StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This confirmation link is not valid. Please copy the whole link from the message.",
+        ),
+        Ok(Err(Refused::Expired)) => page(
+            actix_web::http::StatusCode::GONE,
+            "Link expired",
+            "This confirmation link has expired. Please subscribe again to receive a new one.",
+        ),
+        Ok(Err(Refused::Unknown)) => page(
+            actix_web::http::StatusCode::NOT_FOUND,
+            "Nothing to confirm",
+            "There is no subscription waiting for this link any more.",
+        ),
+        Err(e) => unavailable(&e),
+    }
+}
+
+fn unavailable(error: &crate::Error) -> HttpResponse {
+    log::error!("confirmation page: {error}");
+    page(
+        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "We could not handle your confirmation just now. Please try the link again in a few minutes.",
+    )
+}
+
+fn page(status: actix_web::http::StatusCode, title: &str, text: &str) -> HttpResponse {
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .body(format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+             <body><h1>{title}</h1><p>{text}</p></body></html>\n",
+            title = escape(title),
+            text = escape(text)
+        ))
+}

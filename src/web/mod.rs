@@ -1,0 +1,52 @@
+//! Public web pages (confirmation links; tracking and unsubscribe later) and
+//! what every HTTP-facing module needs to know about a request: who sent it and
+//! at which URL the server was reached.
+
+pub mod confirm;
+
+use std::net::IpAddr;
+
+use actix_web::HttpRequest;
+
+use crate::config::Settings;
+
+/// The caller's address: the TCP peer, or, when the peer is a trusted proxy,
+/// the last address its `X-Forwarded-For` names (the one the proxy saw).
+pub fn client_ip(req: &HttpRequest, settings: &Settings) -> Option<IpAddr> {
+    let peer = req.peer_addr()?.ip();
+    if !settings.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    req.headers()
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.rsplit(',').next())
+        .and_then(|last| last.trim().parse().ok())
+        .or(Some(peer))
+}
+
+/// `scheme://host[:port]` the server is reached at: the configured public URL,
+/// else what the request says (its Host header and scheme).
+pub fn base_url(req: &HttpRequest, settings: &Settings) -> String {
+    match &settings.public_url {
+        Some(url) => url.trim_end_matches('/').to_string(),
+        None => {
+            let info = req.connection_info();
+            format!("{}://{}", info.scheme(), info.host())
+        }
+    }
+}
+
+/// The request's host name without port, lower case (accounts are found by it).
+pub fn host_name(req: &HttpRequest) -> String {
+    let info = req.connection_info();
+    let host = info.host();
+    let without_port = match host.rsplit_once(':') {
+        // An IPv6 literal is bracketed; a colon inside the brackets is not a port.
+        Some((name, port)) if !name.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) => {
+            name
+        }
+        _ => host,
+    };
+    without_port.to_ascii_lowercase()
+}
