@@ -269,12 +269,17 @@ impl io::Write for &mut CappedBuffer {
     }
 }
 
-/// A plain-text alternative for an HTML body.
+/// A plain-text alternative for an HTML body. Prose wraps at 78 columns, but
+/// link targets never do: a URL broken across lines stops working when clicked
+/// or copied.
 pub fn html_to_text(html: &str) -> String {
-    html2text::from_read(html.as_bytes(), 78).unwrap_or_else(|e| {
-        log::warn!("HTML to text conversion failed: {e}");
-        String::new()
-    })
+    html2text::config::plain()
+        .no_link_wrapping()
+        .string_from_read(html.as_bytes(), 78)
+        .unwrap_or_else(|e| {
+            log::warn!("HTML to text conversion failed: {e}");
+            String::new()
+        })
 }
 
 #[cfg(test)]
@@ -422,5 +427,8 @@ mod tests {
         assert!(text.contains("Hello"), "{text}");
         assert!(text.contains("https://example.com/x"), "{text}");
         assert!(!text.contains("<p>"), "{text}");
+        let long = format!("https://example.com/confirm?t={}", "x".repeat(120));
+        let text = html_to_text(&format!("<p><a href=\"{long}\">Confirm</a></p>"));
+        assert!(text.contains(&long), "a long link is not wrapped: {text}");
     }
 }

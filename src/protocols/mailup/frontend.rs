@@ -84,7 +84,7 @@ async fn page(
     let Some(page) = Page::parse(&name) else {
         return HttpResponse::NotFound()
             .content_type("text/plain; charset=utf-8")
-            .body("not found\n");
+            .body("not found");
     };
     let content_type = req
         .headers()
