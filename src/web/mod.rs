@@ -7,6 +7,8 @@ pub mod confirm;
 use std::net::IpAddr;
 
 use actix_web::HttpRequest;
+use actix_web::web::{Bytes, BytesMut, Payload};
+use futures_util::StreamExt;
 
 use crate::config::Settings;
 
@@ -49,4 +51,27 @@ pub fn host_name(req: &HttpRequest) -> String {
         _ => host,
     };
     without_port.to_ascii_lowercase()
+}
+
+/// The request body, read up to `limit` bytes. A larger body is refused as soon
+/// as the limit is passed, without reading (or buffering) the rest, so a
+/// protocol can answer with its own error instead of the server's 413.
+pub async fn read_body(mut payload: Payload, limit: usize) -> Result<Bytes, BodyError> {
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| BodyError::Broken)?;
+        if body.len() + chunk.len() > limit {
+            return Err(BodyError::TooLarge(limit));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyError {
+    #[error("the request body is larger than {0} bytes")]
+    TooLarge(usize),
+    #[error("the request body could not be read")]
+    Broken,
 }

@@ -329,3 +329,136 @@ pub fn start_list_campaign(db: &Db, account_id: i64, message_id: i64) -> i64 {
     let send = sends::create_campaign(&mut conn, account_id, &campaign).unwrap();
     sends::start(&mut conn, account_id, send.id).unwrap().id
 }
+
+/// An HTTP answer as read off the socket.
+#[derive(Debug, Clone)]
+pub struct HttpAnswer {
+    pub status: u16,
+    pub head: String,
+    pub body: String,
+}
+
+/// One HTTP/1.1 request on a new connection (`Connection: close`), written by
+/// a thread of its own so a server that answers before reading the whole body
+/// (as it should for an oversized one) is heard. `None` if nothing answered
+/// within `timeout`.
+pub fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+    timeout: std::time::Duration,
+) -> Option<HttpAnswer> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(timeout)).ok()?;
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    let mut writer = stream.try_clone().ok()?;
+    let sending = std::thread::spawn(move || {
+        // The server may close early; a failed write is expected then.
+        let _ = writer.write_all(head.as_bytes());
+        for chunk in body.chunks(64 * 1024) {
+            if writer.write_all(chunk).is_err() {
+                break;
+            }
+        }
+    });
+    let mut raw = Vec::new();
+    let _ = stream.read_to_end(&mut raw);
+    let _ = stream.shutdown(std::net::Shutdown::Both);
+    let _ = sending.join();
+    let text = String::from_utf8_lossy(&raw).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some(HttpAnswer {
+        status,
+        head: head.to_string(),
+        body: if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    })
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+/// `espbridge serve` on a free port against `url`, killed when dropped.
+pub struct RunningServer {
+    pub port: u16,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl RunningServer {
+    /// Starts the server with extra environment and waits until it is ready.
+    pub fn start(url: &str, env: &[(&str, &str)]) -> RunningServer {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_espbridge"));
+        cmd.env("ESPBRIDGE_DATABASE_URL", url)
+            .env("ESPBRIDGE_DATA_DIR", dir.path())
+            .env("RUST_LOG", "warn")
+            .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(std::process::Stdio::null());
+        for (key, value) in env {
+            cmd.env(key, value);
+        }
+        let server = RunningServer {
+            port,
+            child: cmd.spawn().unwrap(),
+            _dir: dir,
+        };
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let ready = http(
+                port,
+                "GET",
+                "/readyz",
+                &[],
+                Vec::new(),
+                std::time::Duration::from_secs(2),
+            );
+            if ready.is_some_and(|a| a.status == 200) {
+                return server;
+            }
+            assert!(std::time::Instant::now() < deadline, "server not ready");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+
+    pub fn base(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RunningServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

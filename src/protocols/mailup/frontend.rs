@@ -5,7 +5,6 @@
 use std::net::IpAddr;
 
 use actix_web::http::header::CONTENT_TYPE;
-use actix_web::web::Bytes;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db::DbConnection;
@@ -21,13 +20,15 @@ use crate::domain::subscriptions::{
 use crate::domain::{Channel, Origin, credentials, groups, lists, users};
 use crate::protocols::form::Form;
 use crate::server::AppState;
-use crate::web::{base_url, client_ip, host_name};
-use crate::xml::XmlWriter;
+use crate::web::{base_url, client_ip, host_name, read_body};
 use crate::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/frontend/{page}", web::route().to(page));
 }
+
+/// A form is a few hundred bytes; anything near this is not a legitimate call.
+const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// The pages, matched without regard to case as IIS did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,12 +80,19 @@ async fn page(
     state: web::Data<AppState>,
     req: HttpRequest,
     name: web::Path<String>,
-    body: Bytes,
+    payload: web::Payload,
 ) -> HttpResponse {
     let Some(page) = Page::parse(&name) else {
         return HttpResponse::NotFound()
             .content_type("text/plain; charset=utf-8")
             .body("not found");
+    };
+    let body = match read_body(payload, MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        Err(e) => {
+            log::info!("frontend {page:?}: {e}");
+            return bare_code(page, Ok(code::GENERIC_ERROR));
+        }
     };
     let content_type = req
         .headers()
@@ -574,17 +582,13 @@ fn activate(conn: &mut DbConnection, call: &Call, block: &ActivationBlock) -> Re
 }
 
 fn activation_document(code: i32, block: &ActivationBlock) -> String {
-    let mut w = XmlWriter::ascii_only();
-    w.raw("<?xml version=\"1.0\" encoding=\"windows-1252\" ?>")
-        .open("mailupMessage", &[])
-        .open("mailupBody", &[])
-        .leaf("ReturnCode", &code.to_string())
-        .open("WS_Activation", &[])
-        .leaf("WS_Name", &block.ws_name)
-        .leaf(
-            "DateOfRequest",
-            &crate::domain::now().format("%d/%m/%Y %H:%M:%S").to_string(),
-        )
-        .leaf("User", &block.user);
-    w.finish()
+    super::mailup_message(code, |w| {
+        w.open("WS_Activation", &[])
+            .leaf("WS_Name", &block.ws_name)
+            .leaf(
+                "DateOfRequest",
+                &crate::domain::now().format("%d/%m/%Y %H:%M:%S").to_string(),
+            )
+            .leaf("User", &block.user);
+    })
 }
