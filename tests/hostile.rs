@@ -7,55 +7,11 @@ mod common;
 
 use std::time::Duration;
 
-use common::{RunningServer, http};
+use common::{RunningServer, hostile_documents, http};
 use espbridge::domain::accounts::{self, NewAccount};
 
 const SERVICE: &str = "/Services/WSMailUpImport.asmx";
 const WAIT: Duration = Duration::from_secs(30);
-
-/// The hostile documents, by name.
-pub fn hostile_documents() -> Vec<(&'static str, Vec<u8>)> {
-    let envelope = |body: &str| {
-        format!(
-            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{body}</s:Body></s:Envelope>"
-        )
-    };
-    let laughs = {
-        let mut doc = String::from("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">");
-        for i in 1..10 {
-            let previous = if i == 1 {
-                "lol".to_string()
-            } else {
-                format!("lol{}", i - 1)
-            };
-            doc.push_str(&format!(
-                "<!ENTITY lol{i} \"{}\">",
-                format!("&{previous};").repeat(10)
-            ));
-        }
-        doc.push_str("]>");
-        doc + &envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\">&lol9;</GetNlLists>")
-    };
-    let external = String::from(
-        "<?xml version=\"1.0\"?><!DOCTYPE s [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>",
-    ) + &envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\">&x;</GetNlLists>");
-    let deep = envelope(&("<a>".repeat(100_000) + &"</a>".repeat(100_000)));
-    let mut huge = envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\"><pad>").into_bytes();
-    huge.resize(50 * 1024 * 1024, b'x');
-    let truncated = envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\"/>");
-    let truncated = truncated[..truncated.len() / 2].to_string();
-    let mut invalid_utf8 = envelope("<CreateGroup xmlns=\"http://ws.mailupnet.it/\"><newGroupName>X</newGroupName></CreateGroup>").into_bytes();
-    let at = invalid_utf8.iter().position(|b| *b == b'X').unwrap();
-    invalid_utf8[at] = 0xff;
-    vec![
-        ("billion laughs", laughs.into_bytes()),
-        ("external entity", external.into_bytes()),
-        ("100,000-deep nesting", deep.into_bytes()),
-        ("50 MB body", huge),
-        ("truncated XML", truncated.into_bytes()),
-        ("invalid UTF-8", invalid_utf8),
-    ]
-}
 
 backend_tests! {
     fn hostile_documents_get_errors_and_the_server_goes_on(t) {

@@ -7,7 +7,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use actix_web::{App, test};
@@ -317,16 +317,6 @@ backend_tests! {
     }
 }
 
-/// Kills the server when the test ends, passed or not.
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
         .args(["-s", "--max-time", "10"])
@@ -346,32 +336,9 @@ backend_tests! {
         let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
             return;
         };
-        let dir = tempfile::tempdir().unwrap();
-        let port = common::free_port();
-        let _server = Server(
-            Command::new(env!("CARGO_BIN_EXE_espbridge"))
-                .env("ESPBRIDGE_DATABASE_URL", &t.url)
-                .env("ESPBRIDGE_DATA_DIR", dir.path())
-                .env("ESPBRIDGE_SMTP_URL", smtp.url())
-                .env("RUST_LOG", "warn")
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
-                .stdout(Stdio::null())
-                .stderr(Stdio::inherit())
-                .spawn()
-                .unwrap(),
-        );
-        let base = format!("http://127.0.0.1:{port}");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let ready = || {
-            Command::new("curl")
-                .args(["-sf", "--max-time", "2", &format!("{base}/readyz")])
-                .status()
-                .is_ok_and(|s| s.success())
-        };
-        while !ready() {
-            assert!(Instant::now() < deadline, "server not ready");
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str())]);
+        let base = server.base();
         let mut conn = t.db.conn().unwrap();
         let account = accounts::only_account(&mut conn).unwrap().expect("the demo account");
         let guid = lists::get(&mut conn, account.id, 1).unwrap().guid;

@@ -371,8 +371,20 @@ pub fn http(
             }
         }
     });
+    // Read until the answer is complete (by its Content-Length), not until the
+    // server closes: a server that answers an oversized upload early may keep
+    // the connection open a while to drain it.
     let mut raw = Vec::new();
-    let _ = stream.read_to_end(&mut raw);
+    let mut buffer = [0u8; 16 * 1024];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => raw.extend_from_slice(&buffer[..n]),
+        }
+        if answer_complete(&raw) {
+            break;
+        }
+    }
     let _ = stream.shutdown(std::net::Shutdown::Both);
     let _ = sending.join();
     let text = String::from_utf8_lossy(&raw).into_owned();
@@ -390,6 +402,18 @@ pub fn http(
             body.to_string()
         },
     })
+}
+
+/// Whether `raw` holds a whole answer with a Content-Length.
+fn answer_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+    head.lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|n| n.trim().parse::<usize>().ok())
+        .is_some_and(|length| raw.len() >= end + 4 + length)
 }
 
 fn dechunk(mut body: &str) -> String {
@@ -461,4 +485,48 @@ impl Drop for RunningServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// The hostile documents, by name.
+pub fn hostile_documents() -> Vec<(&'static str, Vec<u8>)> {
+    let envelope = |body: &str| {
+        format!(
+            "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body>{body}</s:Body></s:Envelope>"
+        )
+    };
+    let laughs = {
+        let mut doc = String::from("<?xml version=\"1.0\"?><!DOCTYPE lolz [<!ENTITY lol \"lol\">");
+        for i in 1..10 {
+            let previous = if i == 1 {
+                "lol".to_string()
+            } else {
+                format!("lol{}", i - 1)
+            };
+            doc.push_str(&format!(
+                "<!ENTITY lol{i} \"{}\">",
+                format!("&{previous};").repeat(10)
+            ));
+        }
+        doc.push_str("]>");
+        doc + &envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\">&lol9;</GetNlLists>")
+    };
+    let external = String::from(
+        "<?xml version=\"1.0\"?><!DOCTYPE s [<!ENTITY x SYSTEM \"file:///etc/passwd\">]>",
+    ) + &envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\">&x;</GetNlLists>");
+    let deep = envelope(&("<a>".repeat(100_000) + &"</a>".repeat(100_000)));
+    let mut huge = envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\"><pad>").into_bytes();
+    huge.resize(50 * 1024 * 1024, b'x');
+    let truncated = envelope("<GetNlLists xmlns=\"http://ws.mailupnet.it/\"/>");
+    let truncated = truncated[..truncated.len() / 2].to_string();
+    let mut invalid_utf8 = envelope("<CreateGroup xmlns=\"http://ws.mailupnet.it/\"><newGroupName>X</newGroupName></CreateGroup>").into_bytes();
+    let at = invalid_utf8.iter().position(|b| *b == b'X').unwrap();
+    invalid_utf8[at] = 0xff;
+    vec![
+        ("billion laughs", laughs.into_bytes()),
+        ("external entity", external.into_bytes()),
+        ("100,000-deep nesting", deep.into_bytes()),
+        ("50 MB body", huge),
+        ("truncated XML", truncated.into_bytes()),
+        ("invalid UTF-8", invalid_utf8),
+    ]
 }
