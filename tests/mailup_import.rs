@@ -1,5 +1,6 @@
 //! WSMailUpImport over a real port on both backends: the WSDL, Python's zeep
-//! loading it and calling with the Authentication header on SOAP 1.1 and 1.2,
+//! and PHP's SoapClient loading it and calling with the Authentication header
+//! on SOAP 1.1 and 1.2,
 //! hand-written envelopes as old integrations send them, the HTTP GET binding,
 //! and the refusals (wrong password, unregistered caller, unknown operation).
 
@@ -95,6 +96,24 @@ backend_tests! {
             let answer = http(port, "POST", SERVICE, &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", "\"http://ws.mailupnet.it/GetNlLists\"")], soap11("<ns1:GetNlLists/>", &auth(&created.mailup.ws_user, &created.mailup.ws_password)), WAIT).unwrap();
             let lists = inner(&answer.body, "GetNlListsResult");
             assert!(lists.contains(&format!("<Group idGroup=\"{}\" groupName=\"From zeep WSMailUpImportSoap\"/>", group_ids[0])), "{lists}");
+        }
+
+        // PHP's SoapClient, as the Magento and Joomla integrations use it.
+        if let Some(php) = common::test_php() {
+        let php = std::process::Command::new(php)
+            .args([concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/soapclient_import.php"), &format!("{}{SERVICE}?WSDL", server.base()), &created.mailup.ws_user, &created.mailup.ws_password, "1", &guid])
+            .output()
+            .expect("php with the soap extension (scripts/test installs it)");
+        assert!(php.status.success(), "php: {}{}", String::from_utf8_lossy(&php.stdout), String::from_utf8_lossy(&php.stderr));
+        let results: serde_json::Value = serde_json::from_slice(&php.stdout).unwrap();
+        for version in ["soap11", "soap12"] {
+            let result = &results[version];
+            assert!(result["lists"].as_str().unwrap().contains("<List idList=\"1\""), "{version}: {result}");
+            let id: i64 = inner(result["group"].as_str().unwrap(), "ReturnCode").parse().unwrap();
+            assert!(id > 0, "{version}: {result}");
+            assert_eq!(result["fault"], "Authentication failed.", "{version}");
+            assert!(result["fault_body"].as_str().unwrap().contains("<ReturnCode>-1002</ReturnCode>"), "{version}: {result}");
+        }
         }
 
         // A hand-built envelope as classic ASP sends it: header in the legacy

@@ -151,6 +151,33 @@ pub fn test_python() -> Option<String> {
     }
 }
 
+/// `php` with the soap extension, or `None` with a notice when it is missing
+/// (`scripts/test` installs it and then requires it).
+pub fn test_php() -> Option<&'static str> {
+    let found = std::process::Command::new("php")
+        .arg("-m")
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|m| m == "soap")
+        });
+    if found {
+        return Some("php");
+    }
+    if std::env::var_os("ESPBRIDGE_TEST_REQUIRE_POSTGRES").is_some() {
+        panic!("scripts/test installs php with its soap extension; it is missing");
+    }
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nNOTE: tests with PHP's SoapClient SKIPPED (php with the soap extension not found); run scripts/test.\n"
+        );
+    });
+    None
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
