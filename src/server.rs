@@ -56,6 +56,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
             .configure(crate::web::confirm::configure)
+            .configure(crate::web::unsubscribe::configure)
             .configure(crate::protocols::mailup::configure);
     }
 }

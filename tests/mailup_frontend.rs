@@ -1,7 +1,8 @@
 //! MailUp's frontend pages: the golden fixtures in `fixtures/mailup/frontend/`
 //! in-process on both backends with what they wrote checked afterwards; the
 //! double opt-in link; and the same pages over a real port with curl, the
-//! confirmation mail going through a real SMTP server.
+//! confirmation mail going through a real SMTP server and its List-Unsubscribe
+//! header followed.
 
 mod common;
 
@@ -365,8 +366,16 @@ backend_tests! {
         assert!(page.contains("confirmed"), "{link}\n{data}\n{page}");
         let code = curl(&["--data-urlencode", &format!("ListGuid={guid}"), "-d", "List=1", "--data-urlencode", "Email=hugo@example.com", &format!("{base}/frontend/XMLCHKSUBSCRIBER.ASPX")]);
         assert_eq!(code.trim(), "2");
+        // The mail's List-Unsubscribe header, used as a mailbox provider's
+        // one-click button does (RFC 8058).
+        let header = mail.data.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe header");
+        let url = header.trim().trim_start_matches('<').trim_end_matches('>');
+        assert!(url.starts_with(&format!("{base}/unsubscribe/")), "{url}");
+        assert!(mail.data.contains("List-Unsubscribe-Post: List-Unsubscribe=One-Click"));
+        let status = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-d", "List-Unsubscribe=One-Click", url]);
+        assert_eq!(status, "200");
         let code = curl(&["-G", "--data-urlencode", &format!("ListGuid={guid}"), "-d", "List=1", "--data-urlencode", "Email=hugo@example.com", &format!("{base}/frontend/xmlUnSubscribe.aspx")]);
-        assert_eq!(code.trim(), "0");
+        assert_eq!(code.trim(), "3", "already unsubscribed by the one-click POST");
         let code = curl(&[&format!("{base}/frontend/xmlChkSubscriber.aspx?ListGuid={guid}&List=1&Email=hugo%40example.com")]);
         assert_eq!(code.trim(), "3");
     }

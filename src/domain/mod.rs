@@ -12,6 +12,7 @@ pub mod history;
 pub mod links;
 pub mod lists;
 pub mod messages;
+pub mod optout;
 pub mod providers;
 pub mod recipients;
 pub mod secrets;

@@ -6,8 +6,7 @@ use serde::Deserialize;
 use crate::domain::confirmations::{self, CONFIRM_PATH, Refused};
 use crate::domain::{Channel, Origin};
 use crate::server::AppState;
-use crate::web::client_ip;
-use crate::xml::writer::escape;
+use crate::web::{client_ip, page};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(CONFIRM_PATH, web::get().to(confirm));
@@ -79,15 +78,4 @@ fn unavailable(error: &crate::Error) -> HttpResponse {
         "Please try again",
         "We could not handle your confirmation just now. Please try the link again in a few minutes.",
     )
-}
-
-fn page(status: actix_web::http::StatusCode, title: &str, text: &str) -> HttpResponse {
-    HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(format!(
-            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
-             <body><h1>{title}</h1><p>{text}</p></body></html>\n",
-            title = escape(title),
-            text = escape(text)
-        ))
 }

@@ -3,11 +3,13 @@
 //! at which URL the server was reached.
 
 pub mod confirm;
+pub mod unsubscribe;
 
 use std::net::IpAddr;
 
-use actix_web::HttpRequest;
+use actix_web::http::StatusCode;
 use actix_web::web::{Bytes, BytesMut, Payload};
+use actix_web::{HttpRequest, HttpResponse};
 use futures_util::StreamExt;
 
 use crate::config::Settings;
@@ -74,4 +76,23 @@ pub enum BodyError {
     TooLarge(usize),
     #[error("the request body could not be read")]
     Broken,
+}
+
+/// A small HTML page for people (confirmation and unsubscribe links). `extra`
+/// is markup placed after the text (a form), already escaped.
+pub fn page_with(status: StatusCode, title: &str, text: &str, extra: &str) -> HttpResponse {
+    use crate::xml::writer::escape;
+    HttpResponse::build(status)
+        .content_type("text/html; charset=utf-8")
+        .insert_header(("Cache-Control", "no-store"))
+        .body(format!(
+            "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><meta name=\"robots\" content=\"noindex\">\
+             <title>{title}</title></head><body><h1>{title}</h1><p>{text}</p>{extra}</body></html>\n",
+            title = escape(title),
+            text = escape(text),
+        ))
+}
+
+pub fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
+    page_with(status, title, text, "")
 }
