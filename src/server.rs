@@ -57,6 +57,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/metrics", web::get().to(metrics))
             .configure(crate::web::confirm::configure)
             .configure(crate::web::unsubscribe::configure)
+            .configure(crate::web::tracking::configure)
             .configure(crate::protocols::mailup::configure);
     }
 }

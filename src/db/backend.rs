@@ -9,8 +9,8 @@ use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
-    accounts, caller_ips, deliveries, delivery_events, group_members, recipient_field_values,
-    recipients, subscriptions,
+    accounts, caller_ips, deliveries, delivery_events, group_members, recipient_activity,
+    recipient_field_values, recipients, subscriptions,
 };
 use crate::Result;
 use crate::domain::groups::NewGroupMember;
@@ -86,6 +86,23 @@ pub fn insert_caller_ip_if_absent(
         .do_nothing()
         .execute(c))?;
     Ok(inserted == 1)
+}
+
+/// Creates a recipient's activity row (all zero) unless it exists.
+pub fn insert_recipient_activity_if_absent(
+    conn: &mut DbConnection,
+    recipient_id: i64,
+    account_id: i64,
+) -> Result<()> {
+    on_backend!(conn, |c| diesel::insert_into(recipient_activity::table)
+        .values((
+            recipient_activity::recipient_id.eq(recipient_id),
+            recipient_activity::account_id.eq(account_id),
+        ))
+        .on_conflict(recipient_activity::recipient_id)
+        .do_nothing()
+        .execute(c))?;
+    Ok(())
 }
 
 /// Sets one field value of a recipient, inserting or replacing it.

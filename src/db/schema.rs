@@ -77,6 +77,7 @@ diesel::table! {
         unsubscribed_count -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        tracking -> Bool,
     }
 }
 
@@ -259,6 +260,13 @@ diesel::table! {
         bounced -> BigInt,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        opens -> BigInt,
+        unique_opens -> BigInt,
+        clicks -> BigInt,
+        unique_clicks -> BigInt,
+        machine_opens -> BigInt,
+        machine_clicks -> BigInt,
+        tracking -> Bool,
     }
 }
 
@@ -281,6 +289,8 @@ diesel::table! {
         last_reply -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        first_opened_at -> Nullable<Timestamp>,
+        first_clicked_at -> Nullable<Timestamp>,
     }
 }
 
@@ -294,6 +304,10 @@ diesel::table! {
         kind -> Text,
         detail -> Text,
         created_at -> Timestamp,
+        ip -> Nullable<Text>,
+        user_agent -> Nullable<Text>,
+        url -> Nullable<Text>,
+        machine -> Bool,
     }
 }
 
@@ -324,6 +338,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    recipient_activity (recipient_id) {
+        recipient_id -> BigInt,
+        account_id -> BigInt,
+        opens -> BigInt,
+        clicks -> BigInt,
+        last_opened_at -> Nullable<Timestamp>,
+        last_clicked_at -> Nullable<Timestamp>,
+    }
+}
+
 diesel::joinable!(account_hosts -> accounts (account_id));
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
@@ -341,6 +366,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     accounts,
     caller_ips,
     system_messages,
+    recipient_activity,
     account_hosts,
     users,
     credentials,

@@ -19,6 +19,7 @@ pub mod secrets;
 pub mod sends;
 pub mod sessions;
 pub mod subscriptions;
+pub mod tracking;
 pub mod users;
 pub mod variables;
 

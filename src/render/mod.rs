@@ -4,6 +4,7 @@
 //! compiled once per send and rendered once per recipient.
 
 pub mod legacy;
+pub mod tracking;
 
 use std::collections::BTreeMap;
 use std::io;

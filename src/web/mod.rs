@@ -3,6 +3,7 @@
 //! at which URL the server was reached.
 
 pub mod confirm;
+pub mod tracking;
 pub mod unsubscribe;
 
 use std::net::IpAddr;

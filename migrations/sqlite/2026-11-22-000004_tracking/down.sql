@@ -1,0 +1,17 @@
+DROP TABLE recipient_activity;
+ALTER TABLE lists DROP COLUMN tracking;
+ALTER TABLE deliveries DROP COLUMN first_clicked_at;
+ALTER TABLE deliveries DROP COLUMN first_opened_at;
+ALTER TABLE sends DROP COLUMN tracking;
+ALTER TABLE sends DROP COLUMN machine_clicks;
+ALTER TABLE sends DROP COLUMN machine_opens;
+ALTER TABLE sends DROP COLUMN unique_clicks;
+ALTER TABLE sends DROP COLUMN clicks;
+ALTER TABLE sends DROP COLUMN unique_opens;
+ALTER TABLE sends DROP COLUMN opens;
+DROP INDEX delivery_events_recipient;
+DROP INDEX delivery_events_account_time;
+ALTER TABLE delivery_events DROP COLUMN machine;
+ALTER TABLE delivery_events DROP COLUMN url;
+ALTER TABLE delivery_events DROP COLUMN user_agent;
+ALTER TABLE delivery_events DROP COLUMN ip;

@@ -1,0 +1,117 @@
+//! Open pixels (`/t/o/{token}`) and click redirects (`/t/c/{token}`). A click
+//! redirects only where its signed token says, which is a URL we wrote into that
+//! message: there is no way to make us redirect anywhere else.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, LOCATION, USER_AGENT};
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use crate::domain::tracking::{self, Hit};
+use crate::server::AppState;
+use crate::web::{client_ip, page};
+
+/// Path prefixes of tracked links, for the sender to build them.
+pub const OPEN_PATH: &str = "/t/o/";
+pub const CLICK_PATH: &str = "/t/c/";
+
+/// The smallest transparent GIF.
+const PIXEL: &[u8] = &[
+    0x47, 0x49, 0x46, 0x38, 0x39, 0x61, 0x01, 0x00, 0x01, 0x00, 0x80, 0x00, 0x00, 0x00, 0x00, 0x00,
+    0xff, 0xff, 0xff, 0x21, 0xf9, 0x04, 0x01, 0x00, 0x00, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x00, 0x00,
+    0x01, 0x00, 0x01, 0x00, 0x00, 0x02, 0x02, 0x44, 0x01, 0x00, 0x3b,
+];
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/t/o/{token}", web::get().to(open))
+        .route("/t/o/{token}", web::head().to(open))
+        .route("/t/c/{token}", web::get().to(click))
+        .route("/t/c/{token}", web::head().to(click));
+}
+
+fn hit(req: &HttpRequest, state: &AppState) -> Hit {
+    Hit {
+        ip: client_ip(req, &state.settings).map(|ip| ip.to_string()),
+        user_agent: req
+            .headers()
+            .get(USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string),
+        head: req.method() == actix_web::http::Method::HEAD,
+    }
+}
+
+/// The pixel is always served, whatever the token: a broken image helps no one.
+async fn open(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let hit = hit(&req, &state);
+    let token = token.into_inner();
+    let token = token.trim_end_matches(".gif");
+    match state.link_signer().await {
+        Ok(signer) => {
+            if let Some(delivery_id) = tracking::open_target(&signer, token) {
+                let recorded = state
+                    .db
+                    .write(move |conn| tracking::open(conn, delivery_id, &hit))
+                    .await;
+                if let Err(e) = recorded {
+                    log::error!("open of delivery {delivery_id} not recorded: {e}");
+                }
+            }
+        }
+        Err(e) => log::error!("open not recorded: {e}"),
+    }
+    HttpResponse::Ok()
+        .content_type("image/gif")
+        .insert_header((
+            CACHE_CONTROL,
+            "no-store, no-cache, must-revalidate, private",
+        ))
+        .body(PIXEL)
+}
+
+/// A genuine link redirects even when recording the click fails: the reader
+/// must get where the link says.
+async fn click(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+    token: web::Path<String>,
+) -> HttpResponse {
+    let hit = hit(&req, &state);
+    let signer = match state.link_signer().await {
+        Ok(signer) => signer,
+        Err(e) => return unavailable(&e),
+    };
+    let Some((delivery_id, url)) = tracking::click_target(&signer, &token) else {
+        return page(
+            StatusCode::BAD_REQUEST,
+            "Link not valid",
+            "This link is not valid. Please use the link from the message itself.",
+        );
+    };
+    let recorded = {
+        let url = url.clone();
+        state
+            .db
+            .write(move |conn| tracking::click(conn, delivery_id, &url, &hit))
+            .await
+    };
+    if let Err(e) = recorded {
+        log::error!("click of delivery {delivery_id} not recorded: {e}");
+    }
+    HttpResponse::Found()
+        .insert_header((LOCATION, url))
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .finish()
+}
+
+fn unavailable(error: &crate::Error) -> HttpResponse {
+    log::error!("click not recorded: {error}");
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "We could not follow this link just now. Please try again in a minute.",
+    )
+}

@@ -1,0 +1,107 @@
+//! Open pixels and click redirects, in-process on both backends: human hits
+//! counted per send, per delivery (unique) and per recipient; HEAD requests,
+//! scanner user agents and hits right after delivery stored but flagged as
+//! machines; tampered tokens never redirect.
+
+mod common;
+
+use actix_web::{App, test};
+use diesel::prelude::*;
+use espbridge::config::Settings;
+use espbridge::db::schema::{deliveries, delivery_events};
+use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::links::LinkSigner;
+use espbridge::domain::messages::{self, NewMessage};
+use espbridge::domain::recipients::{Contact, RecipientKey};
+use espbridge::domain::sends::{self, NewSingle, SendKind, To};
+use espbridge::domain::subscriptions::{self, Subscribe};
+use espbridge::domain::tracking::{self, SendActivity};
+use espbridge::domain::{Channel, Origin};
+use espbridge::server::{AppState, configure};
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+backend_tests! {
+    fn opens_and_clicks_are_counted_and_machines_flagged(t) {
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let mut deliveries_by_name = Vec::new();
+        let message = messages::create(&mut conn, account, &NewMessage::email("Hi", "<a href=\"https://shop.example/\">x</a>")).unwrap();
+        for email in ["ann@example.com", "ben@example.com"] {
+            subscriptions::subscribe(&mut conn, account, &Subscribe {
+                list: 1, contact: Contact::email(email), fields: vec![], groups: vec![], double_opt_in: Some(false),
+                source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+            }).unwrap();
+            let enqueued = sends::enqueue_single(&mut conn, account, &NewSingle {
+                kind: SendKind::Single, message_id: message.id, to: To::Recipient(RecipientKey::Email(email.into())),
+                params: serde_json::Map::new(), idempotency_key: None,
+            }).unwrap();
+            deliveries_by_name.push(enqueued);
+        }
+        // Delivered a while ago, so hits are not mistaken for prefetching.
+        let sent_at = espbridge::domain::now() - chrono::Duration::minutes(30);
+        diesel::update(deliveries::table).set((deliveries::state.eq("sent"), deliveries::sent_at.eq(Some(sent_at)))).execute(&mut conn).unwrap();
+        let signer = LinkSigner::load(&mut conn).unwrap();
+        let (ann, ben) = (deliveries_by_name[0], deliveries_by_name[1]);
+        let ann_open = tracking::open_token(&signer, ann.delivery_id);
+        let ann_click = tracking::click_token(&signer, ann.delivery_id, "https://shop.example/offer?a=1&b=2");
+        let ben_click = tracking::click_token(&signer, ben.delivery_id, "https://shop.example/");
+
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            let request = |method: &str, path: String, agent: &str| {
+                let builder = if method == "HEAD" { test::TestRequest::default().method(actix_web::http::Method::HEAD) } else { test::TestRequest::get() };
+                builder.uri(&path).insert_header(("User-Agent", agent)).peer_addr("198.51.100.4:5000".parse().unwrap()).to_request()
+            };
+            // Ann opens twice and clicks once; Ben clicks without loading images.
+            for _ in 0..2 {
+                let res = test::call_service(&app, request("GET", format!("/t/o/{ann_open}"), BROWSER)).await;
+                assert_eq!(res.status(), 200);
+                assert_eq!(res.headers().get("content-type").unwrap(), "image/gif");
+            }
+            let res = test::call_service(&app, request("GET", format!("/t/c/{ann_click}"), BROWSER)).await;
+            assert_eq!(res.status(), 302);
+            assert_eq!(res.headers().get("location").unwrap(), "https://shop.example/offer?a=1&b=2");
+            let res = test::call_service(&app, request("GET", format!("/t/c/{ben_click}"), BROWSER)).await;
+            assert_eq!(res.status(), 302);
+            // Machines: a HEAD check and a security scanner. Stored, not counted.
+            assert_eq!(test::call_service(&app, request("HEAD", format!("/t/c/{ben_click}"), BROWSER)).await.status(), 302);
+            assert_eq!(test::call_service(&app, request("GET", format!("/t/c/{ann_click}"), "Mimecast Link Scanner")).await.status(), 302);
+            assert_eq!(test::call_service(&app, request("GET", format!("/t/o/{ann_open}"), "")).await.status(), 200);
+
+            // A token altered to point elsewhere, or not ours: no redirect, nothing stored.
+            let (payload, tag) = ann_click.split_once('.').unwrap();
+            use base64::Engine;
+            let evil = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{}|https://evil.example/", ann.delivery_id));
+            assert_ne!(payload, evil);
+            for bad in [format!("{evil}.{tag}"), "garbage".to_string(), ann_open.clone()] {
+                let res = test::call_service(&app, request("GET", format!("/t/c/{bad}"), BROWSER)).await;
+                assert_eq!(res.status(), 400, "{bad}");
+                assert!(res.headers().get("location").is_none());
+            }
+            // The pixel is served even for a bad token, and records nothing.
+            assert_eq!(test::call_service(&app, request("GET", "/t/o/garbage".into(), BROWSER)).await.status(), 200);
+        });
+
+        let activity = |send_id| tracking::send_activity(&mut t.db.conn().unwrap(), account, send_id).unwrap();
+        assert_eq!(activity(ann.send_id), SendActivity { opens: 2, unique_opens: 1, clicks: 1, unique_clicks: 1, machine_opens: 1, machine_clicks: 1 });
+        // Ben's click counts as his open too (images were blocked).
+        assert_eq!(activity(ben.send_id), SendActivity { opens: 0, unique_opens: 1, clicks: 1, unique_clicks: 1, machine_opens: 0, machine_clicks: 1 });
+        let recipient_of = |delivery_id: i64| -> i64 {
+            deliveries::table.find(delivery_id).select(deliveries::recipient_id).first::<Option<i64>>(&mut t.db.conn().unwrap()).unwrap().unwrap()
+        };
+        assert_eq!(tracking::recipient_activity(&mut conn, account, recipient_of(ann.delivery_id)).unwrap(), (2, 1));
+        assert_eq!(tracking::recipient_activity(&mut conn, account, recipient_of(ben.delivery_id)).unwrap(), (0, 1));
+        // Every hit is in the event store, machines flagged, with IP, agent and URL.
+        let events: Vec<(String, bool, Option<String>, Option<String>)> = delivery_events::table
+            .filter(delivery_events::kind.eq_any(["opened", "clicked"]))
+            .order(delivery_events::id)
+            .select((delivery_events::kind, delivery_events::machine, delivery_events::ip, delivery_events::url))
+            .load(&mut conn)
+            .unwrap();
+        let summary: Vec<(&str, bool)> = events.iter().map(|(k, m, _, _)| (k.as_str(), *m)).collect();
+        assert_eq!(summary, vec![("opened", false), ("opened", false), ("clicked", false), ("clicked", false), ("clicked", true), ("clicked", true), ("opened", true)]);
+        assert!(events.iter().all(|e| e.2.as_deref() == Some("198.51.100.4")));
+        assert_eq!(events[2].3.as_deref(), Some("https://shop.example/offer?a=1&b=2"));
+    }
+}
