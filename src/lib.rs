@@ -9,6 +9,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod error;
+pub mod intake;
 pub mod metrics;
 pub mod protocols;
 pub mod render;

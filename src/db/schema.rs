@@ -349,6 +349,15 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    bounce_reports (id) {
+        id -> BigInt,
+        source -> Text,
+        outcome -> Text,
+        received_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(account_hosts -> accounts (account_id));
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
@@ -367,6 +376,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     caller_ips,
     system_messages,
     recipient_activity,
+    bounce_reports,
     account_hosts,
     users,
     credentials,

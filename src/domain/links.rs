@@ -14,6 +14,8 @@ use crate::db::{DbConnection, write_transaction};
 use crate::{Error, Result};
 
 const KEY_NAME: &str = "link_signing_key";
+/// 64 bits: enough that guessing a tag for someone else's delivery is hopeless.
+const SHORT_TAG_BYTES: usize = 8;
 
 /// What a token is for; a token made for one purpose is refused for another.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -22,6 +24,8 @@ pub enum Purpose {
     Confirm,
     Open,
     Click,
+    /// The VERP return path of a delivery.
+    Bounce,
 }
 
 impl Purpose {
@@ -31,6 +35,7 @@ impl Purpose {
             Purpose::Confirm => b"confirm",
             Purpose::Open => b"open",
             Purpose::Click => b"click",
+            Purpose::Bounce => b"bounce",
         }
     }
 }
@@ -73,6 +78,24 @@ impl LinkSigner {
                 key: key.into_bytes(),
             })
         })
+    }
+
+    /// A short lower-case tag for places that are neither long nor
+    /// case-preserving, such as the local part of an e-mail address.
+    pub fn short_tag(&self, purpose: Purpose, payload: &str) -> String {
+        let tag = self.mac(purpose, payload).finalize().into_bytes();
+        hex::encode(&tag[..SHORT_TAG_BYTES])
+    }
+
+    pub fn verify_short_tag(&self, purpose: Purpose, payload: &str, tag: &str) -> bool {
+        let Ok(given) = hex::decode(tag.to_ascii_lowercase()) else {
+            return false;
+        };
+        given.len() == SHORT_TAG_BYTES
+            && self
+                .mac(purpose, payload)
+                .verify_truncated_left(&given)
+                .is_ok()
     }
 
     fn mac(&self, purpose: Purpose, payload: &str) -> Hmac<Sha256> {
@@ -125,5 +148,10 @@ mod tests {
             key: b"other".to_vec(),
         };
         assert!(other.verify(Purpose::Unsubscribe, &token).is_err());
+        let tag = signer.short_tag(Purpose::Bounce, "42");
+        assert_eq!(tag.len(), 16);
+        assert!(signer.verify_short_tag(Purpose::Bounce, "42", &tag.to_uppercase()));
+        assert!(!signer.verify_short_tag(Purpose::Bounce, "43", &tag));
+        assert!(!signer.verify_short_tag(Purpose::Open, "42", &tag));
     }
 }

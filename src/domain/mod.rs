@@ -3,6 +3,7 @@
 //! filters by it.
 
 pub mod accounts;
+pub mod bounces;
 pub mod callers;
 pub mod confirmations;
 pub mod credentials;

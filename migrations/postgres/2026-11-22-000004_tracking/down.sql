@@ -1,5 +1,7 @@
+DROP TABLE bounce_reports;
 DROP TABLE recipient_activity;
 ALTER TABLE lists DROP COLUMN tracking;
+DROP INDEX deliveries_message_id;
 ALTER TABLE deliveries DROP COLUMN first_clicked_at;
 ALTER TABLE deliveries DROP COLUMN first_opened_at;
 ALTER TABLE sends DROP COLUMN tracking;

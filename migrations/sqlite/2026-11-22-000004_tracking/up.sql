@@ -21,6 +21,9 @@ ALTER TABLE sends ADD COLUMN tracking BOOLEAN NOT NULL DEFAULT 1;
 ALTER TABLE deliveries ADD COLUMN first_opened_at TIMESTAMP;
 ALTER TABLE deliveries ADD COLUMN first_clicked_at TIMESTAMP;
 
+-- Bounces without a usable VERP address are matched by the original Message-ID.
+CREATE INDEX deliveries_message_id ON deliveries(message_id);
+
 ALTER TABLE lists ADD COLUMN tracking BOOLEAN NOT NULL DEFAULT 1;
 
 -- Per-recipient aggregates.
@@ -31,4 +34,14 @@ CREATE TABLE recipient_activity (
     clicks BIGINT NOT NULL DEFAULT 0,
     last_opened_at TIMESTAMP,
     last_clicked_at TIMESTAMP
+);
+
+-- Bounce and complaint reports already taken in (by Maildir file name, IMAP
+-- UID or webhook id), recorded in the transaction that applies them, so each
+-- is applied exactly once, also across a crash.
+CREATE TABLE bounce_reports (
+    id INTEGER PRIMARY KEY,
+    source TEXT NOT NULL UNIQUE,
+    outcome TEXT NOT NULL,
+    received_at TIMESTAMP NOT NULL
 );
