@@ -58,6 +58,7 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::web::confirm::configure)
             .configure(crate::web::unsubscribe::configure)
             .configure(crate::web::tracking::configure)
+            .configure(crate::web::webhooks::configure)
             .configure(crate::protocols::mailup::configure);
     }
 }

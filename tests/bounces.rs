@@ -155,3 +155,48 @@ backend_tests! {
         assert_eq!(count, 1);
     }
 }
+
+backend_tests! {
+    fn webhook_events_apply_once_and_only_to_the_keys_account(t) {
+        let mut conn = t.db.conn().unwrap();
+        let shop = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap();
+        let other = accounts::create(&mut conn, &NewAccount { name: "Other".into(), ..NewAccount::default() }).unwrap();
+        let mut ids = Vec::new();
+        for account in [shop.account_id, other.account_id] {
+            let mut message = NewMessage::email("News", "<p>news</p>");
+            message.list = Some(1);
+            let message = messages::create(&mut conn, account, &message).unwrap();
+            ids.push(send_to(&mut conn, account, message.id, "same@example.org"));
+        }
+        let signer = LinkSigner::load(&mut conn).unwrap();
+        let shop_verp = bounces::return_path(&signer, ids[0].delivery_id, "b.example");
+        let other_message_id: String = deliveries::table.find(ids[1].delivery_id).select(deliveries::message_id).first(&mut conn).unwrap();
+
+        actix_web::rt::System::new().block_on(async {
+            use actix_web::{App, test};
+            let state = espbridge::server::AppState::new(t.db.clone(), espbridge::config::Settings::default());
+            let app = test::init_service(App::new().configure(espbridge::server::configure(state))).await;
+            let post = |key: &str, body: serde_json::Value| {
+                test::TestRequest::post()
+                    .uri("/webhooks/bounces")
+                    .insert_header(("Authorization", format!("Bearer {key}")))
+                    .set_json(body)
+                    .to_request()
+            };
+            let events = serde_json::json!({"events": [
+                {"id": "e1", "type": "hard_bounce", "return_path": shop_verp, "recipient": "same@example.org", "status": "5.1.1", "diagnostic": "550 unknown"},
+                {"id": "e2", "type": "complaint", "message_id": other_message_id, "recipient": "same@example.org"}
+            ]});
+            let answer: serde_json::Value = test::call_and_read_body_json(&app, post(&shop.api_key, events.clone())).await;
+            assert_eq!(answer, serde_json::json!({"applied": 1, "repeated": 0, "unmatched": 1}));
+            let answer: serde_json::Value = test::call_and_read_body_json(&app, post(&shop.api_key, events.clone())).await;
+            assert_eq!(answer, serde_json::json!({"applied": 0, "repeated": 2, "unmatched": 0}));
+            assert_eq!(test::call_service(&app, post("eb_nope_nope", events)).await.status(), 401);
+            let bad = test::TestRequest::post().uri("/webhooks/bounces").insert_header(("Authorization", format!("Bearer {}", shop.api_key))).set_payload("{not json").to_request();
+            assert_eq!(test::call_service(&app, bad).await.status(), 400);
+        });
+        assert_eq!(reason_of(&mut conn, shop.account_id, "same@example.org"), Some(UnsubscribeReason::HardBounce.code()));
+        // The other account's recipient was untouched by the shop's key.
+        assert_eq!(subscriptions::status(&mut conn, other.account_id, 1, &RecipientKey::Email("same@example.org".into())).unwrap(), Some(Status::Subscribed));
+    }
+}

@@ -240,8 +240,9 @@ pub enum Applied {
     Unmatched,
 }
 
-/// Records a finding against its delivery and acts on it.
-pub fn apply(conn: &mut DbConnection, finding: &Finding) -> Result<Applied> {
+/// Records a finding against its delivery and acts on it. With `account`, only
+/// a delivery of that account matches (reports from an account's own provider).
+pub fn apply(conn: &mut DbConnection, account: Option<i64>, finding: &Finding) -> Result<Applied> {
     let delivery_id = match finding.delivery_id {
         Some(id) => Some(id),
         None => match &finding.message_id {
@@ -271,6 +272,9 @@ pub fn apply(conn: &mut DbConnection, finding: &Finding) -> Result<Applied> {
     let Some((account_id, send_id, recipient_id)) = found else {
         return Ok(Applied::Unmatched);
     };
+    if account.is_some_and(|a| a != account_id) {
+        return Ok(Applied::Unmatched);
+    }
     let at = now();
     diesel::insert_into(delivery_events::table)
         .values((

@@ -1,7 +1,7 @@
 //! Where bounce and complaint reports come in from: a Maildir that the local
-//! MTA delivers the VERP addresses into (and, later, an IMAP mailbox and
-//! provider webhooks). Each report is applied exactly once: its source key is
-//! recorded in the transaction that applies it.
+//! MTA delivers the VERP addresses into, and provider webhooks (an IMAP mailbox
+//! later). Each report is applied exactly once: its source key is recorded in
+//! the transaction that applies it.
 
 pub mod maildir;
 
@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use crate::Result;
 use crate::db::schema::bounce_reports;
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::bounces::{self, Applied};
+use crate::domain::bounces::{self, Applied, Finding};
 use crate::domain::links::LinkSigner;
 use crate::domain::now;
 
@@ -25,12 +25,31 @@ pub enum Taken {
     Unreadable,
 }
 
-/// Parses and applies one raw report under a unique source key.
+/// Parses and applies one raw report (a bounce or complaint message) under a
+/// unique source key.
 pub fn take(
     conn: &mut DbConnection,
     signer: &LinkSigner,
     source: &str,
     raw: &[u8],
+) -> Result<Taken> {
+    let findings = match bounces::parse(raw, signer) {
+        Ok(findings) => Some(findings),
+        Err(reason) => {
+            log::warn!("bounce report {source} skipped: {reason}");
+            None
+        }
+    };
+    take_findings(conn, source, None, findings.as_deref())
+}
+
+/// Applies findings (or records an unreadable report: `None`) under a unique
+/// source key; with `account`, only that account's deliveries match.
+pub fn take_findings(
+    conn: &mut DbConnection,
+    source: &str,
+    account: Option<i64>,
+    findings: Option<&[Finding]>,
 ) -> Result<Taken> {
     write_transaction(conn, |conn| {
         let seen = bounce_reports::table
@@ -40,22 +59,19 @@ pub fn take(
         if seen > 0 {
             return Ok(Taken::Repeated);
         }
-        let taken = match bounces::parse(raw, signer) {
-            Ok(findings) => {
+        let taken = match findings {
+            Some(findings) => {
                 let mut matched = 0;
                 let mut unmatched = 0;
-                for finding in &findings {
-                    match bounces::apply(conn, finding)? {
+                for finding in findings {
+                    match bounces::apply(conn, account, finding)? {
                         Applied::Unmatched => unmatched += 1,
                         Applied::Recorded | Applied::Unsubscribed(_) => matched += 1,
                     }
                 }
                 Taken::Applied { matched, unmatched }
             }
-            Err(reason) => {
-                log::warn!("bounce report {source} skipped: {reason}");
-                Taken::Unreadable
-            }
+            None => Taken::Unreadable,
         };
         let outcome = match taken {
             Taken::Applied { matched, unmatched } => {

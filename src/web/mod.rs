@@ -5,6 +5,7 @@
 pub mod confirm;
 pub mod tracking;
 pub mod unsubscribe;
+pub mod webhooks;
 
 use std::net::IpAddr;
 
