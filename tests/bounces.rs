@@ -200,3 +200,35 @@ backend_tests! {
         assert_eq!(subscriptions::status(&mut conn, other.account_id, 1, &RecipientKey::Email("same@example.org".into())).unwrap(), Some(Status::Subscribed));
     }
 }
+
+backend_tests! {
+    fn imap_mailbox_served_by_dovecot_is_polled(t) {
+        let Some(imap) = common::ImapServer::start() else {
+            return;
+        };
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let mut message = NewMessage::email("Our news", "<p>news</p>");
+        message.list = Some(1);
+        let message = messages::create(&mut conn, account, &message).unwrap();
+        let signer = LinkSigner::load(&mut conn).unwrap();
+        let hard = send_to(&mut conn, account, message.id, "gone@example.org");
+        let spam = send_to(&mut conn, account, message.id, "angry@example.org");
+        let spam_id: String = deliveries::table.find(spam.delivery_id).select(deliveries::message_id).first(&mut conn).unwrap();
+        let verp = bounces::return_path(&signer, hard.delivery_id, "bounces.shop.example");
+        imap.deliver("1.hard", &sample("hard-5.1.1.eml", &verp, "gone@example.org", ""));
+        imap.deliver("2.junk", &sample("malformed.eml", "", "", ""));
+        imap.deliver("3.arf", &sample("complaint-arf.eml", "", "angry@example.org", &spam_id));
+
+        let mailbox = intake::imap::Mailbox::parse(&imap.url()).unwrap();
+        let poll = intake::imap::poll(&mut conn, &signer, &mailbox).unwrap();
+        assert_eq!(poll, intake::imap::Poll { applied: 2, repeated: 0, unreadable: 1 });
+        assert_eq!(reason_of(&mut conn, account, "gone@example.org"), Some(UnsubscribeReason::HardBounce.code()));
+        assert_eq!(reason_of(&mut conn, account, "angry@example.org"), Some(UnsubscribeReason::Complaint.code()));
+        // Seen messages are not taken again.
+        assert_eq!(intake::imap::poll(&mut conn, &signer, &mailbox).unwrap(), intake::imap::Poll::default());
+        // A wrong password is a clear error, not a panic.
+        let wrong = intake::imap::Mailbox { password: "nope".into(), ..mailbox };
+        assert!(intake::imap::poll(&mut conn, &signer, &wrong).is_err());
+    }
+}

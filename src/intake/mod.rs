@@ -3,6 +3,7 @@
 //! later). Each report is applied exactly once: its source key is recorded in
 //! the transaction that applies it.
 
+pub mod imap;
 pub mod maildir;
 
 use diesel::prelude::*;

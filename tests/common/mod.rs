@@ -557,3 +557,118 @@ pub fn hostile_documents() -> Vec<(&'static str, Vec<u8>)> {
         ("invalid UTF-8", invalid_utf8),
     ]
 }
+
+/// A real IMAP server (Dovecot) on loopback serving one Maildir account,
+/// killed when dropped. `None` (with a notice) when Dovecot is not installed
+/// or we are not root (Dovecot switches to the mail user); `scripts/test`
+/// installs it and then requires it.
+pub struct ImapServer {
+    pub port: u16,
+    pub user: String,
+    pub password: String,
+    /// The account's Maildir, where a test places messages (`new/`).
+    pub maildir: std::path::PathBuf,
+    child: std::process::Child,
+    _dir: tempfile::TempDir,
+}
+
+impl ImapServer {
+    pub fn start() -> Option<ImapServer> {
+        let runnable = std::process::Command::new("dovecot")
+            .arg("--version")
+            .output()
+            .is_ok()
+            && std::process::Command::new("id")
+                .arg("-u")
+                .output()
+                .is_ok_and(|o| o.stdout == b"0\n");
+        if !runnable {
+            if std::env::var_os("ESPBRIDGE_TEST_REQUIRE_POSTGRES").is_some() {
+                panic!("scripts/test installs Dovecot and runs as root; Dovecot cannot start");
+            }
+            static ONCE: Once = Once::new();
+            ONCE.call_once(|| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\nNOTE: IMAP tests SKIPPED (Dovecot missing or not root); run scripts/test.\n"
+                );
+            });
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        let port = free_port();
+        let mail = root.join("mail");
+        let maildir = mail.join("bounces");
+        for sub in ["new", "cur", "tmp"] {
+            std::fs::create_dir_all(maildir.join(sub)).unwrap();
+        }
+        std::fs::write(root.join("passwd"), "bounces:{PLAIN}imap-secret\n").unwrap();
+        let config = format!(
+            "base_dir = {r}/run\nstate_dir = {r}/state\nlog_path = {r}/dovecot.log\nprotocols = imap\n\
+             listen = 127.0.0.1\nssl = no\ndisable_plaintext_auth = no\nauth_mechanisms = plain login\n\
+             mail_location = maildir:{r}/mail/%u\nfirst_valid_uid = 1\n\
+             passdb {{\n  driver = passwd-file\n  args = scheme=PLAIN username_format=%u {r}/passwd\n}}\n\
+             userdb {{\n  driver = static\n  args = uid=nobody gid=nogroup home={r}/mail/%u\n}}\n\
+             service imap-login {{\n  inet_listener imap {{\n    port = {port}\n  }}\n  inet_listener imaps {{\n    port = 0\n  }}\n}}\n\
+             service pop3-login {{\n  inet_listener pop3 {{\n    port = 0\n  }}\n}}\n",
+            r = root.display()
+        );
+        std::fs::write(root.join("dovecot.conf"), config).unwrap();
+        // The mail user must be able to move messages between new/ and cur/.
+        let chown = std::process::Command::new("chown")
+            .args(["-R", "nobody:nogroup"])
+            .arg(&mail)
+            .status()
+            .unwrap();
+        assert!(chown.success());
+        let child = std::process::Command::new("dovecot")
+            .args(["-F", "-c"])
+            .arg(root.join("dovecot.conf"))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("start dovecot");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "Dovecot did not start; see {}/dovecot.log",
+                root.display()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        Some(ImapServer {
+            port,
+            user: "bounces".into(),
+            password: "imap-secret".into(),
+            maildir,
+            child,
+            _dir: dir,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!(
+            "imap://{}:{}@127.0.0.1:{}/INBOX",
+            self.user, self.password, self.port
+        )
+    }
+
+    /// Places a message in the Maildir as an MTA would deliver it.
+    pub fn deliver(&self, name: &str, text: &str) {
+        let tmp = self.maildir.join("tmp").join(name);
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, self.maildir.join("new").join(name)).unwrap();
+    }
+}
+
+impl Drop for ImapServer {
+    fn drop(&mut self) {
+        // SIGTERM lets Dovecot take its child processes down with it.
+        let _ = std::process::Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let _ = self.child.wait();
+    }
+}
