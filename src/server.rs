@@ -13,6 +13,7 @@ use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::links::LinkSigner;
 use crate::metrics::Metrics;
+use crate::web::tracking::Tracker;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -22,6 +23,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The installation's link signer, read from the database on first use.
     links: Arc<OnceLock<LinkSigner>>,
+    /// Records opens and clicks in batches; started on first use.
+    tracker: Arc<OnceLock<Tracker>>,
 }
 
 impl AppState {
@@ -31,7 +34,12 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             links: Arc::new(OnceLock::new()),
+            tracker: Arc::new(OnceLock::new()),
         }
+    }
+
+    pub fn tracker(&self) -> &Tracker {
+        self.tracker.get_or_init(|| Tracker::start(self.db.clone()))
     }
 
     pub async fn link_signer(&self) -> crate::Result<LinkSigner> {

@@ -105,3 +105,44 @@ backend_tests! {
         assert_eq!(events[2].3.as_deref(), Some("https://shop.example/offer?a=1&b=2"));
     }
 }
+
+backend_tests! {
+    fn a_batch_counts_firsts_once_and_drops_unknown_deliveries(t) {
+        use espbridge::domain::tracking::{Activity, Hit, PendingHit};
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let message = messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
+        subscriptions::subscribe(&mut conn, account, &Subscribe {
+            list: 1, contact: Contact::email("zoe@example.com"), fields: vec![], groups: vec![], double_opt_in: Some(false),
+            source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+        }).unwrap();
+        let enqueued = sends::enqueue_single(&mut conn, account, &NewSingle {
+            kind: SendKind::Single, message_id: message.id, to: To::Recipient(RecipientKey::Email("zoe@example.com".into())),
+            params: serde_json::Map::new(), idempotency_key: None,
+        }).unwrap();
+        let now = espbridge::domain::now();
+        let human = Hit { ip: None, user_agent: Some(BROWSER.into()), head: false };
+        let mut hits: Vec<PendingHit> = (0..10)
+            .map(|i| PendingHit {
+                delivery_id: enqueued.delivery_id,
+                activity: if i % 2 == 0 { Activity::Open } else { Activity::Click },
+                url: (i % 2 == 1).then(|| "https://shop.example/".to_string()),
+                hit: human.clone(),
+                at: now,
+            })
+            .collect();
+        hits.push(PendingHit { delivery_id: 999_999, activity: Activity::Open, url: None, hit: human, at: now });
+        let stored = t.db.write_blocking(|conn| tracking::record_batch(conn, &hits)).unwrap();
+        assert_eq!(stored, 10, "the hit of an unknown delivery is dropped");
+        assert_eq!(
+            tracking::send_activity(&mut conn, account, enqueued.send_id).unwrap(),
+            SendActivity { opens: 5, unique_opens: 1, clicks: 5, unique_clicks: 1, machine_opens: 0, machine_clicks: 0 }
+        );
+        // A second batch adds totals but no new firsts.
+        t.db.write_blocking(|conn| tracking::record_batch(conn, &hits[..2])).unwrap();
+        let activity = tracking::send_activity(&mut conn, account, enqueued.send_id).unwrap();
+        assert_eq!((activity.opens, activity.unique_opens, activity.clicks, activity.unique_clicks), (6, 1, 6, 1));
+        let recipient = deliveries::table.find(enqueued.delivery_id).select(deliveries::recipient_id).first::<Option<i64>>(&mut conn).unwrap().unwrap();
+        assert_eq!(tracking::recipient_activity(&mut conn, account, recipient).unwrap(), (6, 6));
+    }
+}

@@ -17,6 +17,7 @@ use crate::domain::groups::NewGroupMember;
 use crate::domain::recipients::{FieldValueRow, NewRecipient};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
+use crate::domain::tracking::{ActivityIncrement, NewTrackingEvent};
 use crate::sender::queue::{Claimed, NewDeliveryEvent};
 
 /// Runs the same diesel expression on whichever concrete connection `conn` holds,
@@ -88,20 +89,81 @@ pub fn insert_caller_ip_if_absent(
     Ok(inserted == 1)
 }
 
-/// Creates a recipient's activity row (all zero) unless it exists.
-pub fn insert_recipient_activity_if_absent(
+/// Stores tracking events, many rows per statement.
+pub fn insert_tracking_events(conn: &mut DbConnection, rows: &[NewTrackingEvent]) -> Result<()> {
+    for chunk in rows.chunks(500) {
+        on_backend!(conn, |c| diesel::insert_into(delivery_events::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Sets `first_opened_at` where it is not set yet; returns the deliveries for
+/// which this was the first open.
+pub fn mark_first_opened(
     conn: &mut DbConnection,
-    recipient_id: i64,
-    account_id: i64,
-) -> Result<()> {
-    on_backend!(conn, |c| diesel::insert_into(recipient_activity::table)
-        .values((
-            recipient_activity::recipient_id.eq(recipient_id),
-            recipient_activity::account_id.eq(account_id),
-        ))
-        .on_conflict(recipient_activity::recipient_id)
-        .do_nothing()
-        .execute(c))?;
+    ids: &[i64],
+    at: NaiveDateTime,
+) -> Result<Vec<i64>> {
+    let mut first = Vec::new();
+    for chunk in ids.chunks(500) {
+        let marked: Vec<i64> = diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(chunk))
+                .filter(deliveries::first_opened_at.is_null()),
+        )
+        .set(deliveries::first_opened_at.eq(at))
+        .returning(deliveries::id)
+        .get_results(conn)?;
+        first.extend(marked);
+    }
+    Ok(first)
+}
+
+/// Sets `first_clicked_at` where it is not set yet; returns the deliveries for
+/// which this was the first click.
+pub fn mark_first_clicked(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    at: NaiveDateTime,
+) -> Result<Vec<i64>> {
+    let mut first = Vec::new();
+    for chunk in ids.chunks(500) {
+        let marked: Vec<i64> = diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(chunk))
+                .filter(deliveries::first_clicked_at.is_null()),
+        )
+        .set(deliveries::first_clicked_at.eq(at))
+        .returning(deliveries::id)
+        .get_results(conn)?;
+        first.extend(marked);
+    }
+    Ok(first)
+}
+
+/// Adds opens and clicks to recipients' activity rows, creating missing rows.
+pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement]) -> Result<()> {
+    use diesel::upsert::excluded;
+    use recipient_activity::dsl as ra;
+    for row in rows {
+        on_backend!(conn, |c| diesel::insert_into(recipient_activity::table)
+            .values(row)
+            .on_conflict(ra::recipient_id)
+            .do_update()
+            .set((
+                ra::opens.eq(ra::opens + excluded(ra::opens)),
+                ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
+                ra::last_opened_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamp>>(
+                    "COALESCE(excluded.last_opened_at, recipient_activity.last_opened_at)"
+                )),
+                ra::last_clicked_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamp>>(
+                    "COALESCE(excluded.last_clicked_at, recipient_activity.last_clicked_at)"
+                )),
+            ))
+            .execute(c))?;
+    }
     Ok(())
 }
 

@@ -250,6 +250,16 @@ impl Db {
         .await
         .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
     }
+
+    /// [`Db::write`] for code on a thread of its own (not an async task).
+    pub fn write_blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T>,
+    {
+        let pool = self.writer.as_ref().unwrap_or(&self.pool);
+        let mut conn = pool.get()?;
+        write_transaction(&mut conn, f)
+    }
 }
 
 /// Runs `f` in a transaction that will write. On SQLite it starts with

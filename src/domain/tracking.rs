@@ -90,15 +90,6 @@ pub fn is_machine(
     sent_at.is_some_and(|sent| at - sent < window)
 }
 
-/// What a recorded hit was.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recorded {
-    pub delivery_id: i64,
-    pub machine: bool,
-    /// The click's destination.
-    pub url: Option<String>,
-}
-
 /// The delivery a pixel token names, if the token is genuine.
 pub fn open_target(signer: &LinkSigner, token: &str) -> Option<i64> {
     signer.verify(Purpose::Open, token).ok()?.parse().ok()
@@ -111,128 +102,184 @@ pub fn click_target(signer: &LinkSigner, token: &str) -> Option<(i64, String)> {
     Some((id.parse().ok()?, url.to_string()))
 }
 
-/// Records an open of a delivery.
-pub fn open(conn: &mut DbConnection, delivery_id: i64, hit: &Hit) -> Result<Recorded> {
-    record(conn, delivery_id, Activity::Open, None, hit)
+/// A hit waiting to be recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingHit {
+    pub delivery_id: i64,
+    pub activity: Activity,
+    /// The click's destination.
+    pub url: Option<String>,
+    pub hit: Hit,
+    pub at: NaiveDateTime,
 }
 
-/// Records a click of a delivery's link.
-pub fn click(conn: &mut DbConnection, delivery_id: i64, url: &str, hit: &Hit) -> Result<Recorded> {
-    record(conn, delivery_id, Activity::Click, Some(url), hit)
+/// An event row of the store.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = delivery_events)]
+pub struct NewTrackingEvent {
+    pub account_id: i64,
+    pub send_id: i64,
+    pub delivery_id: i64,
+    pub recipient_id: Option<i64>,
+    pub kind: &'static str,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub url: Option<String>,
+    pub machine: bool,
 }
 
-fn record(
-    conn: &mut DbConnection,
-    delivery_id: i64,
-    activity: Activity,
-    url: Option<&str>,
-    hit: &Hit,
-) -> Result<Recorded> {
-    type Row = (i64, i64, Option<i64>, Option<NaiveDateTime>);
-    let found: Option<Row> = deliveries::table
-        .find(delivery_id)
-        .select((
-            deliveries::account_id,
-            deliveries::send_id,
-            deliveries::recipient_id,
-            deliveries::sent_at,
-        ))
-        .first(conn)
-        .optional()?;
-    // A genuine token of a delivery since deleted (its account erased):
-    // nothing to count.
-    let Some((account_id, send_id, recipient_id, sent_at)) = found else {
-        return Ok(Recorded {
-            delivery_id,
-            machine: false,
-            url: url.map(str::to_string),
-        });
-    };
-    let at = now();
-    let machine = is_machine(activity, hit, sent_at, at);
-    diesel::insert_into(delivery_events::table)
-        .values((
-            delivery_events::account_id.eq(account_id),
-            delivery_events::send_id.eq(send_id),
-            delivery_events::delivery_id.eq(delivery_id),
-            delivery_events::recipient_id.eq(recipient_id),
-            delivery_events::kind.eq(activity.kind()),
-            delivery_events::detail.eq(""),
-            delivery_events::created_at.eq(at),
-            delivery_events::ip.eq(hit.ip.as_deref()),
-            delivery_events::user_agent.eq(hit.user_agent.as_deref().map(|a| truncate(a, 512))),
-            delivery_events::url.eq(url),
-            delivery_events::machine.eq(machine),
-        ))
-        .execute(conn)?;
-    let send = sends::table.find(send_id);
-    if machine {
-        match activity {
-            Activity::Open => diesel::update(send)
-                .set(sends::machine_opens.eq(sends::machine_opens + 1))
-                .execute(conn)?,
-            Activity::Click => diesel::update(send)
-                .set(sends::machine_clicks.eq(sends::machine_clicks + 1))
-                .execute(conn)?,
+/// Increments of one recipient's activity row.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = recipient_activity)]
+pub struct ActivityIncrement {
+    pub recipient_id: i64,
+    pub account_id: i64,
+    pub opens: i64,
+    pub clicks: i64,
+    pub last_opened_at: Option<NaiveDateTime>,
+    pub last_clicked_at: Option<NaiveDateTime>,
+}
+
+/// Per-send increments of one batch.
+#[derive(Debug, Clone, Copy, Default)]
+struct SendIncrement {
+    opens: i64,
+    unique_opens: i64,
+    clicks: i64,
+    unique_clicks: i64,
+    machine_opens: i64,
+    machine_clicks: i64,
+}
+
+/// Records a batch of hits in the caller's transaction with a few statements
+/// per batch rather than per hit: the events in multi-row inserts, the
+/// deliveries' firsts by one conditional UPDATE each for opens and clicks, one
+/// UPDATE per send, and one upsert per recipient. Hits of
+/// deliveries that no longer exist are dropped. Returns how many events were
+/// stored.
+pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usize> {
+    use std::collections::{BTreeMap, BTreeSet};
+    type Row = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
+    let ids: Vec<i64> = hits
+        .iter()
+        .map(|h| h.delivery_id)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut known: BTreeMap<i64, Row> = BTreeMap::new();
+    for chunk in ids.chunks(500) {
+        let rows: Vec<Row> = deliveries::table
+            .filter(deliveries::id.eq_any(chunk))
+            .select((
+                deliveries::id,
+                deliveries::account_id,
+                deliveries::send_id,
+                deliveries::recipient_id,
+                deliveries::sent_at,
+            ))
+            .load(conn)?;
+        known.extend(rows.into_iter().map(|r| (r.0, r)));
+    }
+    let mut events = Vec::with_capacity(hits.len());
+    let mut human_open: BTreeSet<i64> = BTreeSet::new();
+    let mut human_click: BTreeSet<i64> = BTreeSet::new();
+    let mut per_send: BTreeMap<i64, SendIncrement> = BTreeMap::new();
+    let mut per_recipient: BTreeMap<i64, ActivityIncrement> = BTreeMap::new();
+    for pending in hits {
+        let Some(&(delivery_id, account_id, send_id, recipient_id, sent_at)) =
+            known.get(&pending.delivery_id)
+        else {
+            continue;
         };
-    } else {
-        let delivery = deliveries::table.find(delivery_id);
-        // "First" is decided by the row update itself, so two hits at once
-        // cannot both count as the first. A click proves the message was
-        // opened, even with images blocked.
-        let first_open_now = diesel::update(delivery.filter(deliveries::first_opened_at.is_null()))
-            .set(deliveries::first_opened_at.eq(at))
-            .execute(conn)?
-            == 1;
-        if first_open_now {
-            diesel::update(send)
-                .set(sends::unique_opens.eq(sends::unique_opens + 1))
-                .execute(conn)?;
+        let machine = is_machine(pending.activity, &pending.hit, sent_at, pending.at);
+        events.push(NewTrackingEvent {
+            account_id,
+            send_id,
+            delivery_id,
+            recipient_id,
+            kind: pending.activity.kind(),
+            detail: String::new(),
+            created_at: pending.at,
+            ip: pending.hit.ip.clone(),
+            user_agent: pending
+                .hit
+                .user_agent
+                .as_deref()
+                .map(|a| truncate(a, 512).to_string()),
+            url: pending.url.clone(),
+            machine,
+        });
+        let send = per_send.entry(send_id).or_default();
+        match (pending.activity, machine) {
+            (Activity::Open, true) => send.machine_opens += 1,
+            (Activity::Click, true) => send.machine_clicks += 1,
+            (Activity::Open, false) => send.opens += 1,
+            (Activity::Click, false) => send.clicks += 1,
         }
-        match activity {
-            Activity::Open => {
-                diesel::update(send)
-                    .set(sends::opens.eq(sends::opens + 1))
-                    .execute(conn)?;
-            }
-            Activity::Click => {
-                let first_click_now =
-                    diesel::update(delivery.filter(deliveries::first_clicked_at.is_null()))
-                        .set(deliveries::first_clicked_at.eq(at))
-                        .execute(conn)?
-                        == 1;
-                diesel::update(send)
-                    .set((
-                        sends::clicks.eq(sends::clicks + 1),
-                        sends::unique_clicks.eq(sends::unique_clicks + i64::from(first_click_now)),
-                    ))
-                    .execute(conn)?;
-            }
+        if machine {
+            continue;
+        }
+        // A click proves the message was opened, even with images blocked.
+        human_open.insert(delivery_id);
+        if pending.activity == Activity::Click {
+            human_click.insert(delivery_id);
         }
         if let Some(recipient_id) = recipient_id {
-            backend::insert_recipient_activity_if_absent(conn, recipient_id, account_id)?;
-            let row = recipient_activity::table.find(recipient_id);
-            match activity {
-                Activity::Open => diesel::update(row)
-                    .set((
-                        recipient_activity::opens.eq(recipient_activity::opens + 1),
-                        recipient_activity::last_opened_at.eq(at),
-                    ))
-                    .execute(conn)?,
-                Activity::Click => diesel::update(row)
-                    .set((
-                        recipient_activity::clicks.eq(recipient_activity::clicks + 1),
-                        recipient_activity::last_clicked_at.eq(at),
-                    ))
-                    .execute(conn)?,
-            };
+            let row = per_recipient
+                .entry(recipient_id)
+                .or_insert(ActivityIncrement {
+                    recipient_id,
+                    account_id,
+                    opens: 0,
+                    clicks: 0,
+                    last_opened_at: None,
+                    last_clicked_at: None,
+                });
+            match pending.activity {
+                Activity::Open => {
+                    row.opens += 1;
+                    row.last_opened_at = row.last_opened_at.max(Some(pending.at));
+                }
+                Activity::Click => {
+                    row.clicks += 1;
+                    row.last_clicked_at = row.last_clicked_at.max(Some(pending.at));
+                }
+            }
         }
     }
-    Ok(Recorded {
-        delivery_id,
-        machine,
-        url: url.map(str::to_string),
-    })
+    backend::insert_tracking_events(conn, &events)?;
+    let at = hits.iter().map(|h| h.at).max().unwrap_or_else(now);
+    // "First" is decided by the conditional UPDATE itself, so hits taken in by
+    // two processes at once cannot both count as the first.
+    let human_open: Vec<i64> = human_open.into_iter().collect();
+    let human_click: Vec<i64> = human_click.into_iter().collect();
+    for id in backend::mark_first_opened(conn, &human_open, at)? {
+        if let Some(row) = known.get(&id) {
+            per_send.entry(row.2).or_default().unique_opens += 1;
+        }
+    }
+    for id in backend::mark_first_clicked(conn, &human_click, at)? {
+        if let Some(row) = known.get(&id) {
+            per_send.entry(row.2).or_default().unique_clicks += 1;
+        }
+    }
+    for (send_id, add) in per_send {
+        diesel::update(sends::table.find(send_id))
+            .set((
+                sends::opens.eq(sends::opens + add.opens),
+                sends::unique_opens.eq(sends::unique_opens + add.unique_opens),
+                sends::clicks.eq(sends::clicks + add.clicks),
+                sends::unique_clicks.eq(sends::unique_clicks + add.unique_clicks),
+                sends::machine_opens.eq(sends::machine_opens + add.machine_opens),
+                sends::machine_clicks.eq(sends::machine_clicks + add.machine_clicks),
+            ))
+            .execute(conn)?;
+    }
+    let increments: Vec<ActivityIncrement> = per_recipient.into_values().collect();
+    backend::add_recipient_activity(conn, &increments)?;
+    Ok(events.len())
 }
 
 fn truncate(text: &str, max: usize) -> &str {

@@ -6,7 +6,11 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::domain::tracking::{self, Hit};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::db::Db;
+use crate::domain::now;
+use crate::domain::tracking::{self, Activity, Hit, PendingHit};
 use crate::server::AppState;
 use crate::web::{client_ip, page};
 
@@ -52,13 +56,16 @@ async fn open(
     match state.link_signer().await {
         Ok(signer) => {
             if let Some(delivery_id) = tracking::open_target(&signer, token) {
-                let recorded = state
-                    .db
-                    .write(move |conn| tracking::open(conn, delivery_id, &hit))
+                state
+                    .tracker()
+                    .record(PendingHit {
+                        delivery_id,
+                        activity: Activity::Open,
+                        url: None,
+                        hit,
+                        at: now(),
+                    })
                     .await;
-                if let Err(e) = recorded {
-                    log::error!("open of delivery {delivery_id} not recorded: {e}");
-                }
             }
         }
         Err(e) => log::error!("open not recorded: {e}"),
@@ -91,20 +98,89 @@ async fn click(
             "This link is not valid. Please use the link from the message itself.",
         );
     };
-    let recorded = {
-        let url = url.clone();
-        state
-            .db
-            .write(move |conn| tracking::click(conn, delivery_id, &url, &hit))
-            .await
-    };
-    if let Err(e) = recorded {
-        log::error!("click of delivery {delivery_id} not recorded: {e}");
-    }
+    state
+        .tracker()
+        .record(PendingHit {
+            delivery_id,
+            activity: Activity::Click,
+            url: Some(url.clone()),
+            hit,
+            at: now(),
+        })
+        .await;
     HttpResponse::Found()
         .insert_header((LOCATION, url))
         .insert_header((CACHE_CONTROL, "no-store"))
         .finish()
+}
+
+/// Hits waiting for the recorder thread, each with a way to tell its request
+/// when it is stored.
+type Queued = (PendingHit, oneshot::Sender<bool>);
+
+/// Records hits in batches on a thread of its own: while one batch is being
+/// written, the next collects, so a busy server writes thousands of hits per
+/// transaction and a quiet one writes each hit at once. Requests wait for
+/// their batch to be committed, so an answered hit is a stored hit.
+pub struct Tracker {
+    queue: mpsc::Sender<Queued>,
+}
+
+/// Most hits written in one transaction.
+const MAX_BATCH: usize = 4096;
+/// Attempts at writing a batch before its hits are given up (and logged).
+const ATTEMPTS: u32 = 3;
+
+impl Tracker {
+    pub fn start(db: Db) -> Tracker {
+        let (queue, mut waiting) = mpsc::channel::<Queued>(MAX_BATCH * 4);
+        let spawned = std::thread::Builder::new()
+            .name("tracking".into())
+            .spawn(move || {
+                while let Some(first) = waiting.blocking_recv() {
+                    let mut batch = vec![first];
+                    while batch.len() < MAX_BATCH {
+                        match waiting.try_recv() {
+                            Ok(next) => batch.push(next),
+                            Err(_) => break,
+                        }
+                    }
+                    let (hits, done): (Vec<PendingHit>, Vec<_>) = batch.into_iter().unzip();
+                    let stored = write_batch(&db, &hits);
+                    for waiter in done {
+                        let _ = waiter.send(stored);
+                    }
+                }
+            });
+        if let Err(e) = spawned {
+            log::error!("tracking recorder not started: {e}");
+        }
+        Tracker { queue }
+    }
+
+    /// Queues a hit and waits until it is stored; false if it could not be.
+    pub async fn record(&self, hit: PendingHit) -> bool {
+        let (done, stored) = oneshot::channel();
+        if self.queue.send((hit, done)).await.is_err() {
+            log::error!("tracking recorder is gone; hit not recorded");
+            return false;
+        }
+        stored.await.unwrap_or(false)
+    }
+}
+
+fn write_batch(db: &Db, hits: &[PendingHit]) -> bool {
+    for attempt in 1..=ATTEMPTS {
+        match db.write_blocking(|conn| tracking::record_batch(conn, hits)) {
+            Ok(_) => return true,
+            Err(e) if attempt < ATTEMPTS => {
+                log::warn!("tracking batch of {} failed ({e}); retrying", hits.len());
+                std::thread::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)));
+            }
+            Err(e) => log::error!("tracking batch of {} hits lost: {e}", hits.len()),
+        }
+    }
+    false
 }
 
 fn unavailable(error: &crate::Error) -> HttpResponse {
