@@ -11,6 +11,7 @@
 //! (default 10), `ESPBRIDGE_BENCH_BIN`.
 
 use std::process::{Child, Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
@@ -19,7 +20,10 @@ use espbridge::db::Db;
 use espbridge::domain::accounts;
 use espbridge::domain::lists;
 
-const CONNECTIONS: &str = "64";
+#[path = "support/wrk.rs"]
+mod support;
+
+use support::{CONNECTIONS, wrk};
 
 fn env_or(name: &str, default: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| default.to_string())
@@ -62,7 +66,12 @@ fn run(backend: &str, bin: &str, url: &str, seconds: &str, dir: &std::path::Path
     wait_ready(port);
 
     let ceiling = wrk(&base, "/healthz", seconds, None);
-    let subscribe = wrk(&base, "/", seconds, Some("0"));
+    let subscribe = wrk(
+        &base,
+        "/",
+        seconds,
+        Some(("bench/frontend/subscribe.lua", &["0"])),
+    );
     let db = Db::connect(url, Some(1)).unwrap();
     let mut conn = db.conn().unwrap();
     let account = accounts::only_account(&mut conn).unwrap().unwrap();
@@ -115,98 +124,6 @@ fn wait_ready(port: u16) {
         assert!(Instant::now() < deadline, "server not ready");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-struct Load {
-    rate: f64,
-    p50_ms: f64,
-    p99_ms: f64,
-    /// Socket errors and non-2xx answers.
-    errors: u64,
-    /// (answered 0, answered otherwise) for the subscribe script.
-    answers: Option<(u64, u64)>,
-}
-
-fn wrk(base: &str, path: &str, seconds: &str, confirm: Option<&str>) -> Load {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/bench/frontend/subscribe.lua");
-    let mut cmd = Command::new("wrk");
-    cmd.args([
-        "-t",
-        "2",
-        "-c",
-        CONNECTIONS,
-        "-d",
-        &format!("{seconds}s"),
-        "--latency",
-    ]);
-    if confirm.is_some() {
-        cmd.args(["-s", script]);
-    }
-    cmd.arg(format!("{base}{path}"));
-    if let Some(confirm) = confirm {
-        cmd.args(["--", confirm]);
-    }
-    let out = cmd.output().expect("wrk (bench/frontend/run installs it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    let number_after = |label: &str| -> Option<f64> {
-        let line = text.lines().find(|l| l.trim_start().starts_with(label))?;
-        let value = line.trim_start()[label.len()..].split_whitespace().next()?;
-        Some(value.parse().unwrap_or(0.0))
-    };
-    let latency = |label: &str| -> f64 {
-        let line = text
-            .lines()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap_or_else(|| panic!("no {label} in wrk output:\n{text}"));
-        milliseconds(line.split_whitespace().nth(1).unwrap())
-    };
-    let errors = text
-        .lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            if let Some(rest) = l.strip_prefix("Socket errors:") {
-                Some(
-                    rest.split(',')
-                        .filter_map(|p| p.split_whitespace().last()?.parse::<u64>().ok())
-                        .sum(),
-                )
-            } else {
-                l.strip_prefix("Non-2xx or 3xx responses:")
-                    .and_then(|n| n.trim().parse::<u64>().ok())
-            }
-        })
-        .sum();
-    let answers = text.lines().find_map(|l| {
-        let rest = l.strip_prefix("ANSWERS ok=")?;
-        let (ok, bad) = rest.split_once(" bad=")?;
-        Some((ok.parse().ok()?, bad.trim().parse().ok()?))
-    });
-    Load {
-        rate: number_after("Requests/sec:").unwrap_or_else(|| panic!("wrk output:\n{text}")),
-        p50_ms: latency("50%"),
-        p99_ms: latency("99%"),
-        errors,
-        answers,
-    }
-}
-
-/// wrk's `1.23ms`, `456.00us`, `1.20s` in milliseconds.
-fn milliseconds(text: &str) -> f64 {
-    let (number, factor) = if let Some(n) = text.strip_suffix("us") {
-        (n, 0.001)
-    } else if let Some(n) = text.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = text.strip_suffix('s') {
-        (n, 1000.0)
-    } else {
-        (text, 1.0)
-    };
-    number.parse::<f64>().unwrap_or(0.0) * factor
 }
 
 fn fresh_postgres(admin_url: &str, name: &str) -> String {

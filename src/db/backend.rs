@@ -143,26 +143,44 @@ pub fn mark_first_clicked(
     Ok(first)
 }
 
-/// Adds opens and clicks to recipients' activity rows, creating missing rows.
+/// Adds opens and clicks to recipients' activity rows, creating missing rows:
+/// on PostgreSQL many rows per statement (each statement is a round trip), on
+/// SQLite one prepared statement per row (diesel has no multi-row upsert for
+/// SQLite, and in-process statements cost little).
 pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement]) -> Result<()> {
-    use diesel::upsert::excluded;
-    use recipient_activity::dsl as ra;
-    for row in rows {
-        on_backend!(conn, |c| diesel::insert_into(recipient_activity::table)
-            .values(row)
-            .on_conflict(ra::recipient_id)
-            .do_update()
-            .set((
-                ra::opens.eq(ra::opens + excluded(ra::opens)),
-                ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
-                ra::last_opened_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamp>>(
-                    "COALESCE(excluded.last_opened_at, recipient_activity.last_opened_at)"
-                )),
-                ra::last_clicked_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<Timestamp>>(
-                    "COALESCE(excluded.last_clicked_at, recipient_activity.last_clicked_at)"
-                )),
-            ))
-            .execute(c))?;
+    macro_rules! upsert {
+        ($c:expr, $values:expr) => {{
+            use diesel::upsert::excluded;
+            use recipient_activity::dsl as ra;
+            type Stamp = diesel::sql_types::Nullable<Timestamp>;
+            diesel::insert_into(recipient_activity::table)
+                .values($values)
+                .on_conflict(ra::recipient_id)
+                .do_update()
+                .set((
+                    ra::opens.eq(ra::opens + excluded(ra::opens)),
+                    ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
+                    ra::last_opened_at.eq(diesel::dsl::sql::<Stamp>(
+                        "COALESCE(excluded.last_opened_at, recipient_activity.last_opened_at)",
+                    )),
+                    ra::last_clicked_at.eq(diesel::dsl::sql::<Stamp>(
+                        "COALESCE(excluded.last_clicked_at, recipient_activity.last_clicked_at)",
+                    )),
+                ))
+                .execute($c)?
+        }};
+    }
+    match conn {
+        DbConnection::Postgresql(c) => {
+            for chunk in rows.chunks(500) {
+                upsert!(c, chunk);
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for row in rows {
+                upsert!(c, row);
+            }
+        }
     }
     Ok(())
 }

@@ -114,8 +114,9 @@ pub struct PendingHit {
 }
 
 /// An event row of the store.
+// None is NULL (not DEFAULT), which lets SQLite take many rows per INSERT.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = delivery_events)]
+#[diesel(table_name = delivery_events, treat_none_as_null = true)]
 pub struct NewTrackingEvent {
     pub account_id: i64,
     pub send_id: i64,
@@ -132,7 +133,7 @@ pub struct NewTrackingEvent {
 
 /// Increments of one recipient's activity row.
 #[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = recipient_activity)]
+#[diesel(table_name = recipient_activity, treat_none_as_null = true)]
 pub struct ActivityIncrement {
     pub recipient_id: i64,
     pub account_id: i64,

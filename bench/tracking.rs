@@ -1,0 +1,139 @@
+//! `bench/tracking`: open pixels and click redirects under load, beside the
+//! HTTP ceiling of this machine, measured in one run.
+//!
+//! For each backend (SQLite; PostgreSQL when `ESPBRIDGE_TEST_POSTGRES_URL` is
+//! set) a database gets 5,000 deliveries sent an hour ago, a release `espbridge
+//! serve` is started on it, and `wrk` with 64 connections runs (a) against
+//! `/healthz` and (b) against the deliveries' pixel and click URLs (half each,
+//! a browser user agent). Afterwards the events in the store are counted:
+//! every answered hit must be there. Target: (b) at least 50% of (a) on SQLite.
+//!
+//! Run it with `bench/tracking/run`. Environment: `ESPBRIDGE_BENCH_SECONDS`
+//! (default 10).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+#[path = "support/wrk.rs"]
+mod support;
+
+use std::io::Write;
+
+use diesel::prelude::*;
+use espbridge::db::schema::{deliveries, delivery_events};
+use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::links::LinkSigner;
+use espbridge::domain::messages::{self, NewMessage};
+use espbridge::domain::sends::{self, NewSingle, SendKind, To};
+use espbridge::domain::tracking;
+use support::{CONNECTIONS, wrk};
+
+const DELIVERIES: usize = 5_000;
+
+fn main() {
+    let seconds = std::env::var("ESPBRIDGE_BENCH_SECONDS").unwrap_or_else(|_| "10".into());
+    println!(
+        "bench/tracking: wrk -c {CONNECTIONS} -t 2 -d {seconds}s, loopback, {DELIVERIES} deliveries"
+    );
+    let sqlite = common::TestDb::sqlite();
+    run("SQLite", &sqlite, &seconds);
+    // The PostgreSQL half runs where the test helper finds a server
+    // (`ESPBRIDGE_TEST_POSTGRES_URL`, which bench/tracking/run sets).
+    if let Some(postgres) = common::TestDb::postgres() {
+        run("PostgreSQL", &postgres, &seconds);
+    }
+}
+
+fn run(backend: &str, t: &common::TestDb, seconds: &str) {
+    let paths = seed(t);
+    let file = tempfile::NamedTempFile::new().unwrap();
+    writeln!(file.as_file(), "{}", paths.join("\n")).unwrap();
+    let server = common::RunningServer::start(&t.url, &[("RUST_LOG", "error")]);
+    let base = server.base();
+    let ceiling = wrk(&base, "/healthz", seconds, None);
+    let path_file = file.path().to_string_lossy().into_owned();
+    let hits = wrk(
+        &base,
+        "/",
+        seconds,
+        Some(("bench/tracking/hits.lua", &[path_file.as_str()])),
+    );
+    drop(server);
+    let (ok, bad) = hits.answers.unwrap();
+    let stored: i64 = delivery_events::table
+        .filter(delivery_events::kind.eq_any(["opened", "clicked"]))
+        .count()
+        .get_result(&mut t.db.conn().unwrap())
+        .unwrap();
+    println!(
+        "(a) {backend:<10} /healthz         {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms",
+        ceiling.rate, ceiling.p50_ms, ceiling.p99_ms
+    );
+    println!(
+        "(b) {backend:<10} pixel and click  {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   b/a {:.2}   answered {ok}, wrong {bad}, errors {}   events stored {stored}",
+        hits.rate,
+        hits.p50_ms,
+        hits.p99_ms,
+        hits.rate / ceiling.rate,
+        hits.errors,
+    );
+    // Hits still in flight when wrk stopped may have been stored too.
+    assert!(
+        bad == 0 && hits.errors == 0 && stored >= ok as i64,
+        "lost or refused hits"
+    );
+}
+
+/// Deliveries sent an hour ago, and a pixel or click path for each.
+fn seed(t: &common::TestDb) -> Vec<String> {
+    let mut conn = t.db.conn().unwrap();
+    let account = accounts::create(
+        &mut conn,
+        &NewAccount {
+            name: "Bench".into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap()
+    .account_id;
+    common::seed_subscribers(&t.db, account, 1, 0, DELIVERIES, "bench.example");
+    let message =
+        messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
+    let signer = LinkSigner::load(&mut conn).unwrap();
+    let mut paths = Vec::with_capacity(DELIVERIES);
+    t.db.write_blocking(|conn| {
+        for i in 0..DELIVERIES {
+            let enqueued = sends::enqueue_single(
+                conn,
+                account,
+                &NewSingle {
+                    kind: SendKind::Single,
+                    message_id: message.id,
+                    to: To::Address(format!("user{i}@bench.example")),
+                    params: serde_json::Map::new(),
+                    idempotency_key: None,
+                },
+            )?;
+            paths.push(if i % 2 == 0 {
+                format!(
+                    "/t/o/{}",
+                    tracking::open_token(&signer, enqueued.delivery_id)
+                )
+            } else {
+                let url = format!("https://shop.example/product/{i}");
+                format!(
+                    "/t/c/{}",
+                    tracking::click_token(&signer, enqueued.delivery_id, &url)
+                )
+            });
+        }
+        diesel::update(deliveries::table)
+            .set((
+                deliveries::state.eq("sent"),
+                deliveries::sent_at.eq(Some(espbridge::domain::now() - chrono::Duration::hours(1))),
+            ))
+            .execute(conn)?;
+        Ok(())
+    })
+    .unwrap();
+    paths
+}
