@@ -18,6 +18,9 @@ use crate::domain::recipients::{FieldValueRow, NewRecipient};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
 use crate::domain::tracking::{ActivityIncrement, NewTrackingEvent};
+
+/// A delivery as tracking needs it: id, account, send, recipient, sent at.
+pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
 use crate::sender::queue::{Claimed, NewDeliveryEvent};
 
 /// Runs the same diesel expression on whichever concrete connection `conn` holds,
@@ -89,56 +92,144 @@ pub fn insert_caller_ip_if_absent(
     Ok(inserted == 1)
 }
 
-/// Stores tracking events, many rows per statement.
+// Tracking batches. On PostgreSQL every statement is a round trip, so a batch
+// goes in few statements of many rows. On SQLite a statement of a new shape
+// (a different number of rows or ids) must be parsed and planned again, which
+// costs far more than running a cached one-row statement per item in process.
+
+/// Stores tracking events.
 pub fn insert_tracking_events(conn: &mut DbConnection, rows: &[NewTrackingEvent]) -> Result<()> {
-    for chunk in rows.chunks(500) {
-        on_backend!(conn, |c| diesel::insert_into(delivery_events::table)
-            .values(chunk)
-            .execute(c))?;
+    match conn {
+        DbConnection::Postgresql(c) => {
+            for chunk in rows.chunks(500) {
+                diesel::insert_into(delivery_events::table)
+                    .values(chunk)
+                    .execute(c)?;
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for row in rows {
+                diesel::insert_into(delivery_events::table)
+                    .values(row)
+                    .execute(c)?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Sets `first_opened_at` where it is not set yet; returns the deliveries for
-/// which this was the first open.
+/// (id, account, send, recipient, sent at) of those deliveries that exist.
+pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<TrackingTarget>> {
+    let columns = (
+        deliveries::id,
+        deliveries::account_id,
+        deliveries::send_id,
+        deliveries::recipient_id,
+        deliveries::sent_at,
+    );
+    let mut found = Vec::with_capacity(ids.len());
+    match conn {
+        DbConnection::Postgresql(c) => {
+            for chunk in ids.chunks(500) {
+                found.extend(
+                    deliveries::table
+                        .filter(deliveries::id.eq_any(chunk))
+                        .select(columns)
+                        .load::<TrackingTarget>(c)?,
+                );
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for id in ids {
+                found.extend(
+                    deliveries::table
+                        .find(id)
+                        .select(columns)
+                        .first::<TrackingTarget>(c)
+                        .optional()?,
+                );
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// Sets `first_opened_at` where it is not set yet; returns the deliveries for which
+/// this was the first open.
 pub fn mark_first_opened(
     conn: &mut DbConnection,
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
     let mut first = Vec::new();
-    for chunk in ids.chunks(500) {
-        let marked: Vec<i64> = diesel::update(
-            deliveries::table
-                .filter(deliveries::id.eq_any(chunk))
-                .filter(deliveries::first_opened_at.is_null()),
-        )
-        .set(deliveries::first_opened_at.eq(at))
-        .returning(deliveries::id)
-        .get_results(conn)?;
-        first.extend(marked);
+    match conn {
+        DbConnection::Postgresql(c) => {
+            for chunk in ids.chunks(500) {
+                let marked: Vec<i64> = diesel::update(
+                    deliveries::table
+                        .filter(deliveries::id.eq_any(chunk))
+                        .filter(deliveries::first_opened_at.is_null()),
+                )
+                .set(deliveries::first_opened_at.eq(at))
+                .returning(deliveries::id)
+                .get_results(c)?;
+                first.extend(marked);
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for id in ids {
+                let marked = diesel::update(
+                    deliveries::table
+                        .find(id)
+                        .filter(deliveries::first_opened_at.is_null()),
+                )
+                .set(deliveries::first_opened_at.eq(at))
+                .execute(c)?;
+                if marked == 1 {
+                    first.push(*id);
+                }
+            }
+        }
     }
     Ok(first)
 }
 
-/// Sets `first_clicked_at` where it is not set yet; returns the deliveries for
-/// which this was the first click.
+/// Sets `first_clicked_at` where it is not set yet; returns the deliveries for which
+/// this was the first click.
 pub fn mark_first_clicked(
     conn: &mut DbConnection,
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
     let mut first = Vec::new();
-    for chunk in ids.chunks(500) {
-        let marked: Vec<i64> = diesel::update(
-            deliveries::table
-                .filter(deliveries::id.eq_any(chunk))
-                .filter(deliveries::first_clicked_at.is_null()),
-        )
-        .set(deliveries::first_clicked_at.eq(at))
-        .returning(deliveries::id)
-        .get_results(conn)?;
-        first.extend(marked);
+    match conn {
+        DbConnection::Postgresql(c) => {
+            for chunk in ids.chunks(500) {
+                let marked: Vec<i64> = diesel::update(
+                    deliveries::table
+                        .filter(deliveries::id.eq_any(chunk))
+                        .filter(deliveries::first_clicked_at.is_null()),
+                )
+                .set(deliveries::first_clicked_at.eq(at))
+                .returning(deliveries::id)
+                .get_results(c)?;
+                first.extend(marked);
+            }
+        }
+        DbConnection::Sqlite(c) => {
+            for id in ids {
+                let marked = diesel::update(
+                    deliveries::table
+                        .find(id)
+                        .filter(deliveries::first_clicked_at.is_null()),
+                )
+                .set(deliveries::first_clicked_at.eq(at))
+                .execute(c)?;
+                if marked == 1 {
+                    first.push(*id);
+                }
+            }
+        }
     }
     Ok(first)
 }

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 use super::links::{LinkSigner, Purpose};
 use super::now;
 use crate::Result;
-use crate::db::schema::{deliveries, delivery_events, recipient_activity, sends};
+use crate::db::schema::{delivery_events, recipient_activity, sends};
 use crate::db::{DbConnection, backend};
 
 /// A human opening a message does not do so within this time of its delivery;
@@ -162,27 +162,16 @@ struct SendIncrement {
 /// stored.
 pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usize> {
     use std::collections::{BTreeMap, BTreeSet};
-    type Row = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
     let ids: Vec<i64> = hits
         .iter()
         .map(|h| h.delivery_id)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let mut known: BTreeMap<i64, Row> = BTreeMap::new();
-    for chunk in ids.chunks(500) {
-        let rows: Vec<Row> = deliveries::table
-            .filter(deliveries::id.eq_any(chunk))
-            .select((
-                deliveries::id,
-                deliveries::account_id,
-                deliveries::send_id,
-                deliveries::recipient_id,
-                deliveries::sent_at,
-            ))
-            .load(conn)?;
-        known.extend(rows.into_iter().map(|r| (r.0, r)));
-    }
+    let known: BTreeMap<i64, backend::TrackingTarget> = backend::tracking_targets(conn, &ids)?
+        .into_iter()
+        .map(|row| (row.0, row))
+        .collect();
     let mut events = Vec::with_capacity(hits.len());
     let mut human_open: BTreeSet<i64> = BTreeSet::new();
     let mut human_click: BTreeSet<i64> = BTreeSet::new();
