@@ -234,6 +234,15 @@ pub fn mark_first_clicked(
     Ok(first)
 }
 
+diesel::define_sql_function! {
+    /// SQL's COALESCE of two timestamps (a typed function keeps the statement
+    /// cacheable, which a raw SQL fragment does not).
+    fn coalesce(
+        first: diesel::sql_types::Nullable<Timestamp>,
+        second: diesel::sql_types::Nullable<Timestamp>,
+    ) -> diesel::sql_types::Nullable<Timestamp>;
+}
+
 /// Adds opens and clicks to recipients' activity rows, creating missing rows:
 /// on PostgreSQL many rows per statement (each statement is a round trip), on
 /// SQLite one prepared statement per row (diesel has no multi-row upsert for
@@ -243,7 +252,6 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
         ($c:expr, $values:expr) => {{
             use diesel::upsert::excluded;
             use recipient_activity::dsl as ra;
-            type Stamp = diesel::sql_types::Nullable<Timestamp>;
             diesel::insert_into(recipient_activity::table)
                 .values($values)
                 .on_conflict(ra::recipient_id)
@@ -251,12 +259,10 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
                 .set((
                     ra::opens.eq(ra::opens + excluded(ra::opens)),
                     ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
-                    ra::last_opened_at.eq(diesel::dsl::sql::<Stamp>(
-                        "COALESCE(excluded.last_opened_at, recipient_activity.last_opened_at)",
-                    )),
-                    ra::last_clicked_at.eq(diesel::dsl::sql::<Stamp>(
-                        "COALESCE(excluded.last_clicked_at, recipient_activity.last_clicked_at)",
-                    )),
+                    ra::last_opened_at
+                        .eq(coalesce(excluded(ra::last_opened_at), ra::last_opened_at)),
+                    ra::last_clicked_at
+                        .eq(coalesce(excluded(ra::last_clicked_at), ra::last_clicked_at)),
                 ))
                 .execute($c)?
         }};
