@@ -244,38 +244,46 @@ diesel::define_sql_function! {
 }
 
 /// Adds opens and clicks to recipients' activity rows, creating missing rows:
-/// on PostgreSQL many rows per statement (each statement is a round trip), on
-/// SQLite one prepared statement per row (diesel has no multi-row upsert for
-/// SQLite, and in-process statements cost little).
+/// on PostgreSQL by upserts of many rows per statement (each statement is a
+/// round trip); on SQLite by an UPDATE and, for a new row, an INSERT per
+/// recipient, statements SQLite keeps prepared (its upsert is re-prepared on
+/// every use), and no other writer can come between the two.
 pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement]) -> Result<()> {
-    macro_rules! upsert {
-        ($c:expr, $values:expr) => {{
-            use diesel::upsert::excluded;
-            use recipient_activity::dsl as ra;
-            diesel::insert_into(recipient_activity::table)
-                .values($values)
-                .on_conflict(ra::recipient_id)
-                .do_update()
-                .set((
-                    ra::opens.eq(ra::opens + excluded(ra::opens)),
-                    ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
-                    ra::last_opened_at
-                        .eq(coalesce(excluded(ra::last_opened_at), ra::last_opened_at)),
-                    ra::last_clicked_at
-                        .eq(coalesce(excluded(ra::last_clicked_at), ra::last_clicked_at)),
-                ))
-                .execute($c)?
-        }};
-    }
+    use recipient_activity::dsl as ra;
     match conn {
         DbConnection::Postgresql(c) => {
+            use diesel::upsert::excluded;
             for chunk in rows.chunks(500) {
-                upsert!(c, chunk);
+                diesel::insert_into(recipient_activity::table)
+                    .values(chunk)
+                    .on_conflict(ra::recipient_id)
+                    .do_update()
+                    .set((
+                        ra::opens.eq(ra::opens + excluded(ra::opens)),
+                        ra::clicks.eq(ra::clicks + excluded(ra::clicks)),
+                        ra::last_opened_at
+                            .eq(coalesce(excluded(ra::last_opened_at), ra::last_opened_at)),
+                        ra::last_clicked_at
+                            .eq(coalesce(excluded(ra::last_clicked_at), ra::last_clicked_at)),
+                    ))
+                    .execute(c)?;
             }
         }
         DbConnection::Sqlite(c) => {
             for row in rows {
-                upsert!(c, row);
+                let updated = diesel::update(ra::recipient_activity.find(row.recipient_id))
+                    .set((
+                        ra::opens.eq(ra::opens + row.opens),
+                        ra::clicks.eq(ra::clicks + row.clicks),
+                        ra::last_opened_at.eq(coalesce(row.last_opened_at, ra::last_opened_at)),
+                        ra::last_clicked_at.eq(coalesce(row.last_clicked_at, ra::last_clicked_at)),
+                    ))
+                    .execute(c)?;
+                if updated == 0 {
+                    diesel::insert_into(recipient_activity::table)
+                        .values(row)
+                        .execute(c)?;
+                }
             }
         }
     }
