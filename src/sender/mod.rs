@@ -73,7 +73,6 @@ pub fn spawn(db: Db, settings: &Settings) -> Result<SenderHandle> {
                 }
             };
             runtime.block_on(async move {
-                // Inside the runtime: lettre's connection pool starts a task.
                 match Sender::new(db, &settings) {
                     Ok(sender) => {
                         let _ = started.send(Ok(()));
@@ -110,10 +109,9 @@ enum Route {
 struct Prepared {
     kind: MessageKind,
     compiled: Compiled,
-    from: Mailbox,
-    reply_to: Option<Mailbox>,
+    /// From, Reply-To and the message's own headers, encoded once.
+    letterhead: compose::Letterhead,
     sms_from: String,
-    headers: BTreeMap<String, String>,
     list: BTreeMap<String, String>,
     vars: BTreeMap<String, String>,
     params: serde_json::Map<String, serde_json::Value>,
@@ -534,10 +532,9 @@ impl Sender {
         Ok(Prepared {
             kind,
             compiled,
+            letterhead: compose::Letterhead::new(&from, reply_to.as_ref(), &message.headers())
+                .map_err(|e| Error::invalid("message headers", e))?,
             sms_from: from_name.unwrap_or_default(),
-            from,
-            reply_to,
-            headers: message.headers(),
             list: list_data,
             vars: variables::all(conn, account_id)?,
             params: send.params(),
@@ -673,15 +670,12 @@ impl Sender {
                     .sign(Purpose::Unsubscribe, &claimed.id.to_string());
                 let url = format!("{}/unsubscribe/{token}", self.public_url);
                 let envelope = compose::Envelope {
-                    from: &work.prepared.from,
-                    reply_to: work.prepared.reply_to.as_ref(),
                     to: &claimed.address,
                     message_id: &claimed.message_id,
-                    headers: &work.prepared.headers,
                     unsubscribe_url: Some(&url),
                 };
-                match compose::email(&envelope, rendered) {
-                    Ok(message) => transport.send(message).await,
+                match compose::email(&work.prepared.letterhead, &envelope, rendered) {
+                    Ok(email) => transport.send(&email).await,
                     Err(reason) => Outcome::Failed(reason),
                 }
             }
