@@ -5,7 +5,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Integer, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
@@ -14,7 +14,7 @@ use super::schema::{
 };
 use crate::Result;
 use crate::domain::groups::NewGroupMember;
-use crate::domain::recipients::{FieldValueRow, NewRecipient};
+use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
 use crate::domain::tracking::{ActivityIncrement, NewTrackingEvent};
@@ -412,6 +412,43 @@ pub fn claim_deliveries(
                     .execute(c)?;
             }
             Ok(picked)
+        }
+    }
+}
+
+/// The account's recipients among `ids`, one row per field value (one with no
+/// field when the recipient has none). One statement of fixed shape whatever the
+/// number of ids: SQLite reads the ids from a JSON array, PostgreSQL from an
+/// array parameter. On SQLite the ids drive the join (`CROSS JOIN` keeps
+/// `json_each` outermost): with an `IN` list of 50 or more ids, SQLite's planner
+/// preferred walking the account's whole recipient index.
+pub fn recipients_with_fields(
+    conn: &mut DbConnection,
+    account_id: i64,
+    ids: &[i64],
+) -> Result<Vec<RecipientFieldRow>> {
+    match conn {
+        DbConnection::Postgresql(c) => Ok(diesel::sql_query(
+            "SELECT r.id, r.email, r.mobile_key, v.field_number, v.value \
+             FROM recipients r \
+             LEFT JOIN recipient_field_values v ON v.recipient_id = r.id \
+             WHERE r.id = ANY($1) AND r.account_id = $2",
+        )
+        .bind::<Array<BigInt>, _>(ids)
+        .bind::<BigInt, _>(account_id)
+        .load(c)?),
+        DbConnection::Sqlite(c) => {
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            let ids = format!("[{}]", ids.join(","));
+            Ok(diesel::sql_query(
+                "SELECT r.id, r.email, r.mobile_key, v.field_number, v.value \
+                 FROM json_each(?) j CROSS JOIN recipients r ON r.id = j.value \
+                 LEFT JOIN recipient_field_values v ON v.recipient_id = r.id \
+                 WHERE r.account_id = ?",
+            )
+            .bind::<Text, _>(ids)
+            .bind::<BigInt, _>(account_id)
+            .load(c)?)
         }
     }
 }

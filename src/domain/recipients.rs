@@ -479,45 +479,39 @@ pub struct WithFields {
     pub fields: Vec<(i32, String)>,
 }
 
+/// One row of [`backend::recipients_with_fields`]: a recipient and one of its
+/// field values (none when it has no values).
+#[derive(Debug, QueryableByName)]
+pub struct RecipientFieldRow {
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub id: i64,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub email: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub mobile_key: Option<String>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Integer>)]
+    pub field_number: Option<i32>,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    pub value: Option<String>,
+}
+
 /// Recipients of the account by id with their field values (for rendering a
-/// batch of deliveries in two queries).
+/// batch of deliveries in one query).
 pub fn with_field_values(
     conn: &mut DbConnection,
     account_id: i64,
     ids: &[i64],
 ) -> Result<std::collections::HashMap<i64, WithFields>> {
-    let rows: Vec<(i64, Option<String>, Option<String>)> = recipients::table
-        .filter(recipients::account_id.eq(account_id))
-        .filter(recipients::id.eq_any(ids))
-        .select((recipients::id, recipients::email, recipients::mobile_key))
-        .load(conn)?;
-    let mut found: std::collections::HashMap<i64, WithFields> = rows
-        .into_iter()
-        .map(|(id, email, mobile_key)| {
-            let fields = Vec::new();
-            (
-                id,
-                WithFields {
-                    id,
-                    email,
-                    mobile_key,
-                    fields,
-                },
-            )
-        })
-        .collect();
-    let values: Vec<(i64, i32, String)> = recipient_field_values::table
-        .filter(recipient_field_values::account_id.eq(account_id))
-        .filter(recipient_field_values::recipient_id.eq_any(ids))
-        .select((
-            recipient_field_values::recipient_id,
-            recipient_field_values::field_number,
-            recipient_field_values::value,
-        ))
-        .load(conn)?;
-    for (recipient_id, number, value) in values {
-        if let Some(found) = found.get_mut(&recipient_id) {
-            found.fields.push((number, value));
+    let mut found = std::collections::HashMap::with_capacity(ids.len());
+    for row in backend::recipients_with_fields(conn, account_id, ids)? {
+        let recipient = found.entry(row.id).or_insert_with(|| WithFields {
+            id: row.id,
+            email: row.email,
+            mobile_key: row.mobile_key,
+            fields: Vec::new(),
+        });
+        if let (Some(number), Some(value)) = (row.field_number, row.value) {
+            recipient.fields.push((number, value));
         }
     }
     Ok(found)

@@ -65,14 +65,35 @@ pub struct Rendered {
 }
 
 /// What a template can refer to. Field names are matched case-insensitively, so
-/// they are stored lower-case; every field is also reachable as `campoN`.
-#[derive(Debug, Clone, Default, Serialize)]
+/// they are stored lower-case; every field is also reachable as `campoN`. The
+/// list, the variables and the parameters are template values already (maps;
+/// see [`template_value`]): a sender converts them once per send, and cloning
+/// one shares it.
+#[derive(Debug, Clone)]
 pub struct RenderContext {
     pub recipient: RecipientData,
     pub fields: BTreeMap<String, String>,
-    pub list: BTreeMap<String, String>,
-    pub vars: BTreeMap<String, String>,
-    pub params: serde_json::Map<String, serde_json::Value>,
+    pub list: Value,
+    pub vars: Value,
+    pub params: Value,
+}
+
+impl Default for RenderContext {
+    fn default() -> Self {
+        let empty = || Value::from(BTreeMap::<String, String>::new());
+        RenderContext {
+            recipient: RecipientData::default(),
+            fields: BTreeMap::new(),
+            list: empty(),
+            vars: empty(),
+            params: empty(),
+        }
+    }
+}
+
+/// Data as a template value, for [`RenderContext`].
+pub fn template_value<T: Serialize>(data: &T) -> Value {
+    Value::from(Serde(data))
 }
 
 #[derive(Debug, Clone, Default, Serialize)]
@@ -155,7 +176,13 @@ impl Compiled {
     }
 
     pub fn render(&self, context: &RenderContext) -> Result<Rendered, RenderError> {
-        let ctx = Value::from(Serde(context));
+        let ctx = Value::from_pairs([
+            ("recipient", template_value(&context.recipient)),
+            ("fields", Value::from(context.fields.clone())),
+            ("list", context.list.clone()),
+            ("vars", context.vars.clone()),
+            ("params", context.params.clone()),
+        ]);
         let subject = if self.has_subject {
             self.render_part(SUBJECT, "subject", &ctx)?
         } else {
@@ -293,8 +320,8 @@ mod tests {
         ctx.fields.insert("nome".into(), "Mario <b>".into());
         ctx.fields.insert("campo1".into(), "Mario <b>".into());
         ctx.fields.insert("first name".into(), "Mario <b>".into());
-        ctx.params.insert("ORDER".into(), serde_json::json!("A-17"));
-        ctx.vars.insert("shop".into(), "ACME".into());
+        ctx.params = template_value(&serde_json::json!({"ORDER": "A-17"}));
+        ctx.vars = template_value(&BTreeMap::from([("shop", "ACME")]));
         ctx
     }
 

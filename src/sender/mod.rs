@@ -32,7 +32,7 @@ use crate::domain::messages::{self, MessageKind};
 use crate::domain::providers::{self, Category, ProviderKind};
 use crate::domain::sends::{self, Lane};
 use crate::domain::{fields, lists, recipients, sessions, variables};
-use crate::render::{Compiled, RecipientData, RenderContext};
+use crate::render::{Compiled, RecipientData, RenderContext, template_value};
 use crate::{Error, Result};
 
 /// A running sender (threads of its own); [`SenderHandle::stop`] ends it after
@@ -73,7 +73,6 @@ pub fn spawn(db: Db, settings: &Settings) -> Result<SenderHandle> {
                 }
             };
             runtime.block_on(async move {
-                // Inside the runtime: lettre's connection pool starts a task.
                 match Sender::new(db, &settings) {
                     Ok(sender) => {
                         let _ = started.send(Ok(()));
@@ -110,13 +109,16 @@ enum Route {
 struct Prepared {
     kind: MessageKind,
     compiled: Compiled,
-    from: Mailbox,
-    reply_to: Option<Mailbox>,
+    /// From, Reply-To and the message's own headers, encoded once.
+    letterhead: compose::Letterhead,
     sms_from: String,
-    headers: BTreeMap<String, String>,
-    list: BTreeMap<String, String>,
-    vars: BTreeMap<String, String>,
-    params: serde_json::Map<String, serde_json::Value>,
+    /// The list, the account's variables and the send's parameters as
+    /// template values, shared by every delivery.
+    list: minijinja::Value,
+    vars: minijinja::Value,
+    params: minijinja::Value,
+    /// The send's parameters, for the deliveries with parameters of their own.
+    params_map: serde_json::Map<String, serde_json::Value>,
     /// Field number → (lower-case name, default value).
     fields: HashMap<i32, (String, String)>,
     route: Route,
@@ -522,7 +524,7 @@ impl Sender {
                 None,
             ),
         };
-        let mut list_data = BTreeMap::new();
+        let mut list_data: BTreeMap<String, String> = BTreeMap::new();
         if let Some(l) = &list {
             list_data.insert("id".into(), l.number.to_string());
             list_data.insert("guid".into(), l.guid.clone());
@@ -534,13 +536,13 @@ impl Sender {
         Ok(Prepared {
             kind,
             compiled,
+            letterhead: compose::Letterhead::new(&from, reply_to.as_ref(), &message.headers())
+                .map_err(|e| Error::invalid("message headers", e))?,
             sms_from: from_name.unwrap_or_default(),
-            from,
-            reply_to,
-            headers: message.headers(),
-            list: list_data,
-            vars: variables::all(conn, account_id)?,
-            params: send.params(),
+            list: template_value(&list_data),
+            vars: template_value(&variables::all(conn, account_id)?),
+            params: template_value(&send.params()),
+            params_map: send.params(),
             fields: catalogue
                 .into_iter()
                 .map(|f| (f.number, (f.name.to_lowercase(), f.default_value)))
@@ -673,15 +675,12 @@ impl Sender {
                     .sign(Purpose::Unsubscribe, &claimed.id.to_string());
                 let url = format!("{}/unsubscribe/{token}", self.public_url);
                 let envelope = compose::Envelope {
-                    from: &work.prepared.from,
-                    reply_to: work.prepared.reply_to.as_ref(),
                     to: &claimed.address,
                     message_id: &claimed.message_id,
-                    headers: &work.prepared.headers,
                     unsubscribe_url: Some(&url),
                 };
-                match compose::email(&envelope, rendered) {
-                    Ok(message) => transport.send(message).await,
+                match compose::email(&work.prepared.letterhead, &envelope, rendered) {
+                    Ok(email) => transport.send(&email).await,
                     Err(reason) => Outcome::Failed(reason),
                 }
             }
@@ -823,14 +822,18 @@ fn render_context(
             fields.insert(name.to_string(), value.to_string());
         }
     }
-    let mut params = prepared.params.clone();
-    if let Some(own) = claimed
+    let params = match claimed
         .params
         .as_deref()
         .and_then(|p| serde_json::from_str::<serde_json::Map<_, _>>(p).ok())
     {
-        params.extend(own);
-    }
+        Some(own) => {
+            let mut params = prepared.params_map.clone();
+            params.extend(own);
+            template_value(&params)
+        }
+        None => prepared.params.clone(),
+    };
     let (email, mobile) = match recipient {
         Some(found) => (found.email.clone(), found.mobile_key.clone()),
         None if claimed.channel == "email" => (Some(claimed.address.clone()), None),

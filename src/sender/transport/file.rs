@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use super::config_error;
 use crate::Result;
+use crate::sender::compose::Email;
 use crate::sender::queue::Outcome;
 
 pub struct FileOutbox {
@@ -17,15 +18,14 @@ impl FileOutbox {
         Ok(FileOutbox { dir })
     }
 
-    pub async fn send(&self, message: lettre::Message) -> Outcome {
-        let id = message
-            .headers()
-            .get_raw("Message-ID")
-            .map(|id| id.trim_matches(['<', '>', ' ']).replace(['/', '\\'], "_"))
-            .unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
+    pub async fn send(&self, email: &Email) -> Outcome {
+        let id = email
+            .message_id
+            .trim_matches(['<', '>', ' '])
+            .replace(['/', '\\'], "_");
         let path = self.dir.join(format!("{id}.eml"));
         let temporary = self.dir.join(format!(".{id}.tmp"));
-        let bytes = message.formatted();
+        let bytes = email.bytes.clone();
         let written = tokio::task::spawn_blocking(move || {
             std::fs::write(&temporary, &bytes)?;
             std::fs::rename(&temporary, &path)?;

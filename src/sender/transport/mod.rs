@@ -1,4 +1,4 @@
-//! Where messages go: SMTP (lettre's pooled async transport), a file outbox for
+//! Where messages go: SMTP (our own pooled client), a file outbox for
 //! development (the default without an SMTP URL), SMS over an HTTP JSON API, and
 //! an SMS log for development. Each answers with an [`Outcome`].
 
@@ -8,6 +8,7 @@ pub mod smtp;
 
 use std::path::Path;
 
+use super::compose::Email;
 use super::queue::Outcome;
 use crate::{Error, Result};
 
@@ -18,7 +19,7 @@ pub enum EmailTransport {
 }
 
 impl EmailTransport {
-    /// SMTP when a URL is given (`smtp://host:port`, `smtps://…`; see lettre's URL
+    /// SMTP when a URL is given (`smtp://host:port`, `smtps://…`; lettre's URL
     /// format), else `.eml` files under `<data dir>/outbox`. `connections` bounds
     /// the SMTP connections kept open.
     pub fn new(
@@ -34,10 +35,10 @@ impl EmailTransport {
         }
     }
 
-    pub async fn send(&self, message: lettre::Message) -> Outcome {
+    pub async fn send(&self, email: &Email) -> Outcome {
         match self {
-            EmailTransport::Smtp(smtp) => smtp.send(message).await,
-            EmailTransport::File(outbox) => outbox.send(message).await,
+            EmailTransport::Smtp(smtp) => smtp.send(email).await,
+            EmailTransport::File(outbox) => outbox.send(email).await,
         }
     }
 }
