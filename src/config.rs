@@ -64,6 +64,10 @@ pub struct SenderSettings {
     pub expansion_batch: i64,
     /// From address for messages that name none (nor does their list).
     pub default_from: String,
+    /// Domain of the VERP return paths (`b<delivery>-<tag>@<domain>`) whose
+    /// bounces the local MTA delivers to the bounce Maildir. Without it the
+    /// envelope sender is the From address.
+    pub bounce_domain: Option<String>,
     /// Messages per second allowed per recipient domain (token bucket, burst of
     /// one second's worth), e.g. `{ "gmail.com" = 20.0 }`.
     pub domain_rates: std::collections::BTreeMap<String, f64>,
@@ -82,6 +86,7 @@ impl Default for SenderSettings {
             poll_milliseconds: 200,
             expansion_batch: 1000,
             default_from: "espbridge@localhost".into(),
+            bounce_domain: None,
             domain_rates: std::collections::BTreeMap::new(),
         }
     }

@@ -297,14 +297,58 @@ pub fn apply(conn: &mut DbConnection, account: Option<i64>, finding: &Finding) -
     let Some(recipient_id) = recipient_id else {
         return Ok(Applied::Recorded);
     };
-    let reason = match finding.kind {
+    act(
+        conn,
+        account_id,
+        recipient_id,
+        finding.kind,
+        &finding.status,
+    )
+}
+
+/// A 5xx reply the receiving server gave while we sent: a hard one (by its
+/// enhanced status code, or any 5xx without one) ends the recipient's
+/// subscriptions and marks the address bounced, as a hard bounce report would.
+/// The delivery itself is already recorded as bounced by the sender.
+pub fn refused_while_sending(
+    conn: &mut DbConnection,
+    account_id: i64,
+    recipient_id: i64,
+    reply: &str,
+) -> Result<Applied> {
+    let status = reply
+        .split_whitespace()
+        .find(|word| {
+            let parts: Vec<&str> = word.split('.').collect();
+            parts.len() == 3
+                && parts
+                    .iter()
+                    .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        })
+        .unwrap_or("5.0.0");
+    match classify(status) {
+        Kind::Hard => act(conn, account_id, recipient_id, Kind::Hard, status),
+        Kind::Soft | Kind::Complaint => Ok(Applied::Recorded),
+    }
+}
+
+/// Unsubscribes and marks a recipient for a bounce or complaint; a soft bounce
+/// only when it is the third within the window.
+fn act(
+    conn: &mut DbConnection,
+    account_id: i64,
+    recipient_id: i64,
+    kind: Kind,
+    status: &str,
+) -> Result<Applied> {
+    let reason = match kind {
         Kind::Hard => UnsubscribeReason::HardBounce,
         Kind::Complaint => UnsubscribeReason::Complaint,
         Kind::Soft => {
             let recent: i64 = delivery_events::table
                 .filter(delivery_events::recipient_id.eq(recipient_id))
                 .filter(delivery_events::kind.eq(Kind::Soft.event()))
-                .filter(delivery_events::created_at.gt(at - SOFT_BOUNCE_WINDOW))
+                .filter(delivery_events::created_at.gt(now() - SOFT_BOUNCE_WINDOW))
                 .count()
                 .get_result(conn)?;
             if recent < SOFT_BOUNCE_LIMIT {
@@ -314,15 +358,8 @@ pub fn apply(conn: &mut DbConnection, account: Option<i64>, finding: &Finding) -
         }
     };
     let origin = Origin::new(Channel::System, "bounce processing");
-    subscriptions::end_all(
-        conn,
-        account_id,
-        recipient_id,
-        reason,
-        &origin,
-        &finding.status,
-    )?;
-    match finding.kind {
+    subscriptions::end_all(conn, account_id, recipient_id, reason, &origin, status)?;
+    match kind {
         Kind::Complaint => recipients::set_blocklisted(
             conn,
             account_id,

@@ -27,6 +27,8 @@ pub struct List {
     pub subscribed_count: i64,
     pub pending_count: i64,
     pub unsubscribed_count: i64,
+    /// Opens and clicks of this list's messages are tracked.
+    pub tracking: bool,
 }
 
 #[derive(Debug, Clone)]

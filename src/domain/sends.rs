@@ -128,6 +128,8 @@ pub struct Send {
     pub failed: i64,
     /// Deliveries refused permanently by the receiving server.
     pub bounced: i64,
+    /// Opens and clicks are tracked (links rewritten, a pixel added).
+    pub tracking: bool,
 }
 
 impl Send {

@@ -73,6 +73,9 @@ pub struct Envelope<'a> {
     pub message_id: &'a str,
     /// The signed unsubscribe URL for `List-Unsubscribe` (RFC 8058 one-click).
     pub unsubscribe_url: Option<&'a str>,
+    /// The envelope sender (VERP) when bounces come back to us; otherwise the
+    /// From address.
+    pub return_path: Option<&'a str>,
 }
 
 /// The message, or why it cannot be built (a bad address, for one): such a
@@ -135,7 +138,9 @@ pub fn email(
         }
     }
     Ok(Email {
-        from: letterhead.from.clone(),
+        from: envelope
+            .return_path
+            .map_or_else(|| letterhead.from.clone(), str::to_string),
         to: to.to_string(),
         message_id: envelope.message_id.to_string(),
         bytes: out,
@@ -340,6 +345,7 @@ mod tests {
                 to: "mario@example.com",
                 message_id: "<abc@shop.example>",
                 unsubscribe_url: Some("https://esp.example/unsubscribe/t0k3n"),
+                return_path: None,
             },
             Rendered {
                 subject: subject.into(),
@@ -518,6 +524,7 @@ mod tests {
                 to: "not an address",
                 message_id: "<x@y>",
                 unsubscribe_url: None,
+                return_path: None,
             },
             Rendered::default(),
         );

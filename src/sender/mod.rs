@@ -124,6 +124,8 @@ struct Prepared {
     route: Route,
     /// Token bucket of the send's provider: (bucket name, messages per second).
     provider_rate: Option<(String, f64)>,
+    /// Links rewritten for click tracking and an open pixel added.
+    tracking: bool,
 }
 
 /// A delivery ready to go out.
@@ -549,6 +551,12 @@ impl Sender {
                 .collect(),
             route,
             provider_rate,
+            // Confirmation, welcome and OTP mails carry links that must
+            // work as written and are nobody's campaign to measure.
+            tracking: kind == MessageKind::Email
+                && send.tracking
+                && !matches!(send.kind()?, sends::SendKind::System | sends::SendKind::Otp)
+                && list.as_ref().is_none_or(|l| l.tracking),
         })
     }
 
@@ -664,20 +672,29 @@ impl Sender {
 
     /// Renders and sends one delivery.
     async fn deliver(&self, claimed: &Claimed, work: Work) -> Outcome {
-        let rendered = match work.prepared.compiled.render(&work.context) {
+        let mut rendered = match work.prepared.compiled.render(&work.context) {
             Ok(rendered) => rendered,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
+        if work.prepared.tracking
+            && let Some(html) = rendered.html.take()
+        {
+            rendered.html = Some(self.tracked(claimed.id, &html));
+        }
         match (&work.prepared.route, work.prepared.kind) {
             (Route::Email(transport), MessageKind::Email) => {
                 let token = self
                     .signer
                     .sign(Purpose::Unsubscribe, &claimed.id.to_string());
                 let url = format!("{}/unsubscribe/{token}", self.public_url);
+                let return_path = self.settings.bounce_domain.as_deref().map(|domain| {
+                    crate::domain::bounces::return_path(&self.signer, claimed.id, domain)
+                });
                 let envelope = compose::Envelope {
                     to: &claimed.address,
                     message_id: &claimed.message_id,
                     unsubscribe_url: Some(&url),
+                    return_path: return_path.as_deref(),
                 };
                 match compose::email(&work.prepared.letterhead, &envelope, rendered) {
                     Ok(email) => transport.send(&email).await,
@@ -695,6 +712,28 @@ impl Sender {
             }
             _ => Outcome::Failed("the provider does not carry this channel".into()),
         }
+    }
+
+    /// The HTML with its web links sent through signed click redirects and an
+    /// open pixel at the end. Our own unsubscribe links stay as they are.
+    fn tracked(&self, delivery_id: i64, html: &str) -> String {
+        use crate::domain::tracking::{click_token, open_token};
+        use crate::web::tracking::{CLICK_PATH, OPEN_PATH};
+        let pixel = format!(
+            "{}{OPEN_PATH}{}",
+            self.public_url,
+            open_token(&self.signer, delivery_id)
+        );
+        let own_unsubscribe = format!("{}/unsubscribe/", self.public_url);
+        crate::render::tracking::add_tracking(html, Some(&pixel), |url| {
+            (!url.starts_with(&own_unsubscribe)).then(|| {
+                format!(
+                    "{}{CLICK_PATH}{}",
+                    self.public_url,
+                    click_token(&self.signer, delivery_id, url)
+                )
+            })
+        })
     }
 
     /// Starts due scheduled sends, reaps expired leases, purges expired sessions.

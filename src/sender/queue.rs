@@ -21,6 +21,7 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use crate::Result;
 use crate::db::schema::{deliveries, delivery_events, sends};
 use crate::db::{DbConnection, backend, write_transaction};
+use crate::domain::bounces;
 use crate::domain::now;
 use crate::domain::sends::{Lane, complete_if_done};
 
@@ -224,6 +225,14 @@ pub fn finish(
                 Outcome::Bounced(reply) => {
                     delta.failed += 1;
                     delta.bounced += 1;
+                    if let Some(recipient_id) = claimed.recipient_id {
+                        bounces::refused_while_sending(
+                            conn,
+                            claimed.account_id,
+                            recipient_id,
+                            reply,
+                        )?;
+                    }
                     ("bounced", reply)
                 }
                 Outcome::Failed(reply) => {
