@@ -146,3 +146,96 @@ backend_tests! {
         assert_eq!(tracking::recipient_activity(&mut conn, account, recipient).unwrap(), (6, 6));
     }
 }
+
+/// The tracked URLs in a delivered message's HTML: (pixel, click links).
+fn tracked_urls(raw: &str) -> (String, Vec<String>) {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a MIME message");
+    let html = message.body_html(0).expect("an HTML part").into_owned();
+    let attribute_values = |marker: &str| -> Vec<String> {
+        html.match_indices(marker)
+            .map(|(at, _)| {
+                let start = html[..at].rfind('"').unwrap() + 1;
+                let end = at + html[at..].find('"').unwrap();
+                html[start..end].replace("&amp;", "&")
+            })
+            .collect()
+    };
+    let pixels = attribute_values("/t/o/");
+    assert_eq!(pixels.len(), 1, "{html}");
+    (pixels[0].clone(), attribute_values("/t/c/"))
+}
+
+backend_tests! {
+    fn a_campaign_is_opened_and_clicked_like_a_mail_client_would(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let account = {
+            let mut conn = t.db.conn().unwrap();
+            accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id
+        };
+        common::seed_subscribers(&t.db, account, 1, 0, 8, "example.com");
+        let mut message = NewMessage::email(
+            "Spring",
+            "<html><body><p>Hi {{ fields.nome }}</p><a href=\"https://shop.example/spring?a=1&amp;b=2\">Shop</a> <a href=\"https://shop.example/faq\">FAQ</a></body></html>",
+        );
+        message.list = Some(1);
+        let message = messages::create(&mut t.db.conn().unwrap(), account, &message).unwrap();
+        let send_id = common::start_list_campaign(&t.db, account, message.id);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\nbounce_domain = \"bounces.shop.example\"\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        // Delivered, and recorded as sent.
+        while smtp.count() < 8 || sends::get(&mut t.db.conn().unwrap(), account, send_id).unwrap().sent < 8 {
+            assert!(std::time::Instant::now() < deadline, "campaign not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // The deliveries went out a while ago (link scanners strike on arrival).
+        diesel::update(deliveries::table.filter(deliveries::send_id.eq(send_id)))
+            .set(deliveries::sent_at.eq(Some(espbridge::domain::now() - chrono::Duration::minutes(10))))
+            .execute(&mut t.db.conn().unwrap())
+            .unwrap();
+
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let signer = LinkSigner::load(&mut t.db.conn().unwrap()).unwrap();
+        let get = |url: &str, agent: &str| {
+            let path = url.strip_prefix(&server.base()).unwrap_or_else(|| panic!("{url} is not on the server"));
+            common::http(server.port, "GET", path, &[("User-Agent", agent)], Vec::new(), std::time::Duration::from_secs(10)).unwrap()
+        };
+        for (i, mail) in received.iter().enumerate() {
+            // Bounces come back to a VERP address naming this delivery.
+            let delivery = espbridge::domain::bounces::delivery_of(&signer, &mail.mail_from).expect("a VERP return path");
+            assert!(mail.mail_from.ends_with("@bounces.shop.example"), "{}", mail.mail_from);
+            let (pixel, links) = tracked_urls(&mail.data);
+            assert_eq!(links.len(), 2);
+            assert!(tracking::open_target(&signer, pixel.rsplit('/').next().unwrap()) == Some(delivery));
+            // Six readers load the images, three of them click the first link.
+            if i < 6 {
+                let answer = get(&pixel, BROWSER);
+                assert_eq!((answer.status, answer.head.contains("image/gif")), (200, true));
+            }
+            if i < 3 {
+                let answer = get(&links[0], BROWSER);
+                assert_eq!(answer.status, 302);
+                assert!(answer.head.contains("location: https://shop.example/spring?a=1&b=2") || answer.head.contains("Location: https://shop.example/spring?a=1&b=2"), "{}", answer.head);
+            }
+            // A security gateway follows every link of the last message.
+            if i == 7 {
+                for link in &links {
+                    assert_eq!(get(link, "Mimecast Link Scanner").status, 302);
+                }
+            }
+        }
+        drop(server);
+        assert_eq!(
+            tracking::send_activity(&mut t.db.conn().unwrap(), account, send_id).unwrap(),
+            SendActivity { opens: 6, unique_opens: 6, clicks: 3, unique_clicks: 3, machine_opens: 0, machine_clicks: 2 }
+        );
+    }
+}
