@@ -64,6 +64,14 @@ pub struct SenderSettings {
     pub expansion_batch: i64,
     /// From address for messages that name none (nor does their list).
     pub default_from: String,
+    /// A Maildir (`new/`, `cur/`) the local MTA delivers bounce and
+    /// complaint reports to; polled by the workers.
+    pub bounce_maildir: Option<PathBuf>,
+    /// An IMAP mailbox of bounce reports,
+    /// `imap[s]://user:password@host[:port]/MAILBOX`; polled by the workers.
+    pub bounce_imap_url: Option<String>,
+    /// Seconds between polls of the bounce Maildir and mailbox.
+    pub bounce_poll_seconds: u64,
     /// Domain of the VERP return paths (`b<delivery>-<tag>@<domain>`) whose
     /// bounces the local MTA delivers to the bounce Maildir. Without it the
     /// envelope sender is the From address.
@@ -87,6 +95,9 @@ impl Default for SenderSettings {
             expansion_batch: 1000,
             default_from: "espbridge@localhost".into(),
             bounce_domain: None,
+            bounce_maildir: None,
+            bounce_imap_url: None,
+            bounce_poll_seconds: 60,
             domain_rates: std::collections::BTreeMap::new(),
         }
     }

@@ -232,3 +232,30 @@ backend_tests! {
         assert!(intake::imap::poll(&mut conn, &signer, &wrong).is_err());
     }
 }
+
+backend_tests! {
+    fn the_server_polls_its_bounce_maildir(t) {
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let mut message = NewMessage::email("Our news", "<p>news</p>");
+        message.list = Some(1);
+        let message = messages::create(&mut conn, account, &message).unwrap();
+        let signer = LinkSigner::load(&mut conn).unwrap();
+        let hard = send_to(&mut conn, account, message.id, "gone@example.org");
+        let dir = tempfile::tempdir().unwrap();
+        let maildir = dir.path().join("Maildir");
+        std::fs::create_dir_all(maildir.join("new")).unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, format!("[sender]\nbounce_maildir = \"{}\"\nbounce_poll_seconds = 1\n", maildir.display())).unwrap();
+        let _server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let verp = bounces::return_path(&signer, hard.delivery_id, "bounces.shop.example");
+        std::fs::write(maildir.join("new").join("1.hard"), sample("hard-5.1.1.eml", &verp, "gone@example.org", "")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while subscriptions::status(&mut conn, account, 1, &RecipientKey::Email("gone@example.org".into())).unwrap() != Some(Status::Unsubscribed) {
+            assert!(std::time::Instant::now() < deadline, "the bounce was not taken in");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(reason_of(&mut conn, account, "gone@example.org"), Some(UnsubscribeReason::HardBounce.code()));
+        assert!(maildir.join("cur").join("1.hard:2,S").exists());
+    }
+}

@@ -32,6 +32,7 @@ use crate::domain::messages::{self, MessageKind};
 use crate::domain::providers::{self, Category, ProviderKind};
 use crate::domain::sends::{self, Lane};
 use crate::domain::{fields, lists, recipients, sessions, variables};
+use crate::intake::{imap, maildir};
 use crate::render::{Compiled, RecipientData, RenderContext, template_value};
 use crate::{Error, Result};
 
@@ -736,10 +737,14 @@ impl Sender {
         })
     }
 
-    /// Starts due scheduled sends, reaps expired leases, purges expired sessions.
+    /// Starts due scheduled sends, reaps expired leases, purges expired
+    /// sessions, and takes in bounce reports.
     async fn housekeeping(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
         let mut ticks: u64 = 0;
         while !*stop.borrow() {
+            if ticks.is_multiple_of(self.settings.bounce_poll_seconds.max(1)) {
+                self.take_bounces().await;
+            }
             let purge_sessions = ticks.is_multiple_of(60);
             let work = self
                 .db
@@ -768,6 +773,49 @@ impl Sender {
                 _ = tokio::time::sleep(StdDuration::from_secs(1)) => {}
                 _ = stop.changed() => {}
             }
+        }
+    }
+
+    /// One poll of the bounce Maildir and IMAP mailbox, when configured.
+    async fn take_bounces(&self) {
+        let maildir = self.settings.bounce_maildir.clone();
+        let mailbox = match self
+            .settings
+            .bounce_imap_url
+            .as_deref()
+            .map(imap::Mailbox::parse)
+        {
+            Some(Ok(mailbox)) => Some(mailbox),
+            Some(Err(e)) => {
+                log::error!("bounce_imap_url: {e}");
+                None
+            }
+            None => None,
+        };
+        if maildir.is_none() && mailbox.is_none() {
+            return;
+        }
+        let signer = self.signer.clone();
+        let polled = self
+            .db
+            .run(move |conn| {
+                if let Some(dir) = maildir {
+                    let pass = maildir::process(conn, &signer, &dir)?;
+                    if pass != maildir::Pass::default() {
+                        log::info!("bounce Maildir: {pass:?}");
+                    }
+                }
+                if let Some(mailbox) = mailbox {
+                    let poll = imap::poll(conn, &signer, &mailbox)?;
+                    if poll != imap::Poll::default() {
+                        log::info!("bounce mailbox: {poll:?}");
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = polled {
+            log::error!("bounce intake failed: {e}");
         }
     }
 
