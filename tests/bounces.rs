@@ -12,44 +12,15 @@ use espbridge::db::DbConnection;
 use espbridge::db::schema::{deliveries, delivery_events};
 use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::bounces;
+use espbridge::domain::history;
 use espbridge::domain::links::LinkSigner;
 use espbridge::domain::messages::{self, NewMessage};
-use espbridge::domain::recipients::{self, Contact, RecipientKey};
+use espbridge::domain::recipients::{self, RecipientKey};
 use espbridge::domain::sends::{self, Enqueued, NewSingle, SendKind, To};
-use espbridge::domain::subscriptions::{self, Status, Subscribe, UnsubscribeReason};
-use espbridge::domain::{Channel, Origin, history};
+use espbridge::domain::subscriptions::{self, Status, UnsubscribeReason};
 use espbridge::intake::{self, Taken, maildir};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/bounces");
-
-fn send_to(conn: &mut DbConnection, account: i64, message_id: i64, email: &str) -> Enqueued {
-    subscriptions::subscribe(
-        conn,
-        account,
-        &Subscribe {
-            list: 1,
-            contact: Contact::email(email),
-            fields: vec![],
-            groups: vec![],
-            double_opt_in: Some(false),
-            source: "test".into(),
-            origin: Origin::new(Channel::Cli, "test"),
-        },
-    )
-    .unwrap();
-    sends::enqueue_single(
-        conn,
-        account,
-        &NewSingle {
-            kind: SendKind::Single,
-            message_id,
-            to: To::Recipient(RecipientKey::Email(email.into())),
-            params: serde_json::Map::new(),
-            idempotency_key: None,
-        },
-    )
-    .unwrap()
-}
 
 fn sample(name: &str, verp: &str, recipient: &str, message_id: &str) -> String {
     std::fs::read_to_string(format!("{FIXTURES}/{name}"))
@@ -78,9 +49,9 @@ backend_tests! {
         message.list = Some(1);
         let message = messages::create(&mut conn, account, &message).unwrap();
         let signer = LinkSigner::load(&mut conn).unwrap();
-        let hard = send_to(&mut conn, account, message.id, "gone@example.org");
-        let soft = send_to(&mut conn, account, message.id, "full@example.org");
-        let spam = send_to(&mut conn, account, message.id, "angry@example.org");
+        let hard = common::subscribe_and_send(&mut conn, account, message.id, "gone@example.org");
+        let soft = common::subscribe_and_send(&mut conn, account, message.id, "full@example.org");
+        let spam = common::subscribe_and_send(&mut conn, account, message.id, "angry@example.org");
         let message_id_of = |conn: &mut DbConnection, d: &Enqueued| -> String {
             deliveries::table.find(d.delivery_id).select(deliveries::message_id).first(conn).unwrap()
         };
@@ -166,7 +137,7 @@ backend_tests! {
             let mut message = NewMessage::email("News", "<p>news</p>");
             message.list = Some(1);
             let message = messages::create(&mut conn, account, &message).unwrap();
-            ids.push(send_to(&mut conn, account, message.id, "same@example.org"));
+            ids.push(common::subscribe_and_send(&mut conn, account, message.id, "same@example.org"));
         }
         let signer = LinkSigner::load(&mut conn).unwrap();
         let shop_verp = bounces::return_path(&signer, ids[0].delivery_id, "b.example");
@@ -212,8 +183,8 @@ backend_tests! {
         message.list = Some(1);
         let message = messages::create(&mut conn, account, &message).unwrap();
         let signer = LinkSigner::load(&mut conn).unwrap();
-        let hard = send_to(&mut conn, account, message.id, "gone@example.org");
-        let spam = send_to(&mut conn, account, message.id, "angry@example.org");
+        let hard = common::subscribe_and_send(&mut conn, account, message.id, "gone@example.org");
+        let spam = common::subscribe_and_send(&mut conn, account, message.id, "angry@example.org");
         let spam_id: String = deliveries::table.find(spam.delivery_id).select(deliveries::message_id).first(&mut conn).unwrap();
         let verp = bounces::return_path(&signer, hard.delivery_id, "bounces.shop.example");
         imap.deliver("1.hard", &sample("hard-5.1.1.eml", &verp, "gone@example.org", ""));
@@ -241,7 +212,7 @@ backend_tests! {
         message.list = Some(1);
         let message = messages::create(&mut conn, account, &message).unwrap();
         let signer = LinkSigner::load(&mut conn).unwrap();
-        let hard = send_to(&mut conn, account, message.id, "gone@example.org");
+        let hard = common::subscribe_and_send(&mut conn, account, message.id, "gone@example.org");
         let dir = tempfile::tempdir().unwrap();
         let maildir = dir.path().join("Maildir");
         std::fs::create_dir_all(maildir.join("new")).unwrap();

@@ -11,30 +11,13 @@ use diesel::prelude::*;
 use espbridge::config::Settings;
 use espbridge::db::schema::delivery_events;
 use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::history;
 use espbridge::domain::links::{LinkSigner, Purpose};
 use espbridge::domain::messages::{self, NewMessage};
-use espbridge::domain::recipients::{self, Contact, RecipientKey};
+use espbridge::domain::recipients::{self, RecipientKey};
 use espbridge::domain::sends::{self, NewSingle, SendKind, To};
-use espbridge::domain::subscriptions::{self, Status, Subscribe, UnsubscribeReason};
-use espbridge::domain::{Channel, Origin, history};
+use espbridge::domain::subscriptions::{self, Status, UnsubscribeReason};
 use espbridge::server::{AppState, configure};
-
-fn subscribe(conn: &mut espbridge::db::DbConnection, account: i64, email: &str) {
-    subscriptions::subscribe(
-        conn,
-        account,
-        &Subscribe {
-            list: 1,
-            contact: Contact::email(email),
-            fields: vec![],
-            groups: vec![],
-            double_opt_in: Some(false),
-            source: "test".into(),
-            origin: Origin::new(Channel::Cli, "test"),
-        },
-    )
-    .unwrap();
-}
 
 /// A single message to `email` (for list 1 when `for_list`), and the token
 /// its List-Unsubscribe header carries.
@@ -77,7 +60,7 @@ backend_tests! {
         let mut conn = t.db.conn().unwrap();
         let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
         for email in ["ada@example.com", "bob@example.com", "cy@example.com"] {
-            subscribe(&mut conn, account, email);
+            common::subscribe(&mut conn, account, email);
         }
         let ada = delivery_token(&mut conn, account, "ada@example.com", true);
         let bob = delivery_token(&mut conn, account, "bob@example.com", true);

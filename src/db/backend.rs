@@ -154,84 +154,57 @@ pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Trac
     Ok(found)
 }
 
-/// Sets `first_opened_at` where it is not set yet; returns the deliveries for which
-/// this was the first open.
+/// Sets a delivery timestamp column where it is not set yet and returns the
+/// deliveries for which this was the first time.
+macro_rules! mark_first {
+    ($conn:expr, $column:expr, $ids:expr, $at:expr) => {{
+        let mut first = Vec::new();
+        match $conn {
+            DbConnection::Postgresql(c) => {
+                for chunk in $ids.chunks(500) {
+                    let marked: Vec<i64> = diesel::update(
+                        deliveries::table
+                            .filter(deliveries::id.eq_any(chunk))
+                            .filter($column.is_null()),
+                    )
+                    .set($column.eq($at))
+                    .returning(deliveries::id)
+                    .get_results(c)?;
+                    first.extend(marked);
+                }
+            }
+            DbConnection::Sqlite(c) => {
+                for id in $ids {
+                    let marked =
+                        diesel::update(deliveries::table.find(id).filter($column.is_null()))
+                            .set($column.eq($at))
+                            .execute(c)?;
+                    if marked == 1 {
+                        first.push(*id);
+                    }
+                }
+            }
+        }
+        Ok(first)
+    }};
+}
+
+/// The deliveries among `ids` opened for the first time now.
 pub fn mark_first_opened(
     conn: &mut DbConnection,
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
-    let mut first = Vec::new();
-    match conn {
-        DbConnection::Postgresql(c) => {
-            for chunk in ids.chunks(500) {
-                let marked: Vec<i64> = diesel::update(
-                    deliveries::table
-                        .filter(deliveries::id.eq_any(chunk))
-                        .filter(deliveries::first_opened_at.is_null()),
-                )
-                .set(deliveries::first_opened_at.eq(at))
-                .returning(deliveries::id)
-                .get_results(c)?;
-                first.extend(marked);
-            }
-        }
-        DbConnection::Sqlite(c) => {
-            for id in ids {
-                let marked = diesel::update(
-                    deliveries::table
-                        .find(id)
-                        .filter(deliveries::first_opened_at.is_null()),
-                )
-                .set(deliveries::first_opened_at.eq(at))
-                .execute(c)?;
-                if marked == 1 {
-                    first.push(*id);
-                }
-            }
-        }
-    }
-    Ok(first)
+    mark_first!(conn, deliveries::first_opened_at, ids, at)
 }
 
-/// Sets `first_clicked_at` where it is not set yet; returns the deliveries for which
-/// this was the first click.
+/// The deliveries among `ids` clicked for the first time now.
 pub fn mark_first_clicked(
     conn: &mut DbConnection,
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
-    let mut first = Vec::new();
-    match conn {
-        DbConnection::Postgresql(c) => {
-            for chunk in ids.chunks(500) {
-                let marked: Vec<i64> = diesel::update(
-                    deliveries::table
-                        .filter(deliveries::id.eq_any(chunk))
-                        .filter(deliveries::first_clicked_at.is_null()),
-                )
-                .set(deliveries::first_clicked_at.eq(at))
-                .returning(deliveries::id)
-                .get_results(c)?;
-                first.extend(marked);
-            }
-        }
-        DbConnection::Sqlite(c) => {
-            for id in ids {
-                let marked = diesel::update(
-                    deliveries::table
-                        .find(id)
-                        .filter(deliveries::first_clicked_at.is_null()),
-                )
-                .set(deliveries::first_clicked_at.eq(at))
-                .execute(c)?;
-                if marked == 1 {
-                    first.push(*id);
-                }
-            }
-        }
-    }
-    Ok(first)
+    mark_first!(conn, deliveries::first_clicked_at, ids, at)
 }
 
 diesel::define_sql_function! {

@@ -672,3 +672,48 @@ impl Drop for ImapServer {
         let _ = self.child.wait();
     }
 }
+
+/// Subscribes `email` to list 1 directly (no confirmation).
+pub fn subscribe(conn: &mut espbridge::db::DbConnection, account_id: i64, email: &str) {
+    use espbridge::domain::recipients::Contact;
+    use espbridge::domain::subscriptions::{self, Subscribe};
+    use espbridge::domain::{Channel, Origin};
+    subscriptions::subscribe(
+        conn,
+        account_id,
+        &Subscribe {
+            list: 1,
+            contact: Contact::email(email),
+            fields: vec![],
+            groups: vec![],
+            double_opt_in: Some(false),
+            source: "test".into(),
+            origin: Origin::new(Channel::Cli, "test"),
+        },
+    )
+    .unwrap();
+}
+
+/// Subscribes `email` to list 1 and puts a single message to it in the outbox.
+pub fn subscribe_and_send(
+    conn: &mut espbridge::db::DbConnection,
+    account_id: i64,
+    message_id: i64,
+    email: &str,
+) -> espbridge::domain::sends::Enqueued {
+    use espbridge::domain::recipients::RecipientKey;
+    use espbridge::domain::sends::{self, NewSingle, SendKind, To};
+    subscribe(conn, account_id, email);
+    sends::enqueue_single(
+        conn,
+        account_id,
+        &NewSingle {
+            kind: SendKind::Single,
+            message_id,
+            to: To::Recipient(RecipientKey::Email(email.into())),
+            params: serde_json::Map::new(),
+            idempotency_key: None,
+        },
+    )
+    .unwrap()
+}
