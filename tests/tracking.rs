@@ -103,6 +103,19 @@ backend_tests! {
         assert_eq!(summary, vec![("opened", false), ("opened", false), ("clicked", false), ("clicked", false), ("clicked", true), ("clicked", true), ("opened", true)]);
         assert!(events.iter().all(|e| e.2.as_deref() == Some("198.51.100.4")));
         assert_eq!(events[2].3.as_deref(), Some("https://shop.example/offer?a=1&b=2"));
+
+        // The store answers by kind, send, recipient and time, per account.
+        use espbridge::domain::events::{self, Filter};
+        let clicks = Filter { kinds: vec!["clicked".into()], send_id: Some(ann.send_id), ..Filter::default() };
+        let found = events::list(&mut conn, account, &clicks, 0, 100).unwrap();
+        assert_eq!(found.iter().map(|e| e.machine).collect::<Vec<_>>(), vec![false, true]);
+        let of_ann = Filter { recipient_id: Some(recipient_of(ann.delivery_id)), kinds: vec!["opened".into(), "clicked".into()], ..Filter::default() };
+        assert_eq!(events::list(&mut conn, account, &of_ann, 0, 100).unwrap().len(), 5);
+        let page = events::list(&mut conn, account, &of_ann, 0, 2).unwrap();
+        assert_eq!(events::list(&mut conn, account, &of_ann, page[1].id, 100).unwrap().len(), 3);
+        let later = Filter { from: Some(espbridge::domain::now() + chrono::Duration::hours(1)), ..Filter::default() };
+        assert!(events::list(&mut conn, account, &later, 0, 100).unwrap().is_empty());
+        assert!(events::list(&mut conn, account + 1, &Filter::default(), 0, 100).unwrap().is_empty());
     }
 }
 

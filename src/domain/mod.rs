@@ -7,6 +7,7 @@ pub mod bounces;
 pub mod callers;
 pub mod confirmations;
 pub mod credentials;
+pub mod events;
 pub mod fields;
 pub mod groups;
 pub mod history;
