@@ -40,6 +40,10 @@ pub enum Command {
     Worker,
     /// Apply pending database migrations and exit.
     Migrate,
+    /// Replace the key that signs links (unsubscribe, tracking, confirmation,
+    /// VERP). Links signed with the old key keep working until the next
+    /// rotation; restart servers and workers to sign with the new one.
+    RotateLinkKey,
     /// Manage accounts (tenants).
     Account {
         #[command(subcommand)]
@@ -105,6 +109,14 @@ fn execute(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Migrate => {
             println!("database {} is up to date", db.backend().name());
+            Ok(())
+        }
+        Command::RotateLinkKey => {
+            crate::domain::links::LinkSigner::rotate(&mut *db.conn()?)?;
+            println!(
+                "link key rotated; links signed before keep working until the next rotation. \
+                 Restart servers and workers to sign with the new key."
+            );
             Ok(())
         }
         Command::Account {

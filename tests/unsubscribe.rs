@@ -121,3 +121,27 @@ backend_tests! {
         assert_eq!(recorded, vec!["2", "32", "32"]);
     }
 }
+
+backend_tests! {
+    fn links_survive_one_key_rotation(t) {
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        common::subscribe(&mut conn, account, "kim@example.com");
+        let before = delivery_token(&mut conn, account, "kim@example.com", true);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_espbridge"))
+            .env("ESPBRIDGE_DATABASE_URL", &t.url)
+            .env("ESPBRIDGE_DATA_DIR", tempfile::tempdir().unwrap().path())
+            .arg("rotate-link-key")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let rotated = LinkSigner::load(&mut conn).unwrap();
+        let payload = rotated.verify(Purpose::Unsubscribe, &before).expect("a link of the previous key still works");
+        assert_ne!(rotated.sign(Purpose::Unsubscribe, &payload), before, "new links are signed with the new key");
+        LinkSigner::rotate(&mut conn).unwrap();
+        let twice = LinkSigner::load(&mut conn).unwrap();
+        assert!(twice.verify(Purpose::Unsubscribe, &before).is_err(), "two rotations retire a key");
+        let fresh = twice.sign(Purpose::Unsubscribe, "7");
+        assert_eq!(twice.verify(Purpose::Unsubscribe, &fresh).unwrap(), "7");
+    }
+}

@@ -14,6 +14,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::{Error, Result};
 
 const KEY_NAME: &str = "link_signing_key";
+const PREVIOUS_KEY_NAME: &str = "link_signing_key_previous";
 /// 64 bits: enough that guessing a tag for someone else's delivery is hopeless.
 const SHORT_TAG_BYTES: usize = 8;
 
@@ -43,6 +44,9 @@ impl Purpose {
 #[derive(Clone)]
 pub struct LinkSigner {
     key: Vec<u8>,
+    /// The key before the last rotation: links in messages already sent keep
+    /// working until the next rotation.
+    previous: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for LinkSigner {
@@ -74,10 +78,42 @@ impl LinkSigner {
                     key
                 }
             };
+            let previous: Option<String> = server_secrets::table
+                .find(PREVIOUS_KEY_NAME)
+                .select(server_secrets::value)
+                .first(conn)
+                .optional()?;
             Ok(LinkSigner {
                 key: key.into_bytes(),
+                previous: previous.map(String::into_bytes),
             })
         })
+    }
+
+    /// Replaces the installation's key with a new one; the old one stays
+    /// valid for verifying (only) until the next rotation. Processes that are
+    /// running keep the keys they loaded until they restart.
+    pub fn rotate(conn: &mut DbConnection) -> Result<()> {
+        write_transaction(conn, |conn| {
+            let current = LinkSigner::load(conn)?;
+            diesel::delete(server_secrets::table.find(PREVIOUS_KEY_NAME)).execute(conn)?;
+            diesel::insert_into(server_secrets::table)
+                .values((
+                    server_secrets::name.eq(PREVIOUS_KEY_NAME),
+                    server_secrets::value.eq(String::from_utf8_lossy(&current.key).into_owned()),
+                    server_secrets::created_at.eq(now()),
+                ))
+                .execute(conn)?;
+            diesel::update(server_secrets::table.find(KEY_NAME))
+                .set(server_secrets::value.eq(secrets::random_token(64)))
+                .execute(conn)?;
+            Ok(())
+        })
+    }
+
+    /// The current key first, then the previous one.
+    fn keys(&self) -> impl Iterator<Item = &[u8]> {
+        std::iter::once(self.key.as_slice()).chain(self.previous.as_deref())
     }
 
     /// A short lower-case tag for places that are neither long nor
@@ -92,18 +128,15 @@ impl LinkSigner {
             return false;
         };
         given.len() == SHORT_TAG_BYTES
-            && self
-                .mac(purpose, payload)
-                .verify_truncated_left(&given)
-                .is_ok()
+            && self.keys().any(|key| {
+                mac(key, purpose, payload)
+                    .verify_truncated_left(&given)
+                    .is_ok()
+            })
     }
 
     fn mac(&self, purpose: Purpose, payload: &str) -> Hmac<Sha256> {
-        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(purpose.tag());
-        mac.update(b"\0");
-        mac.update(payload.as_bytes());
-        mac
+        mac(&self.key, purpose, payload)
     }
 
     /// `base64url(payload).base64url(mac)`, safe in a URL path.
@@ -123,11 +156,22 @@ impl LinkSigner {
         let payload = String::from_utf8(URL_SAFE_NO_PAD.decode(payload).map_err(|_| forged())?)
             .map_err(|_| forged())?;
         let tag = URL_SAFE_NO_PAD.decode(tag).map_err(|_| forged())?;
-        self.mac(purpose, &payload)
-            .verify_slice(&tag)
-            .map_err(|_| forged())?;
+        let genuine = self
+            .keys()
+            .any(|key| mac(key, purpose, &payload).verify_slice(&tag).is_ok());
+        if !genuine {
+            return Err(forged());
+        }
         Ok(payload)
     }
+}
+
+fn mac(key: &[u8], purpose: Purpose, payload: &str) -> Hmac<Sha256> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(purpose.tag());
+    mac.update(b"\0");
+    mac.update(payload.as_bytes());
+    mac
 }
 
 #[cfg(test)]
@@ -136,7 +180,10 @@ mod tests {
 
     #[test]
     fn tokens_verify_only_unchanged_and_for_their_purpose() {
-        let signer = LinkSigner { key: b"k".to_vec() };
+        let signer = LinkSigner {
+            key: b"k".to_vec(),
+            previous: None,
+        };
         let token = signer.sign(Purpose::Unsubscribe, "42");
         assert_eq!(signer.verify(Purpose::Unsubscribe, &token).unwrap(), "42");
         assert!(signer.verify(Purpose::Click, &token).is_err());
@@ -146,6 +193,7 @@ mod tests {
         assert!(signer.verify(Purpose::Unsubscribe, "garbage").is_err());
         let other = LinkSigner {
             key: b"other".to_vec(),
+            previous: None,
         };
         assert!(other.verify(Purpose::Unsubscribe, &token).is_err());
         let tag = signer.short_tag(Purpose::Bounce, "42");
@@ -153,5 +201,13 @@ mod tests {
         assert!(signer.verify_short_tag(Purpose::Bounce, "42", &tag.to_uppercase()));
         assert!(!signer.verify_short_tag(Purpose::Bounce, "43", &tag));
         assert!(!signer.verify_short_tag(Purpose::Open, "42", &tag));
+        // After a rotation the previous key still verifies, and signs nothing.
+        let rotated = LinkSigner {
+            key: b"new".to_vec(),
+            previous: Some(b"k".to_vec()),
+        };
+        assert_eq!(rotated.verify(Purpose::Unsubscribe, &token).unwrap(), "42");
+        assert!(rotated.verify_short_tag(Purpose::Bounce, "42", &tag));
+        assert_ne!(rotated.sign(Purpose::Unsubscribe, "42"), token);
     }
 }
