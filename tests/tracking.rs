@@ -252,3 +252,51 @@ backend_tests! {
         );
     }
 }
+
+backend_tests! {
+    fn tracking_can_be_switched_off_per_list_and_per_send(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        common::seed_subscribers(&t.db, account, 1, 0, 2, "example.com");
+        let html = "<p><a href=\"https://shop.example/x\">x</a></p>";
+        let mut message = NewMessage::email("News", html);
+        message.list = Some(1);
+        let message = messages::create(&mut conn, account, &message).unwrap();
+        // The list says no: its campaign goes out untracked.
+        espbridge::domain::lists::set_tracking(&mut conn, account, 1, false).unwrap();
+        common::start_list_campaign(&t.db, account, message.id);
+        // A single message sent for no list, its send switched off before it starts.
+        let plain = messages::create(&mut conn, account, &NewMessage::email("Receipt", html)).unwrap();
+        let single = sends::enqueue_single(&mut conn, account, &NewSingle {
+            kind: SendKind::Single, message_id: plain.id, to: To::Address("buyer@example.com".into()),
+            params: serde_json::Map::new(), idempotency_key: None,
+        }).unwrap();
+        assert!(matches!(sends::set_tracking(&mut conn, account, single.send_id, false), Err(espbridge::Error::Conflict(_))), "a started send keeps its setting");
+        let draft = sends::create_campaign(&mut conn, account, &sends::NewCampaign {
+            message_id: message.id,
+            audience: sends::Audience::List { list: 1, groups: vec![], filter: vec![] },
+            params: serde_json::Map::new(), scheduled_at: None, idempotency_key: None,
+        }).unwrap();
+        assert!(draft.tracking);
+        assert!(!sends::set_tracking(&mut conn, account, draft.id, false).unwrap().tracking);
+        let smtp_url = smtp.url();
+        let _server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str())]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while smtp.count() < 3 {
+            assert!(std::time::Instant::now() < deadline, "not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        for mail in smtp.received() {
+            let body = mail_parser::MessageParser::default().parse(mail.data.as_bytes()).unwrap().body_html(0).unwrap().into_owned();
+            let tracked = body.contains("/t/o/");
+            if mail.rcpt_tos == ["buyer@example.com"] {
+                assert!(tracked && body.contains("/t/c/"), "single sends are tracked by default: {body}");
+            } else {
+                assert!(!tracked && body.contains("href=\"https://shop.example/x\""), "list tracking is off: {body}");
+            }
+        }
+    }
+}

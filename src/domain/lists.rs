@@ -138,6 +138,21 @@ pub fn all(conn: &mut DbConnection, account_id: i64) -> Result<Vec<List>> {
 }
 
 /// Internal row id → list, within the account.
+/// Turns open and click tracking of the list's messages on or off (for
+/// messages sent from now on).
+pub fn set_tracking(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i64,
+    on: bool,
+) -> Result<List> {
+    let list = get(conn, account_id, number)?;
+    diesel::update(lists::table.find(list.id))
+        .set((lists::tracking.eq(on), lists::updated_at.eq(now())))
+        .execute(conn)?;
+    by_id(conn, account_id, list.id)
+}
+
 pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
     lists::table
         .filter(lists::account_id.eq(account_id))

@@ -287,6 +287,26 @@ pub fn create_campaign(
     })
 }
 
+/// Turns open and click tracking of a send on or off. Only before it starts:
+/// a campaign's messages are all tracked alike.
+pub fn set_tracking(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    on: bool,
+) -> Result<Send> {
+    let send = get(conn, account_id, send_id)?;
+    if send.status()? != SendStatus::Draft {
+        return Err(Error::Conflict(
+            "tracking can only change before a send starts".into(),
+        ));
+    }
+    diesel::update(sends::table.find(send_id))
+        .set(sends::tracking.eq(on))
+        .execute(conn)?;
+    get(conn, account_id, send_id)
+}
+
 /// Starts a draft: scheduled if its time is in the future, sending otherwise.
 pub fn start(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
     write_transaction(conn, |conn| {
