@@ -13,15 +13,16 @@ use super::schema::{
     recipient_field_values, recipients, subscriptions,
 };
 use crate::Result;
+use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
 use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
-use crate::domain::tracking::{ActivityIncrement, NewTrackingEvent};
+use crate::domain::tracking::ActivityIncrement;
 
 /// A delivery as tracking needs it: id, account, send, recipient, sent at.
 pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
-use crate::sender::queue::{Claimed, NewDeliveryEvent};
+use crate::sender::queue::Claimed;
 
 /// Runs the same diesel expression on whichever concrete connection `conn` holds,
 /// so backend-only DSL (ON CONFLICT, FOR UPDATE) type-checks per backend.
@@ -92,13 +93,13 @@ pub fn insert_caller_ip_if_absent(
     Ok(inserted == 1)
 }
 
-// Tracking batches. On PostgreSQL every statement is a round trip, so a batch
+// Batches of rows. On PostgreSQL every statement is a round trip, so a batch
 // goes in few statements of many rows. On SQLite a statement of a new shape
 // (a different number of rows or ids) must be parsed and planned again, which
 // costs far more than running a cached one-row statement per item in process.
 
-/// Stores tracking events.
-pub fn insert_tracking_events(conn: &mut DbConnection, rows: &[NewTrackingEvent]) -> Result<()> {
+/// Stores delivery events.
+pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]) -> Result<()> {
     match conn {
         DbConnection::Postgresql(c) => {
             for chunk in rows.chunks(500) {
@@ -283,15 +284,6 @@ pub fn insert_deliveries(conn: &mut DbConnection, rows: &[NewDelivery]) -> Resul
     // Chunks stay under SQLite's limit of bound parameters per statement.
     for chunk in rows.chunks(1000) {
         on_backend!(conn, |c| diesel::insert_into(deliveries::table)
-            .values(chunk)
-            .execute(c))?;
-    }
-    Ok(())
-}
-
-pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]) -> Result<()> {
-    for chunk in rows.chunks(1000) {
-        on_backend!(conn, |c| diesel::insert_into(delivery_events::table)
             .values(chunk)
             .execute(c))?;
     }

@@ -17,6 +17,7 @@ use chrono::Duration;
 use diesel::prelude::*;
 use mail_parser::{MessageParser, MimeHeaders};
 
+use super::events::{self, NewDeliveryEvent};
 use super::links::{LinkSigner, Purpose};
 use super::subscriptions::{self, UnsubscribeReason};
 use super::{Channel, Origin, now, recipients};
@@ -276,19 +277,21 @@ pub fn apply(conn: &mut DbConnection, account: Option<i64>, finding: &Finding) -
         return Ok(Applied::Unmatched);
     }
     let at = now();
-    diesel::insert_into(delivery_events::table)
-        .values((
-            delivery_events::account_id.eq(account_id),
-            delivery_events::send_id.eq(send_id),
-            delivery_events::delivery_id.eq(delivery_id),
-            delivery_events::recipient_id.eq(recipient_id),
-            delivery_events::kind.eq(finding.kind.event()),
-            delivery_events::detail.eq(format!("{} {}", finding.status, finding.diagnostic)
+    events::record(
+        conn,
+        &[NewDeliveryEvent {
+            account_id,
+            send_id,
+            delivery_id,
+            recipient_id,
+            kind: finding.kind.event(),
+            detail: format!("{} {}", finding.status, finding.diagnostic)
                 .trim()
-                .to_string()),
-            delivery_events::created_at.eq(at),
-        ))
-        .execute(conn)?;
+                .to_string(),
+            created_at: at,
+            ..NewDeliveryEvent::default()
+        }],
+    )?;
     if finding.kind != Kind::Complaint {
         diesel::update(sends::table.find(send_id))
             .set(sends::bounced.eq(sends::bounced + 1))

@@ -1,6 +1,6 @@
-//! Reading the event store: one account's delivery events by time, send,
-//! recipient and kind, a page at a time. Reports that need counts read the
-//! aggregates instead (see `tracking` and `sends`).
+//! The event store: every delivery event is written through `record` and read
+//! back by time, send, recipient and kind, a page at a time. Reports that need
+//! counts read the aggregates instead (see `tracking` and `sends`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -8,6 +8,29 @@ use diesel::prelude::*;
 use crate::Result;
 use crate::db::DbConnection;
 use crate::db::schema::delivery_events;
+
+/// One event to store. The sender's outcomes leave the tracking fields
+/// empty. None is NULL, not DEFAULT, so PostgreSQL takes many rows per INSERT.
+#[derive(Debug, Clone, Default, Insertable)]
+#[diesel(table_name = delivery_events, treat_none_as_null = true)]
+pub struct NewDeliveryEvent {
+    pub account_id: i64,
+    pub send_id: i64,
+    pub delivery_id: i64,
+    pub recipient_id: Option<i64>,
+    pub kind: &'static str,
+    pub detail: String,
+    pub created_at: NaiveDateTime,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+    pub url: Option<String>,
+    pub machine: bool,
+}
+
+/// Stores events (in the caller's transaction).
+pub fn record(conn: &mut DbConnection, events: &[NewDeliveryEvent]) -> Result<()> {
+    crate::db::backend::insert_delivery_events(conn, events)
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
 #[diesel(table_name = delivery_events)]

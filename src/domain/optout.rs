@@ -5,14 +5,14 @@
 
 use diesel::prelude::*;
 
+use super::events::{self, NewDeliveryEvent};
 use super::links::{LinkSigner, Purpose};
 use super::recipients::RecipientKey;
 use super::subscriptions::{self, UnsubscribeReason, Unsubscribed};
 use super::{Origin, lists, messages, now, sends};
 use crate::Result;
+use crate::db::DbConnection;
 use crate::db::schema::deliveries;
-use crate::db::{DbConnection, backend};
-use crate::sender::queue::NewDeliveryEvent;
 
 /// How the recipient asked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -112,7 +112,7 @@ pub fn apply(
         Outcome::Unsubscribed { .. } | Outcome::OptedOutEverywhere { lists: 1.. }
     );
     if changed {
-        backend::insert_delivery_events(
+        events::record(
             conn,
             &[NewDeliveryEvent {
                 account_id: target.account_id,
@@ -122,6 +122,7 @@ pub fn apply(
                 kind: "unsubscribed",
                 detail: via.reason().code().to_string(),
                 created_at: now(),
+                ..NewDeliveryEvent::default()
             }],
         )?;
     }

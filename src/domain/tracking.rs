@@ -8,10 +8,11 @@
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
+use super::events::{self, NewDeliveryEvent};
 use super::links::{LinkSigner, Purpose};
 use super::now;
 use crate::Result;
-use crate::db::schema::{delivery_events, recipient_activity, sends};
+use crate::db::schema::{recipient_activity, sends};
 use crate::db::{DbConnection, backend};
 
 /// A human opening a message does not do so within this time of its delivery;
@@ -113,24 +114,6 @@ pub struct PendingHit {
     pub at: NaiveDateTime,
 }
 
-/// An event row of the store.
-// None is NULL (not DEFAULT), which lets SQLite take many rows per INSERT.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = delivery_events, treat_none_as_null = true)]
-pub struct NewTrackingEvent {
-    pub account_id: i64,
-    pub send_id: i64,
-    pub delivery_id: i64,
-    pub recipient_id: Option<i64>,
-    pub kind: &'static str,
-    pub detail: String,
-    pub created_at: NaiveDateTime,
-    pub ip: Option<String>,
-    pub user_agent: Option<String>,
-    pub url: Option<String>,
-    pub machine: bool,
-}
-
 /// Increments of one recipient's activity row.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = recipient_activity, treat_none_as_null = true)]
@@ -184,7 +167,7 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
             continue;
         };
         let machine = is_machine(pending.activity, &pending.hit, sent_at, pending.at);
-        events.push(NewTrackingEvent {
+        events.push(NewDeliveryEvent {
             account_id,
             send_id,
             delivery_id,
@@ -239,7 +222,7 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
             }
         }
     }
-    backend::insert_tracking_events(conn, &events)?;
+    events::record(conn, &events)?;
     let at = hits.iter().map(|h| h.at).max().unwrap_or_else(now);
     // "First" is decided by the conditional UPDATE itself, so hits taken in by
     // two processes at once cannot both count as the first.

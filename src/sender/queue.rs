@@ -19,9 +19,10 @@ use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 
 use crate::Result;
-use crate::db::schema::{deliveries, delivery_events, sends};
+use crate::db::schema::{deliveries, sends};
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::domain::bounces;
+use crate::domain::events::{self, NewDeliveryEvent};
 use crate::domain::now;
 use crate::domain::sends::{Lane, complete_if_done};
 
@@ -49,19 +50,6 @@ pub struct Claimed {
     pub attempts: i32,
     #[diesel(sql_type = Text)]
     pub previous_state: String,
-}
-
-/// One line of a delivery's event log.
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = delivery_events)]
-pub struct NewDeliveryEvent {
-    pub account_id: i64,
-    pub send_id: i64,
-    pub delivery_id: i64,
-    pub recipient_id: Option<i64>,
-    pub kind: &'static str,
-    pub detail: String,
-    pub created_at: NaiveDateTime,
 }
 
 /// What became of one attempt.
@@ -255,9 +243,10 @@ pub fn finish(
                 kind: event,
                 detail: truncate(detail),
                 created_at: stamp,
+                ..NewDeliveryEvent::default()
             });
         }
-        backend::insert_delivery_events(conn, &events)?;
+        events::record(conn, &events)?;
         let send_ids: Vec<i64> = deltas.keys().copied().collect();
         for (send_id, d) in deltas {
             diesel::update(sends::table.find(send_id))
