@@ -337,6 +337,15 @@ pub fn console_hosts(conn: &mut DbConnection, account_id: i64) -> Result<Vec<Str
 }
 
 /// The account of a single-account install: `Some` only when exactly one exists.
+/// The account a request for `host` is for: the one with that console host
+/// name, or, on an installation with a single account, that account.
+pub fn for_host(conn: &mut DbConnection, host: &str) -> Result<Option<Account>> {
+    match find_by_host(conn, host)? {
+        Some(account) => Ok(Some(account)),
+        None => only_account(conn),
+    }
+}
+
 pub fn only_account(conn: &mut DbConnection) -> Result<Option<Account>> {
     let mut two: Vec<Account> = accounts::table
         .order(accounts::id)

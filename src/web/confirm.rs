@@ -6,7 +6,7 @@ use serde::Deserialize;
 use crate::domain::confirmations::{self, CONFIRM_PATH, Refused};
 use crate::domain::{Channel, Origin};
 use crate::server::AppState;
-use crate::web::{client_ip, page};
+use crate::web::{client_ip, page, try_again};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route(CONFIRM_PATH, web::get().to(confirm));
@@ -25,7 +25,7 @@ async fn confirm(
 ) -> HttpResponse {
     let signer = match state.link_signer().await {
         Ok(signer) => signer,
-        Err(e) => return unavailable(&e),
+        Err(e) => return try_again("confirmation page", &e),
     };
     let ip = client_ip(&req, &state.settings)
         .map(|ip| ip.to_string())
@@ -67,15 +67,6 @@ async fn confirm(
             "Nothing to confirm",
             "There is no subscription waiting for this link any more.",
         ),
-        Err(e) => unavailable(&e),
+        Err(e) => try_again("confirmation page", &e),
     }
-}
-
-fn unavailable(error: &crate::Error) -> HttpResponse {
-    log::error!("confirmation page: {error}");
-    page(
-        actix_web::http::StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again",
-        "We could not handle your confirmation just now. Please try the link again in a few minutes.",
-    )
 }

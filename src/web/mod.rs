@@ -43,20 +43,6 @@ pub fn base_url(req: &HttpRequest, settings: &Settings) -> String {
     }
 }
 
-/// The request's host name without port, lower case (accounts are found by it).
-pub fn host_name(req: &HttpRequest) -> String {
-    let info = req.connection_info();
-    let host = info.host();
-    let without_port = match host.rsplit_once(':') {
-        // An IPv6 literal is bracketed; a colon inside the brackets is not a port.
-        Some((name, port)) if !name.ends_with(':') && port.chars().all(|c| c.is_ascii_digit()) => {
-            name
-        }
-        _ => host,
-    };
-    without_port.to_ascii_lowercase()
-}
-
 /// The request body, read up to `limit` bytes. A larger body is refused as soon
 /// as the limit is passed, without reading (or buffering) the rest, so a
 /// protocol can answer with its own error instead of the server's 413.
@@ -97,4 +83,15 @@ pub fn page_with(status: StatusCode, title: &str, text: &str, extra: &str) -> Ht
 
 pub fn page(status: StatusCode, title: &str, text: &str) -> HttpResponse {
     page_with(status, title, text, "")
+}
+
+/// Our own failure, told to a person following a link: logged (with what
+/// failed), answered with a 503 page that asks them to try again.
+pub fn try_again(what: &str, error: &crate::Error) -> HttpResponse {
+    log::error!("{what}: {error}");
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "Please try again",
+        "We could not handle this just now. Please try the link again in a few minutes.",
+    )
 }

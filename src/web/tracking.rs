@@ -12,7 +12,7 @@ use crate::db::Db;
 use crate::domain::now;
 use crate::domain::tracking::{self, Activity, Hit, PendingHit};
 use crate::server::AppState;
-use crate::web::{client_ip, page};
+use crate::web::{client_ip, page, try_again};
 
 /// Path prefixes of tracked links, for the sender to build them.
 pub const OPEN_PATH: &str = "/t/o/";
@@ -89,7 +89,7 @@ async fn click(
     let hit = hit(&req, &state);
     let signer = match state.link_signer().await {
         Ok(signer) => signer,
-        Err(e) => return unavailable(&e),
+        Err(e) => return try_again("click not recorded", &e),
     };
     let Some((delivery_id, url)) = tracking::click_target(&signer, &token) else {
         return page(
@@ -181,13 +181,4 @@ fn write_batch(db: &Db, hits: &[PendingHit]) -> bool {
         }
     }
     false
-}
-
-fn unavailable(error: &crate::Error) -> HttpResponse {
-    log::error!("click not recorded: {error}");
-    page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again",
-        "We could not follow this link just now. Please try again in a minute.",
-    )
 }

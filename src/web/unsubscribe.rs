@@ -12,7 +12,7 @@ use crate::domain::optout::{self, Outcome, Via};
 use crate::domain::{Channel, Origin};
 use crate::protocols::form::Form;
 use crate::server::AppState;
-use crate::web::{client_ip, page, page_with};
+use crate::web::{client_ip, page, page_with, try_again};
 use crate::xml::writer::escape;
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -23,7 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 async fn ask(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
     let signer = match state.link_signer().await {
         Ok(signer) => signer,
-        Err(e) => return unavailable(&e),
+        Err(e) => return try_again("unsubscribe page", &e),
     };
     let token = token.into_inner();
     let lookup = {
@@ -47,7 +47,7 @@ async fn ask(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespon
             page_with(StatusCode::OK, "Unsubscribe", &what, &form)
         }
         Ok(None) => invalid(),
-        Err(e) => unavailable(&e),
+        Err(e) => try_again("unsubscribe page", &e),
     }
 }
 
@@ -59,7 +59,7 @@ async fn unsubscribe(
 ) -> HttpResponse {
     let signer = match state.link_signer().await {
         Ok(signer) => signer,
-        Err(e) => return unavailable(&e),
+        Err(e) => return try_again("unsubscribe page", &e),
     };
     let form = Form::parse("", &body, "");
     let via = if form.get("List-Unsubscribe") == Some("One-Click") {
@@ -98,7 +98,7 @@ async fn unsubscribe(
             "Unsubscribed",
             "You will receive no more messages from us.",
         ),
-        (Err(e), _) => unavailable(&e),
+        (Err(e), _) => try_again("unsubscribe page", &e),
     }
 }
 
@@ -107,14 +107,5 @@ fn invalid() -> HttpResponse {
         StatusCode::BAD_REQUEST,
         "Link not valid",
         "This unsubscribe link is not valid. Please use the link from the message itself.",
-    )
-}
-
-fn unavailable(error: &crate::Error) -> HttpResponse {
-    log::error!("unsubscribe page: {error}");
-    page(
-        StatusCode::SERVICE_UNAVAILABLE,
-        "Please try again",
-        "We could not handle your request just now. Please try again in a few minutes.",
     )
 }

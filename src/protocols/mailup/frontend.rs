@@ -20,7 +20,7 @@ use crate::domain::subscriptions::{
 use crate::domain::{Channel, Origin, credentials, groups, lists, users};
 use crate::protocols::form::Form;
 use crate::server::AppState;
-use crate::web::{base_url, client_ip, host_name, read_body};
+use crate::web::{base_url, client_ip, read_body};
 use crate::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
@@ -101,7 +101,7 @@ async fn page(
         .unwrap_or("");
     let call = Call {
         form: Form::parse(req.query_string(), &body, content_type),
-        host: host_name(&req),
+        host: req.connection_info().host().to_string(),
         ip: client_ip(&req, &state.settings),
         base_url: base_url(&req, &state.settings),
     };
@@ -138,12 +138,8 @@ fn bare_code(page: Page, answer: Result<i32>) -> HttpResponse {
 /// The account a call is for (by its Host, or the only account) if the caller
 /// may use the frontend: `Err(code)` otherwise.
 fn account_for(conn: &mut DbConnection, call: &Call) -> Result<std::result::Result<Account, i32>> {
-    let account = match accounts::find_by_host(conn, &call.host)? {
-        Some(account) => account,
-        None => match accounts::only_account(conn)? {
-            Some(account) => account,
-            None => return Ok(Err(code::GENERIC_ERROR)),
-        },
+    let Some(account) = accounts::for_host(conn, &call.host)? else {
+        return Ok(Err(code::GENERIC_ERROR));
     };
     let allowed = match call.ip {
         Some(ip) => callers::is_allowed(conn, &account, Service::FrontEnd, ip)?,
@@ -533,20 +529,16 @@ fn activate(conn: &mut DbConnection, call: &Call, block: &ActivationBlock) -> Re
         return Ok(activation::WS_NOT_ENABLED);
     };
     let nl_url = form.get("nl_url").unwrap_or("");
+    // The host of `http://news.example.com:80/`, `news.example.com` and the like.
     let host = nl_url
         .trim()
         .trim_start_matches("https://")
         .trim_start_matches("http://")
-        .split(['/', ':'])
+        .split('/')
         .next()
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    let account = match accounts::find_by_host(conn, &host)? {
-        Some(account) => account,
-        None => match accounts::only_account(conn)? {
-            Some(account) => account,
-            None => return Ok(activation::ACCOUNT_INVALID),
-        },
+        .unwrap_or("");
+    let Some(account) = accounts::for_host(conn, host)? else {
+        return Ok(activation::ACCOUNT_INVALID);
     };
     let password = form.get("pwd").unwrap_or("");
     let ws_user = credentials::authenticate(
