@@ -70,8 +70,9 @@ fn main() {
         let url = format!("sqlite://{}/big.db", big_dir.path().display());
         let run = campaign_run(&bin, &url, &sink, big, false, big_dir.path());
         println!(
-            "(c) espbridge, SQLite, {big} recipients: {:>9.0} msg/s   peak RSS {:>5.1} MB",
+            "(c) espbridge, SQLite, {big} recipients: {:>9.0} msg/s   worker CPU {:.0} µs/msg   peak RSS {:>5.1} MB",
             run.rate,
+            run.cpu_us_per_message,
             run.peak_rss_kb as f64 / 1024.0
         );
     }
@@ -79,9 +80,10 @@ fn main() {
 
 fn report(backend: &str, reference: f64, run: &Run) {
     println!(
-        "(b) espbridge, {backend:<10}: {:>9.0} msg/s   ratio b/a {:.2}   peak RSS {:>5.1} MB   transactional: queued to sent p50 {:.0} ms, max {:.0} ms ({} samples); enqueue from another process max {:.0} ms",
+        "(b) espbridge, {backend:<10}: {:>9.0} msg/s   ratio b/a {:.2}   worker CPU {:.0} µs/msg   peak RSS {:>5.1} MB   transactional: queued to sent p50 {:.0} ms, max {:.0} ms ({} samples); enqueue from another process max {:.0} ms",
         run.rate,
         run.rate / reference,
+        run.cpu_us_per_message,
         run.peak_rss_kb as f64 / 1024.0,
         run.latency_p50_ms,
         run.latency_max_ms,
@@ -126,6 +128,9 @@ fn fresh_postgres(admin_url: &str, name: &str) -> String {
 
 struct Run {
     rate: f64,
+    /// The worker's user + system time per message: unlike the rate, it does
+    /// not move when other work shares the machine.
+    cpu_us_per_message: f64,
     peak_rss_kb: u64,
     latency_p50_ms: f64,
     latency_max_ms: f64,
@@ -219,11 +224,13 @@ fn campaign_run(
     }
     let elapsed = started.elapsed().as_secs_f64();
     peak_rss_kb = peak_rss_kb.max(peak_rss(worker.id()));
+    let cpu_us_per_message = cpu_seconds(worker.id()) * 1e6 / n as f64;
     let _ = worker.kill();
     let _ = worker.wait();
     latencies.sort_by(f64::total_cmp);
     Run {
         rate: n as f64 / elapsed,
+        cpu_us_per_message,
         peak_rss_kb,
         latency_p50_ms: latencies
             .get(latencies.len() / 2)
@@ -327,6 +334,29 @@ fn status_kb(pid: u32, key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
+}
+
+/// User + system CPU seconds a process has used (`/proc/PID/stat` fields 14
+/// and 15, in clock ticks).
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = [11, 12]
+        .iter()
+        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
+        .sum();
+    let per_second = Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
+        .unwrap_or(100.0);
+    ticks / per_second
 }
 
 fn rss_kb(pid: u32) -> u64 {
