@@ -973,27 +973,32 @@ mod tests {
         );
     }
 
-    #[tokio::test]
-    async fn a_connection_lost_mid_message_leaves_the_outcome_unknown() {
-        // Replies to the message never come: the server closes the connection.
+    /// A server that greets, offers PIPELINING, then answers each of the
+    /// client's writes with the next of `replies`, reads once more if
+    /// `then_read`, and hangs up. Returns its URL.
+    async fn scripted_server(replies: &'static [&'static [u8]], then_read: bool) -> String {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("smtp://127.0.0.1:{}", listener.local_addr().unwrap().port());
         tokio::spawn(async move {
             let (mut socket, _) = listener.accept().await.unwrap();
             socket.write_all(b"220 x\r\n").await.unwrap();
             let mut buffer = vec![0; 4096];
-            let _ = socket.read(&mut buffer).await;
-            socket
-                .write_all(b"250-x\r\n250 PIPELINING\r\n")
-                .await
-                .unwrap();
-            let _ = socket.read(&mut buffer).await;
-            socket
-                .write_all(b"250 ok\r\n250 ok\r\n354 go\r\n")
-                .await
-                .unwrap();
-            let _ = socket.read(&mut buffer).await;
+            let greeting: &[u8] = b"250-x\r\n250 PIPELINING\r\n";
+            for reply in std::iter::once(&greeting).chain(replies) {
+                let _ = socket.read(&mut buffer).await;
+                socket.write_all(reply).await.unwrap();
+            }
+            if then_read {
+                let _ = socket.read(&mut buffer).await;
+            }
         });
+        url
+    }
+
+    #[tokio::test]
+    async fn a_connection_lost_mid_message_leaves_the_outcome_unknown() {
+        // Replies to the message never come: the server closes the connection.
+        let url = scripted_server(&[b"250 ok\r\n250 ok\r\n354 go\r\n"], true).await;
         let outcomes = send_all(&url, &[email("a@example.com", "x")]).await;
         assert!(
             matches!(&outcomes[0], Outcome::Unknown(reason) if reason.contains("closed")),
@@ -1035,23 +1040,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_refusal_before_the_server_hangs_up_is_the_outcome() {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("smtp://127.0.0.1:{}", listener.local_addr().unwrap().port());
-        tokio::spawn(async move {
-            let (mut socket, _) = listener.accept().await.unwrap();
-            socket.write_all(b"220 x\r\n").await.unwrap();
-            let mut buffer = vec![0; 4096];
-            let _ = socket.read(&mut buffer).await;
-            socket
-                .write_all(b"250-x\r\n250 PIPELINING\r\n")
-                .await
-                .unwrap();
-            let _ = socket.read(&mut buffer).await;
-            socket
-                .write_all(b"421 4.3.2 Service shutting down\r\n")
-                .await
-                .unwrap();
-        });
+        let url = scripted_server(&[b"421 4.3.2 Service shutting down\r\n"], false).await;
         let outcomes = send_all(&url, &[email("a@example.com", "x")]).await;
         assert_eq!(
             outcomes,
