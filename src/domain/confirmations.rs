@@ -19,9 +19,6 @@ use crate::{Error, Result};
 /// How long a confirmation link works.
 pub const VALIDITY: Duration = Duration::days(7);
 
-/// Path of the confirmation page, under the server's public URL.
-pub const CONFIRM_PATH: &str = "/confirm";
-
 /// The sender of a confirmation mail when the request names one (MailUp's
 /// `Dynsndmail` / `dynsndname`); otherwise the list's sender is used.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,8 +36,9 @@ pub struct Request<'a> {
     /// The confirmation tokens of every subscription the mail confirms.
     pub tokens: Vec<String>,
     pub sender: Option<SenderOverride>,
-    /// Where the server is reached, e.g. `https://news.example.com`.
-    pub base_url: &'a str,
+    /// The confirmation page the link leads to, e.g.
+    /// `https://news.example.com/confirm`.
+    pub confirm_page: &'a str,
 }
 
 /// Puts the confirmation mail in the outbox (system lane), in the caller's
@@ -53,8 +51,8 @@ pub fn enqueue(
 ) -> Result<Enqueued> {
     let message_id = confirmation_message(conn, account_id, request.list, request.sender.as_ref())?;
     let link = format!(
-        "{}{CONFIRM_PATH}?t={}",
-        request.base_url.trim_end_matches('/'),
+        "{}?t={}",
+        request.confirm_page,
         link_token(signer, &request.tokens, now() + VALIDITY)
     );
     let mut params = serde_json::Map::new();

@@ -687,7 +687,11 @@ impl Sender {
                 let token = self
                     .signer
                     .sign(Purpose::Unsubscribe, &claimed.id.to_string());
-                let url = format!("{}/unsubscribe/{token}", self.public_url);
+                let url = format!(
+                    "{}{}{token}",
+                    self.public_url,
+                    crate::web::unsubscribe::PATH
+                );
                 let return_path = self.settings.bounce_domain.as_deref().map(|domain| {
                     crate::domain::bounces::return_path(&self.signer, claimed.id, domain)
                 });
@@ -725,7 +729,7 @@ impl Sender {
             self.public_url,
             open_token(&self.signer, delivery_id)
         );
-        let own_unsubscribe = format!("{}/unsubscribe/", self.public_url);
+        let own_unsubscribe = format!("{}{}", self.public_url, crate::web::unsubscribe::PATH);
         crate::render::tracking::add_tracking(html, Some(&pixel), |url| {
             (!url.starts_with(&own_unsubscribe)).then(|| {
                 format!(

@@ -3,13 +3,16 @@
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
 
-use crate::domain::confirmations::{self, CONFIRM_PATH, Refused};
+use crate::domain::confirmations::{self, Refused};
 use crate::domain::{Channel, Origin};
 use crate::server::AppState;
 use crate::web::{client_ip, page, try_again};
 
+/// Where confirmation links lead, under the server's public URL.
+pub const PATH: &str = "/confirm";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route(CONFIRM_PATH, web::get().to(confirm));
+    cfg.route(PATH, web::get().to(confirm));
 }
 
 #[derive(Deserialize)]

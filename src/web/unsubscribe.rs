@@ -15,9 +15,14 @@ use crate::server::AppState;
 use crate::web::{client_ip, page, page_with, try_again};
 use crate::xml::writer::escape;
 
+/// Where unsubscribe links lead (followed by the token), under the server's
+/// public URL.
+pub const PATH: &str = "/unsubscribe/";
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/unsubscribe/{token}", web::get().to(ask))
-        .route("/unsubscribe/{token}", web::post().to(unsubscribe));
+    let route = format!("{PATH}{{token}}");
+    cfg.route(&route, web::get().to(ask))
+        .route(&route, web::post().to(unsubscribe));
 }
 
 async fn ask(state: web::Data<AppState>, token: web::Path<String>) -> HttpResponse {
@@ -41,7 +46,7 @@ async fn ask(state: web::Data<AppState>, token: web::Path<String>) -> HttpRespon
                 format!("Do you want to unsubscribe from {list_name}?")
             };
             let form = format!(
-                "<form method=\"post\" action=\"/unsubscribe/{}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\"><button type=\"submit\">Unsubscribe</button></form>",
+                "<form method=\"post\" action=\"{PATH}{}\"><input type=\"hidden\" name=\"confirm\" value=\"yes\"><button type=\"submit\">Unsubscribe</button></form>",
                 escape(&token)
             );
             page_with(StatusCode::OK, "Unsubscribe", &what, &form)

@@ -367,7 +367,7 @@ fn send_confirmations(
                 recipient: recipient.clone(),
                 tokens,
                 sender: sender.clone(),
-                base_url: &call.base_url,
+                confirm_page: &format!("{}{}", call.base_url, crate::web::confirm::PATH),
             },
         )?;
     }
