@@ -17,7 +17,7 @@ use super::recipients::{self, Contact, Mobile};
 use super::subscriptions::{Status, UnsubscribeReason};
 use super::{Origin, accounts, lists, messages, now};
 use crate::db::bulk::{self, Actor, Chunk};
-use crate::db::schema::{import_processes, import_row_fields, import_rows, lists as lists_table};
+use crate::db::schema::{import_processes, lists as lists_table};
 use crate::db::{Db, DbConnection, backend, write_transaction};
 use crate::{Error, Result};
 
@@ -232,10 +232,9 @@ struct NewProcess<'a> {
     created_at: NaiveDateTime,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = import_rows)]
+/// A row as staged for its process.
+#[derive(Debug, Clone)]
 pub struct StagedRow {
-    pub process_id: i64,
     pub row_no: i64,
     pub email: Option<String>,
     pub email_key: Option<String>,
@@ -244,10 +243,9 @@ pub struct StagedRow {
     pub mobile_key: Option<String>,
 }
 
-#[derive(Debug, Clone, Insertable)]
-#[diesel(table_name = import_row_fields)]
+/// A field value as staged for its process.
+#[derive(Debug, Clone)]
 pub struct StagedField {
-    pub process_id: i64,
     pub row_no: i64,
     pub field_number: i32,
     pub value: String,
@@ -412,14 +410,12 @@ fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Res
         let mut values: Vec<(i32, String)> = row.fields.into_iter().collect();
         values.sort_unstable();
         fields.extend(values.into_iter().map(|(field_number, value)| StagedField {
-            process_id,
             row_no,
             field_number,
             value,
         }));
         let contact = row.contact;
         staged.push(StagedRow {
-            process_id,
             row_no,
             email: contact.email,
             email_key: contact.email_key,
@@ -428,8 +424,8 @@ fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Res
             mobile_key: contact.mobile_key,
         });
     }
-    backend::insert_import_rows(conn, &staged)?;
-    backend::insert_import_fields(conn, &fields)
+    backend::insert_import_rows(conn, process_id, &staged)?;
+    backend::insert_import_fields(conn, process_id, &fields)
 }
 
 fn get(conn: &mut DbConnection, id: i64) -> Result<Process> {

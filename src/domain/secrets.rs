@@ -22,8 +22,18 @@ pub fn hash_secret(secret: &str) -> Result<String> {
 
 /// Whether `secret` matches a hash made by [`hash_secret`]. A malformed stored
 /// hash counts as a mismatch (and is logged).
+///
+/// Protocols that send credentials with every call (WSMailUpImport, the
+/// frontend's callers, ExactTarget) would otherwise pay argon2's tens of
+/// milliseconds of CPU per request, so successful checks are remembered, keyed
+/// by a digest of the stored hash and the secret: a changed password has a new
+/// hash and misses, and a wrong guess still costs the full argon2 price.
 pub fn verify_secret(secret: &str, hash: &str) -> bool {
-    match PasswordHash::new(hash) {
+    let key = verified_key(secret, hash);
+    if verified().lock().is_ok_and(|known| known.contains(&key)) {
+        return true;
+    }
+    let matches = match PasswordHash::new(hash) {
         Ok(parsed) => Argon2::default()
             .verify_password(secret.as_bytes(), &parsed)
             .is_ok(),
@@ -31,7 +41,31 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
             log::error!("stored secret hash is malformed: {e}");
             false
         }
+    };
+    if matches && let Ok(mut known) = verified().lock() {
+        if known.len() >= VERIFIED_CAPACITY {
+            known.clear();
+        }
+        known.insert(key);
     }
+    matches
+}
+
+/// Successful checks remembered at most; the set starts over when full.
+const VERIFIED_CAPACITY: usize = 10_000;
+
+fn verified() -> &'static std::sync::Mutex<std::collections::HashSet<[u8; 32]>> {
+    static VERIFIED: std::sync::OnceLock<std::sync::Mutex<std::collections::HashSet<[u8; 32]>>> =
+        std::sync::OnceLock::new();
+    VERIFIED.get_or_init(Default::default)
+}
+
+fn verified_key(secret: &str, hash: &str) -> [u8; 32] {
+    let mut digest = Sha256::new();
+    digest.update(hash.as_bytes());
+    digest.update([0]);
+    digest.update(secret.as_bytes());
+    digest.finalize().into()
 }
 
 /// A random string of ASCII letters and digits (about 5.95 bits each).
@@ -60,6 +94,18 @@ mod tests {
         assert!(verify_secret("s3cret", &hash));
         assert!(!verify_secret("s3cret ", &hash));
         assert!(!verify_secret("s3cret", "not a hash"));
+    }
+
+    #[test]
+    fn a_remembered_check_belongs_to_its_hash_only() {
+        let old = hash_secret("pw").unwrap();
+        assert!(verify_secret("pw", &old));
+        assert!(verify_secret("pw", &old), "the second check is remembered");
+        assert!(!verify_secret("other", &old));
+        // The password changed: the new hash knows only the new secret.
+        let new = hash_secret("new pw").unwrap();
+        assert!(!verify_secret("pw", &new));
+        assert!(verify_secret("new pw", &new));
     }
 
     #[test]

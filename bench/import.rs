@@ -1,0 +1,211 @@
+//! `bench/import`: one WSMailUpImport StartImportProcesses call carrying
+//! 100,000 recipients, timed from the request to GetProcessDetails reporting
+//! the process done, beside a reference load of the same rows in the same run:
+//! the `sqlite3` shell's `.import` into a table with a unique e-mail key, and
+//! PostgreSQL's `COPY` (through `psql`).
+//!
+//! Run it with `bench/import/run`. Environment: `ESPBRIDGE_BENCH_ROWS`
+//! (default 100000).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::io::Write;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use espbridge::db::Backend;
+use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::lists;
+
+const NAMESPACE: &str = "http://ws.mailupnet.it/";
+const SERVICE: &str = "/Services/WSMailUpImport.asmx";
+
+fn main() {
+    let rows: usize = std::env::var("ESPBRIDGE_BENCH_ROWS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(100_000);
+    println!("bench/import: StartImportProcesses with {rows} recipients (e-mail and two fields)");
+    run(&common::TestDb::sqlite(), rows);
+    // The PostgreSQL half runs where the test helper finds a server
+    // (`ESPBRIDGE_TEST_POSTGRES_URL`, which bench/import/run sets).
+    if let Some(postgres) = common::TestDb::postgres() {
+        run(&postgres, rows);
+    }
+}
+
+fn run(t: &common::TestDb, rows: usize) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("rows.csv");
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&csv).unwrap());
+    let mut document = String::with_capacity(rows * 120);
+    document.push_str("<subscribers>");
+    for i in 0..rows {
+        writeln!(file, "user{i}@example.com,First{i},Last{i}").unwrap();
+        document.push_str(&format!(
+            "<subscriber email=\"user{i}@example.com\" Prefix=\"\" Number=\"\">\
+             <campo1>First{i}</campo1><campo2>Last{i}</campo2></subscriber>"
+        ));
+    }
+    document.push_str("</subscribers>");
+    file.flush().unwrap();
+    drop(file);
+
+    let (backend, reference) = match t.backend() {
+        Backend::Sqlite => ("SQLite", sqlite_reference(dir.path(), &csv)),
+        Backend::Postgres => ("PostgreSQL", postgres_reference(&t.url, &csv)),
+    };
+
+    let created = accounts::create(
+        &mut t.db.conn().unwrap(),
+        &NewAccount {
+            name: "Bench".into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap();
+    let server = common::RunningServer::start(&t.url, &[("RUST_LOG", "error")]);
+    let auth = format!(
+        "<Authentication xmlns=\"{NAMESPACE}\"><User>{}</User><Password>{}</Password></Authentication>",
+        created.mailup.ws_user, created.mailup.ws_password
+    );
+    let call = |operation: &str, params: &str| -> String {
+        let envelope = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"http://schemas.xmlsoap.org/soap/envelope/\">\
+             <soap:Header>{auth}</soap:Header><soap:Body><{operation} xmlns=\"{NAMESPACE}\">{params}</{operation}></soap:Body></soap:Envelope>"
+        );
+        let answer = common::http(
+            server.port,
+            "POST",
+            SERVICE,
+            &[("Content-Type", "text/xml; charset=utf-8")],
+            envelope.into_bytes(),
+            Duration::from_secs(300),
+        )
+        .expect("the server answered");
+        assert_eq!(answer.status, 200, "{operation}: {}", answer.body);
+        answer
+            .body
+            .replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&amp;", "&")
+    };
+    let list = format!(
+        "<idList>1</idList><listGUID>{}</listGUID>",
+        created.default_list.guid
+    );
+    let flags = "<importType>3</importType><mobileInputType>1</mobileInputType>\
+                 <asPending>false</asPending><ConfirmEmail>false</ConfirmEmail><asOptOut>false</asOptOut>\
+                 <forceOptIn>false</forceOptIn><replaceGroups>false</replaceGroups>";
+
+    let started = Instant::now();
+    let answer = call(
+        "StartImportProcesses",
+        &format!(
+            "<listsIDs>1</listsIDs><listsGUIDs>{}</listsGUIDs><xmlDoc>{}</xmlDoc><groupsIDs></groupsIDs>{flags}",
+            created.default_list.guid,
+            espbridge::xml::writer::escape(&document)
+        ),
+    );
+    let answered = started.elapsed();
+    let process = between(&answer, "<processID>", "</processID>");
+    let details = loop {
+        let details = call(
+            "GetProcessDetails",
+            &format!("{list}<idProcess>{process}</idProcess>"),
+        );
+        if details.contains("<StatusCode>3</StatusCode>")
+            || details.contains("<StatusCode>4</StatusCode>")
+        {
+            break details;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(600),
+            "import did not finish"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let elapsed = started.elapsed();
+    drop(server);
+    assert!(details.contains("<StatusCode>3</StatusCode>"), "{details}");
+    let subscribed = lists::get(&mut t.db.conn().unwrap(), created.account_id, 1)
+        .unwrap()
+        .subscribed_count;
+    assert_eq!(subscribed, rows as i64, "every row imported");
+
+    let ours = rows as f64 / elapsed.as_secs_f64();
+    let theirs = rows as f64 / reference.1.as_secs_f64();
+    println!(
+        "(a) {backend:<10} {:<34} {:>9.0} rows/s   {:>7.2} s",
+        reference.0,
+        theirs,
+        reference.1.as_secs_f64()
+    );
+    println!(
+        "(b) {backend:<10} {:<34} {:>9.0} rows/s   {:>7.2} s   b/a {:.2}   (answered after {:.2} s; {subscribed} subscribed)",
+        "StartImportProcesses to done",
+        ours,
+        elapsed.as_secs_f64(),
+        ours / theirs,
+        answered.as_secs_f64(),
+    );
+}
+
+fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
+    let from = text
+        .find(start)
+        .unwrap_or_else(|| panic!("{start} in {text}"))
+        + start.len();
+    let to = from + text[from..].find(end).unwrap();
+    &text[from..to]
+}
+
+/// `sqlite3`'s `.import` of the CSV into a table keyed by e-mail.
+fn sqlite_reference(dir: &std::path::Path, csv: &std::path::Path) -> (&'static str, Duration) {
+    let database = dir.join("reference.db");
+    let script = format!(
+        "PRAGMA journal_mode = WAL;\n\
+         CREATE TABLE recipients (email TEXT NOT NULL UNIQUE, first TEXT, last TEXT);\n\
+         .mode csv\n.import {} recipients\n",
+        csv.display()
+    );
+    let started = Instant::now();
+    let mut child = Command::new("sqlite3")
+        .arg(&database)
+        .stdin(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sqlite3 shell (bench/import/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    assert!(child.wait().unwrap().success());
+    ("sqlite3 .import (unique e-mail)", started.elapsed())
+}
+
+/// `COPY` of the CSV through `psql` into a table keyed by e-mail.
+fn postgres_reference(url: &str, csv: &std::path::Path) -> (&'static str, Duration) {
+    let started = Instant::now();
+    let status = Command::new("psql")
+        .args([
+            url,
+            "-q",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-c",
+            "CREATE TABLE reference_recipients (email TEXT NOT NULL UNIQUE, first TEXT, last TEXT)",
+            "-c",
+            &format!(
+                "\\copy reference_recipients FROM '{}' WITH (FORMAT csv)",
+                csv.display()
+            ),
+        ])
+        .status()
+        .expect("psql");
+    assert!(status.success());
+    ("psql COPY (unique e-mail)", started.elapsed())
+}
