@@ -34,6 +34,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Largest XML document (SOAP envelope) accepted, in bytes.
     pub max_xml_bytes: usize,
+    /// eCircle sessions end after this many seconds without a call (the
+    /// product's documented 10 minutes by default).
+    pub ecircle_session_idle_seconds: u64,
     /// The queued sender (`[sender]` in the TOML file).
     pub sender: SenderSettings,
 }
@@ -116,6 +119,7 @@ impl Default for Settings {
             http_workers: None,
             trusted_proxies: Vec::new(),
             max_xml_bytes: 4 * 1024 * 1024,
+            ecircle_session_idle_seconds: 600,
             sender: SenderSettings::default(),
         }
     }

@@ -153,7 +153,7 @@ pub fn set_tracking(
     by_id(conn, account_id, list.id)
 }
 
-pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
+pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
     lists::table
         .filter(lists::account_id.eq(account_id))
         .filter(lists::id.eq(list_id))

@@ -222,3 +222,19 @@ pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<Strin
         .map(|f| f.name)
         .collect())
 }
+
+/// The account's messages in id order, `limit` of them after skipping `offset`.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    Ok(messages::table
+        .filter(messages::account_id.eq(account_id))
+        .order(messages::id)
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 1000))
+        .select(Message::as_select())
+        .load(conn)?)
+}

@@ -13,6 +13,7 @@ pub mod groups;
 pub mod history;
 pub mod links;
 pub mod lists;
+pub mod message_stats;
 pub mod messages;
 pub mod optout;
 pub mod providers;
