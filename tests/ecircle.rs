@@ -188,3 +188,219 @@ backend_tests! {
         assert!(recipients::find(&mut conn, other, &key("anna@example.com")).unwrap().is_none());
     }
 }
+
+/// A single message of its own for one client, so its statistics are its own.
+fn single_message(t: &common::TestDb, account: i64, name: &str) -> i64 {
+    messages::create(
+        &mut t.db.conn().unwrap(),
+        account,
+        &NewMessage {
+            dialect: Dialect::Ecircle,
+            name: name.into(),
+            from_email: "shop@news.example.com".into(),
+            ..NewMessage::email(
+                "<%parameter.SUBJECT%>",
+                "<html><body><p>Hello <%user.firstname%> (<%${user['customerNo']}%>)</p><%InsertIf expression=\"${parameter.MSG_BODY == null}\"%><p>no body</p><%/InsertIf%><%InsertElse%><p><%parameter.MSG_BODY%></p><%/InsertElse%></body></html>",
+            )
+        },
+    )
+    .unwrap()
+    .id
+}
+
+/// Runs one phase of a client script and reads its JSON.
+fn phase(program: &str, script: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(program)
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/").to_string() + script)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{script} {}: {}{}",
+        args[0],
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script}: {e}: {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// The whole journey with one real client: log on, create a user with named
+/// attributes, subscribe and look the member up, send a parametrised single
+/// message (delivered through a real SMTP server with the parameters filled
+/// in), open it, read the open back through lookupMessages, unsubscribe, log
+/// out; then an expired session and a wrong password.
+fn journey(
+    t: &common::TestDb,
+    server: &common::RunningServer,
+    smtp: &common::SmtpServer,
+    created: &CreatedAccount,
+    (program, script, email): (&str, &str, &str),
+) {
+    let account = created.account_id;
+    let message = single_message(t, account, script).to_string();
+    let wsdl = format!("{}/soap/ecm.wsdl", server.base());
+    let ec = &created.ecircle;
+    let common_args = [
+        wsdl.as_str(),
+        &ec.realm,
+        &ec.user,
+        &ec.password,
+        email,
+        "2",
+        &message,
+    ];
+    let first = phase(
+        program,
+        script,
+        &[&["first"][..], &common_args[..]].concat(),
+    );
+    let user_id = first["user_id"].as_str().unwrap().to_string();
+    assert_eq!(first["member_id"], format!("{user_id}g2"), "{first}");
+    let member = first["member"].as_str().unwrap();
+    assert!(
+        member.starts_with(&format!(
+            "<member id=\"{user_id}g2\"><email>{email}</email><firstname>Zoe</firstname>"
+        )),
+        "{member}"
+    );
+    assert!(member.contains("<namedattr name=\"customerNo\">Z-42</namedattr><namedattr name=\"tier\">gold</namedattr>"), "{member}");
+
+    // The message arrives with the parameters and the user's attributes filled in.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let mail = loop {
+        if let Some(mail) = smtp
+            .received()
+            .into_iter()
+            .find(|m| m.rcpt_tos.iter().any(|r| r == email))
+        {
+            break mail;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script}: no mail for {email}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    let parsed = mail_parser::MessageParser::default()
+        .parse(mail.data.as_bytes())
+        .expect("a MIME message");
+    let (subject, code) = if script.starts_with("zeep") {
+        ("Your code from zeep", "Z-1234")
+    } else {
+        ("Your code from PHP", "P-5678")
+    };
+    assert_eq!(parsed.subject(), Some(subject));
+    let html = parsed.body_html(0).expect("an HTML part").into_owned();
+    assert!(
+        html.contains(&format!("<p>Code <b>{code}</b></p>")),
+        "{html}"
+    );
+    assert!(html.contains("Hello Zoe (Z-42)"), "{html}");
+    assert!(!html.contains("no body"), "{html}");
+
+    // The reader opens it a while after delivery, with images on.
+    let mut conn = t.db.conn().unwrap();
+    diesel::update(deliveries::table.filter(deliveries::address.eq(email)))
+        .set(deliveries::sent_at.eq(Some(
+            espbridge::domain::now() - chrono::Duration::minutes(10),
+        )))
+        .execute(&mut conn)
+        .unwrap();
+    let start = html.find("/t/o/").expect("an open pixel");
+    let end = start + html[start..].find('"').unwrap();
+    let pixel = html[start..end].to_string();
+    let browser = (
+        "User-Agent",
+        "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+    );
+    assert_eq!(
+        common::http(
+            server.port,
+            "GET",
+            &pixel,
+            &[browser],
+            Vec::new(),
+            std::time::Duration::from_secs(10)
+        )
+        .unwrap()
+        .status,
+        200
+    );
+    // Opens are recorded in batches; wait until this one is.
+    let message_id: i64 = message.parse().unwrap();
+    while espbridge::domain::message_stats::totals(&mut conn, account, message_id)
+        .unwrap()
+        .unique_opens
+        < 1
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script}: the open was not recorded"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    // The second session has been idle longer than the timeout.
+    let expiring = first["expiring"].as_str().unwrap();
+    diesel::update(
+        api_sessions::table.filter(
+            api_sessions::token_hash.eq(espbridge::domain::secrets::token_digest(expiring)),
+        ),
+    )
+    .set(api_sessions::last_used_at.eq(espbridge::domain::now() - chrono::Duration::minutes(11)))
+    .execute(&mut conn)
+    .unwrap();
+
+    let session = first["session"].as_str().unwrap();
+    let second = phase(
+        program,
+        script,
+        &[&["second"][..], &common_args[..], &[session, expiring][..]].concat(),
+    );
+    let info = &second["messages"][0];
+    assert_eq!(
+        (info["id"].as_str(), info["type"].as_str()),
+        (Some(message.as_str()), Some("single")),
+        "{second}"
+    );
+    assert_eq!(
+        (
+            info["recipientCount"].as_i64(),
+            info["actualRecipientCount"].as_i64(),
+            info["readerCount"].as_i64()
+        ),
+        (Some(1), Some(1), Some(1)),
+        "{second}"
+    );
+    assert_eq!(info["openRate"].as_f64(), Some(1.0), "{second}");
+    assert_eq!(second["unsubscribed"], true, "{second}");
+    assert!(second["member_after"].is_null(), "{second}");
+    let not_authenticated = serde_json::json!({"code": 501, "errorMessage": "Not authenticated", "faultstring": "Not authenticated"});
+    for case in ["after_logout", "expired", "wrong_password"] {
+        assert_eq!(second[case], not_authenticated, "{script} {case}: {second}");
+    }
+    assert_eq!(
+        subscriptions::status(&mut conn, account, 2, &RecipientKey::Email(email.into())).unwrap(),
+        Some(Status::Unsubscribed)
+    );
+}
+
+backend_tests! {
+    fn zeep_and_php_soapclient_journeys(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let seeded = seed(t);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let python = common::test_python().expect("SmtpServer needs the test Python");
+        journey(t, &server, &smtp, &seeded.created, (&python, "zeep_ecircle.py", "zoe.zeep@example.com"));
+        if let Some(php) = common::test_php() {
+            journey(t, &server, &smtp, &seeded.created, (php, "soapclient_ecircle.php", "zoe.php@example.com"));
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Translation of the legacy ESPs' placeholder syntaxes into Jinja:
 //!
 //! - ExactTarget: `%%Attribute Name%%` → `{{ field("Attribute Name") }}`
-//! - eCircle: `<%parameter.NAME%>` → `{{ params["NAME"] }}`, `<%user.ATTR%>` →
+//! - eCircle: `<%parameter.NAME%>` → `{{ params["NAME"]|safe }}` (not escaped), `<%user.ATTR%>` →
 //!   `{{ field("ATTR") }}`, the expression tags `<%${user['ATTR']}%>` and
 //!   `<%${user.CustomAttribute['ATTR']}%>`, and the conditionals
 //!   `<%InsertIf expression="${…}"%>…<%/InsertIf%><%InsertElse%>…<%/InsertElse%>`
@@ -72,7 +72,12 @@ fn ecircle_tag(tag: &str, rest: &str) -> Option<(String, usize)> {
     const ELSE: &str = "<%InsertElse%>";
     let trimmed = tag.trim();
     if let Some(name) = trimmed.strip_prefix("parameter.") {
-        return Some((format!("{{{{ params[{}] }}}}", string_literal(name)), 0));
+        // Parameters are the API caller's own content (a whole HTML body in
+        // `MSG_BODY`, as eCircle's clients use it): inserted as given.
+        return Some((
+            format!("{{{{ params[{}]|safe }}}}", string_literal(name)),
+            0,
+        ));
     }
     if let Some(expression) = trimmed.strip_prefix("${").and_then(|e| e.strip_suffix('}')) {
         return Some((format!("{{{{ {} }}}}", ecircle_expression(expression)?), 0));
@@ -298,7 +303,7 @@ mod tests {
         );
         assert_eq!(
             to_jinja("<%parameter.A\"B%>", Dialect::Ecircle, &[]),
-            "{{ params[\"A\\\"B\"] }}"
+            "{{ params[\"A\\\"B\"]|safe }}"
         );
         assert_eq!(
             to_jinja("<%other%> {x}", Dialect::Ecircle, &[]),
@@ -310,7 +315,7 @@ mod tests {
                 Dialect::Ecircle,
                 &[]
             ),
-            "{% if ( ( params[\"X\"]|default(none) == none ) ) %}none{% else %}x={{ params[\"X\"] }}{% endif %}"
+            "{% if ( ( params[\"X\"]|default(none) == none ) ) %}none{% else %}x={{ params[\"X\"]|safe }}{% endif %}"
         );
         assert_eq!(
             to_jinja(
