@@ -374,6 +374,9 @@ fn journey(
         "{second}"
     );
     assert_eq!(info["openRate"].as_f64(), Some(1.0), "{second}");
+    if script.starts_with("zeep") {
+        assert_eq!(second["hourly_openings"], 1, "{second}");
+    }
     assert_eq!(second["unsubscribed"], true, "{second}");
     assert!(second["member_after"].is_null(), "{second}");
     let not_authenticated = serde_json::json!({"code": 501, "errorMessage": "Not authenticated", "faultstring": "Not authenticated"});

@@ -5,6 +5,7 @@ mail, opens it and ages a session in between). Prints one JSON object.
 usage: zeep_ecircle.py first WSDL REALM USER PASSWORD EMAIL GROUP MESSAGE
        zeep_ecircle.py second WSDL REALM USER PASSWORD EMAIL GROUP MESSAGE SESSION EXPIRED
 """
+import datetime
 import json
 import sys
 
@@ -54,6 +55,13 @@ else:
     result["messages"] = [
         {k: infos[0][k] for k in ("id", "type", "recipientCount", "actualRecipientCount", "readerCount", "openRate")}
     ] if infos else []
+    hours = service.lookupHourlyMessageStats(
+        session=session,
+        messageid=message,
+        periodStartDate=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=1),
+        periodEndDate=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1),
+    )
+    result["hourly_openings"] = sum(h["noOfOpenings"] for h in hours)
     result["unsubscribed"] = service.unsubscribeMemberByEmail(session=session, email=email, groupId=group, sendMessage=False)
     result["member_after"] = service.lookupMemberByEmail(session=session, groupId=group, email=email)
     result["logout"] = service.logout(session=session)

@@ -140,6 +140,39 @@ pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
 }
 
 /// An `xsd:float` share, always with a decimal point (`0.0`, `0.5`).
+/// `lookupHourlyMessageStats(messageid, periodStartDate, periodEndDate)`: the
+/// hours of the period in which the message had activity.
+pub fn hourly_stats(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let id = p.text("messageid").unwrap_or("");
+    let message = find_message(conn, caller, id)?;
+    let from = date_param(p, "periodStartDate")?;
+    let until = date_param(p, "periodEndDate")?;
+    let hours = message_stats::hourly(conn, caller.account_id, message.id, from, until)?;
+    Ok(Return::Records(
+        hours
+            .into_iter()
+            .map(|h| {
+                vec![
+                    ("hour", Some(date_time(h.hour))),
+                    ("noOfBounces", Some(h.bounces.to_string())),
+                    ("noOfClicks", Some(h.clicks.to_string())),
+                    ("noOfOpenings", Some(h.opens.to_string())),
+                    ("noOfUnsubscriptions", Some(h.unsubscriptions.to_string())),
+                ]
+            })
+            .collect(),
+    ))
+}
+
+/// An `xsd:dateTime`, with an offset (converted to UTC) or without (read as UTC).
+fn date_param(p: &Params, name: &str) -> std::result::Result<NaiveDateTime, EcmFault> {
+    let text = p.required(name)?;
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|d| d.naive_utc())
+        .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"))
+        .map_err(|_| EcmFault::invalid(format!("{name} is not a date and time: {text:?}")))
+}
+
 fn rate(part: i64, whole: i64) -> String {
     let share = if whole == 0 {
         0.0

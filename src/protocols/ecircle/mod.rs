@@ -9,6 +9,7 @@
 
 mod documents;
 mod fault;
+mod groups;
 mod members;
 mod messages;
 mod params;
@@ -94,6 +95,12 @@ enum Operation {
     SendSingleMessageToUser,
     SendParametrizedSingleMessageToUser,
     LookupMessages,
+    LookupHourlyMessageStats,
+    LookupGroups,
+    GetGroupId,
+    SetAsynchronous,
+    IsEmailOnSystemBlacklist,
+    IsEmailBouncedSystemwide,
 }
 
 impl Operation {
@@ -147,6 +154,12 @@ impl Operation {
             "sendParametrizedSingleMessageToUser"
             | "sendPriorityParametrizedSingleMessageToUser" => SendParametrizedSingleMessageToUser,
             "lookupMessages" => LookupMessages,
+            "lookupHourlyMessageStats" => LookupHourlyMessageStats,
+            "lookupGroups" => LookupGroups,
+            "getGroupId" => GetGroupId,
+            "setAsynchronous" => SetAsynchronous,
+            "isEmailOnSystemBlacklist" => IsEmailOnSystemBlacklist,
+            "isEmailBouncedSystemwide" => IsEmailBouncedSystemwide,
             _ => return None,
         })
     }
@@ -316,6 +329,13 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         SendSingleMessageToUser => messages::send_single(conn, caller, p, false),
         SendParametrizedSingleMessageToUser => messages::send_single(conn, caller, p, true),
         LookupMessages => messages::lookup(conn, caller, p),
+        LookupHourlyMessageStats => messages::hourly_stats(conn, caller, p),
+        LookupGroups => groups::lookup(conn, caller, p),
+        GetGroupId => groups::id_by_email(conn, caller, p),
+        // Every call is answered synchronously; the switch changes nothing.
+        SetAsynchronous => Ok(Return::Nothing),
+        IsEmailOnSystemBlacklist => users::is_blacklisted(conn, caller, p),
+        IsEmailBouncedSystemwide => users::is_bounced(conn, caller, p),
     }
 }
 

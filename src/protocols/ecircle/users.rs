@@ -233,3 +233,21 @@ pub fn lookup_by_fax(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Ou
     };
     lookup_answer(conn, caller, found)
 }
+
+/// `isEmailOnSystemBlacklist(email)`: the address is blocked account-wide.
+pub fn is_blacklisted(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let found = match p.text("email") {
+        Some(email) => find(conn, caller, &RecipientKey::Email(email.into()))?,
+        None => None,
+    };
+    Ok(Return::Bool(found.is_some_and(|r| r.email_blocklisted)))
+}
+
+/// `isEmailBouncedSystemwide(email)`: the address bounced hard.
+pub fn is_bounced(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let found = match p.text("email") {
+        Some(email) => find(conn, caller, &RecipientKey::Email(email.into()))?,
+        None => None,
+    };
+    Ok(Return::Bool(found.is_some_and(|r| r.bounced)))
+}
