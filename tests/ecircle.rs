@@ -183,9 +183,50 @@ backend_tests! {
         // Logged out: no session left.
         let sessions: i64 = api_sessions::table.filter(api_sessions::account_id.eq(account)).count().get_result(&mut conn).unwrap();
         assert_eq!(sessions, 0);
+        // A fault after a write left nothing behind.
+        assert!(recipients::find(&mut conn, account, &key("eve@example.com")).unwrap().is_none());
         // The other account saw nothing.
         let other = seeded.other.account_id;
         assert!(recipients::find(&mut conn, other, &key("anna@example.com")).unwrap().is_none());
+    }
+}
+
+backend_tests! {
+    fn hostile_envelopes_and_documents_get_faults(t) {
+        let seeded = seed(t);
+        let account = seeded.created.account_id;
+        let state = AppState::new(t.db.clone(), Settings::default());
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(state))).await;
+            let post = |body: Vec<u8>| test::TestRequest::post().uri("/rpc").insert_header(("Content-Type", "text/xml")).set_payload(body).to_request();
+            for (name, document) in common::hostile_documents() {
+                let response = test::call_service(&app, post(document)).await;
+                assert_eq!(response.status(), 500, "{name}");
+                let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+                assert!(body.contains("<faultcode>soap:Client</faultcode>"), "{name}: {body}");
+            }
+            // Hostile user documents inside a good envelope: EcMException 101.
+            let ec = &seeded.created.ecircle;
+            let logon = envelope("logon", &format!("<realm>{}</realm><user>{}</user><passwd>{}</passwd>", ec.realm, ec.user, ec.password));
+            let body = test::read_body(test::call_service(&app, post(logon.into_bytes())).await).await;
+            let session = element_text(&String::from_utf8(body.to_vec()).unwrap(), "logonReturn");
+            let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
+            for document in [
+                "<!DOCTYPE user [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]><user><email>x@example.com</email><firstname>&b;</firstname></user>".to_string(),
+                format!("<user><email>x@example.com</email>{deep}</user>"),
+                "<user><email>x@example.com</email>".to_string(),
+                format!("<user><email>x@example.com</email>{}</user>", "<firstname>x</firstname>".repeat(3000)),
+            ] {
+                let escaped = espbridge::xml::writer::escape(&document);
+                let request = envelope("createOrUpdateUserByEmail", &format!("<session>{session}</session><userXml>{escaped}</userXml><sendMessage>false</sendMessage>"));
+                let response = test::call_service(&app, post(request.into_bytes())).await;
+                assert_eq!(response.status(), 500);
+                let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+                assert!(body.contains("<code>101</code>"), "{document:.60}: {body}");
+            }
+        });
+        let mut conn = t.db.conn().unwrap();
+        assert!(recipients::find(&mut conn, account, &RecipientKey::Email("x@example.com".into())).unwrap().is_none());
     }
 }
 

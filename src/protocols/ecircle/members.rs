@@ -83,8 +83,9 @@ pub fn create_or_update_by_email(conn: &mut DbConnection, caller: &Caller, p: &P
     if document.email.is_none() {
         return Err(EcmFault::invalid("the member document has no email").into());
     }
-    let group = group_param(conn, caller, p, &["groupId"])?;
     let recipient = users::create_or_update(conn, caller, &document)?;
+    // Checked after the user is written: an unknown group undoes it.
+    let group = group_param(conn, caller, p, &["groupId"])?;
     Ok(Return::Text(subscribe(conn, caller, group, &recipient)?))
 }
 
