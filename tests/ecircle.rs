@@ -209,7 +209,7 @@ backend_tests! {
             let ec = &seeded.created.ecircle;
             let logon = envelope("logon", &format!("<realm>{}</realm><user>{}</user><passwd>{}</passwd>", ec.realm, ec.user, ec.password));
             let body = test::read_body(test::call_service(&app, post(logon.into_bytes())).await).await;
-            let session = element_text(&String::from_utf8(body.to_vec()).unwrap(), "logonReturn");
+            let session = element_text(std::str::from_utf8(&body).unwrap(), "logonReturn");
             let deep = format!("{}{}", "<a>".repeat(100), "</a>".repeat(100));
             for document in [
                 "<!DOCTYPE user [<!ENTITY a \"aaaaaaaaaa\"><!ENTITY b \"&a;&a;&a;&a;&a;&a;&a;&a;\">]><user><email>x@example.com</email><firstname>&b;</firstname></user>".to_string(),
