@@ -30,6 +30,7 @@ struct Seeded {
     created: CreatedAccount,
     other: CreatedAccount,
     message_id: i64,
+    group_message_id: i64,
 }
 
 /// An account reached at `news.example.com` with group (list) 1 "News" and
@@ -79,10 +80,15 @@ fn seed(t: &common::TestDb) -> Seeded {
         },
     )
     .unwrap();
+    let mut newsletter = NewMessage::email("News", "<p>Hello <%user.firstname%></p>");
+    newsletter.dialect = Dialect::Ecircle;
+    newsletter.list = Some(1);
+    let group_message = messages::create(&mut conn, created.account_id, &newsletter).unwrap();
     Seeded {
         created,
         other,
         message_id: message.id,
+        group_message_id: group_message.id,
     }
 }
 
@@ -136,6 +142,7 @@ backend_tests! {
                 ("user", seeded.created.ecircle.user.clone()),
                 ("password", seeded.created.ecircle.password.clone()),
                 ("message", seeded.message_id.to_string()),
+                ("group_message", seeded.group_message_id.to_string()),
             ]);
             let cases = golden::read(FIXTURES, &vars);
             for case in &cases {
@@ -175,11 +182,12 @@ backend_tests! {
             .select((deliveries::address, deliveries::params))
             .load(&mut conn)
             .unwrap();
-        assert_eq!(queued.len(), 2, "{queued:?}");
+        assert_eq!(queued.len(), 3, "{queued:?}");
         assert_eq!(queued[0].0, "anna@example.com");
         let params: serde_json::Value = serde_json::from_str(queued[0].1.as_deref().unwrap()).unwrap();
         assert_eq!(params, serde_json::json!({"SUBJECT": "Your code", "MSG_BODY": "<b>K-77</b>"}));
         assert_eq!((queued[1].0.as_str(), queued[1].1.as_deref()), ("dora@example.com", None));
+        assert_eq!((queued[2].0.as_str(), queued[2].1.as_deref()), ("anna@example.com", None));
         // Logged out: no session left.
         let sessions: i64 = api_sessions::table.filter(api_sessions::account_id.eq(account)).count().get_result(&mut conn).unwrap();
         assert_eq!(sessions, 0);

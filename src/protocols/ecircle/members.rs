@@ -269,6 +269,34 @@ pub fn lookup_by_mobile(conn: &mut DbConnection, caller: &Caller, p: &Params) ->
     member_answer(conn, caller, group, recipient, p.flag("onlyActive"))
 }
 
+/// `lookupMemberByIdentifier(groupId, identifier, onlyActive)`.
+pub fn lookup_by_identifier(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_param(conn, caller, p, &["groupId"])?;
+    let recipient = users::by_field(conn, caller, p, "identifier", "identifier")?;
+    member_answer(conn, caller, group, recipient, p.flag("onlyActive"))
+}
+
+/// The member a group and user parameter name, or "No Member Id".
+pub fn member_of(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    p: &Params,
+    group_names: &[&str],
+) -> std::result::Result<(Recipient, i64), Failure> {
+    let group = group_param(conn, caller, p, group_names)?;
+    let recipient = users::by_id_param(conn, caller, p, "userId")?;
+    let status = subscriptions::status(
+        conn,
+        caller.account_id,
+        group,
+        &RecipientKey::Id(recipient.id),
+    )?;
+    match status {
+        Some(Status::Subscribed | Status::Pending) => Ok((recipient, group)),
+        _ => Err(EcmFault::no_member().into()),
+    }
+}
+
 /// `findMembershipsByEmail(email)`: the ids of the groups the user is a
 /// member of (subscribed or pending).
 pub fn find_memberships_by_email(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {

@@ -47,6 +47,29 @@ pub fn send_single(
     Ok(Return::Nothing)
 }
 
+/// `sendGroupMessageToUser(groupid, messageId, userId)`: a message of the
+/// group sent again to one of its members.
+pub fn send_group_message(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let message = find_message(conn, caller, p.text("messageId").unwrap_or(""))?;
+    let (recipient, group) = super::members::member_of(conn, caller, p, &["groupid"])?;
+    let list = lists::get(conn, caller.account_id, group)?;
+    if message.list_id != Some(list.id) {
+        return Err(EcmFault::no_message(&message.id.to_string()).into());
+    }
+    sends::enqueue_single(
+        conn,
+        caller.account_id,
+        &NewSingle {
+            kind: SendKind::Single,
+            message_id: message.id,
+            to: To::Recipient(RecipientKey::Id(recipient.id)),
+            params: serde_json::Map::new(),
+            idempotency_key: None,
+        },
+    )?;
+    Ok(Return::Nothing)
+}
+
 fn find_message(
     conn: &mut DbConnection,
     caller: &Caller,

@@ -81,6 +81,7 @@ enum Operation {
     LookupUserById,
     LookupUserByMobileNumber,
     LookupUserByFaxNumber,
+    LookupUserByIdentifier,
     CreateMember,
     SubscribeMemberByEmail,
     CreateOrUpdateUserMemberByEmail,
@@ -91,7 +92,9 @@ enum Operation {
     LookupMemberById { only_active_param: bool },
     LookupMemberByUserId { only_active_param: bool },
     LookupMemberByMobileNumber,
+    LookupMemberByIdentifier,
     FindMembershipsByEmail,
+    SendGroupMessageToUser,
     SendSingleMessageToUser,
     SendParametrizedSingleMessageToUser,
     LookupMessages,
@@ -120,6 +123,7 @@ impl Operation {
             "lookupUserById" => LookupUserById,
             "lookupUserByMobileNumber" => LookupUserByMobileNumber,
             "lookupUserByFaxNumber" => LookupUserByFaxNumber,
+            "lookupUserByIdentifier" => LookupUserByIdentifier,
             "createMember" => CreateMember,
             "subscribeMemberByEmail" => SubscribeMemberByEmail,
             "createOrUpdateUserMemberByEmail" => CreateOrUpdateUserMemberByEmail,
@@ -145,6 +149,8 @@ impl Operation {
                 only_active_param: true,
             },
             "lookupMemberByMobileNumber" => LookupMemberByMobileNumber,
+            "lookupMemberByIdentifier" => LookupMemberByIdentifier,
+            "sendGroupMessageToUser" => SendGroupMessageToUser,
             "findMembershipsByEmail" => FindMembershipsByEmail,
             // eC-M queues a single message for immediate delivery either way;
             // ours always go in the transactional lane.
@@ -309,6 +315,7 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         LookupUserById => users::lookup_by_id(conn, caller, p),
         LookupUserByMobileNumber => users::lookup_by_mobile(conn, caller, p),
         LookupUserByFaxNumber => users::lookup_by_fax(conn, caller, p),
+        LookupUserByIdentifier => users::lookup_by_identifier(conn, caller, p),
         CreateMember => members::create(conn, caller, p),
         SubscribeMemberByEmail => members::subscribe_by_email(conn, caller, p),
         CreateOrUpdateUserMemberByEmail => members::create_or_update_by_email(conn, caller, p),
@@ -325,6 +332,8 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
             members::lookup_by_user_id(conn, caller, p, only_active_param)
         }
         LookupMemberByMobileNumber => members::lookup_by_mobile(conn, caller, p),
+        LookupMemberByIdentifier => members::lookup_by_identifier(conn, caller, p),
+        SendGroupMessageToUser => messages::send_group_message(conn, caller, p),
         FindMembershipsByEmail => members::find_memberships_by_email(conn, caller, p),
         SendSingleMessageToUser => messages::send_single(conn, caller, p, false),
         SendParametrizedSingleMessageToUser => messages::send_single(conn, caller, p, true),

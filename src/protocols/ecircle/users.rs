@@ -218,19 +218,37 @@ pub fn lookup_by_mobile(conn: &mut DbConnection, caller: &Caller, p: &Params) ->
     lookup_answer(conn, caller, found)
 }
 
+/// The first user whose field `field` has the value of parameter `param`.
+pub fn by_field(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    p: &Params,
+    param: &str,
+    field: &str,
+) -> Result<Option<Recipient>> {
+    let (Some(value), Some(field)) = (
+        p.text(param),
+        fields::find_by_name(conn, caller.account_id, field)?,
+    ) else {
+        return Ok(None);
+    };
+    Ok(
+        recipients::find_by_field(conn, caller.account_id, field.number, value, 1)?
+            .into_iter()
+            .next(),
+    )
+}
+
 /// `lookupUserByFaxNumber(fax)`: the first user whose `fax` field is the number.
 pub fn lookup_by_fax(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
-    let found = match (
-        p.text("fax"),
-        fields::find_by_name(conn, caller.account_id, "fax")?,
-    ) {
-        (Some(fax), Some(field)) => {
-            recipients::find_by_field(conn, caller.account_id, field.number, fax, 1)?
-                .into_iter()
-                .next()
-        }
-        _ => None,
-    };
+    let found = by_field(conn, caller, p, "fax", "fax")?;
+    lookup_answer(conn, caller, found)
+}
+
+/// `lookupUserByIdentifier(identifier)`: the first user whose `identifier`
+/// (an element of the user document) is this.
+pub fn lookup_by_identifier(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let found = by_field(conn, caller, p, "identifier", "identifier")?;
     lookup_answer(conn, caller, found)
 }
 
