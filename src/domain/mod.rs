@@ -12,6 +12,8 @@ pub mod fields;
 pub mod groups;
 pub mod history;
 pub mod links;
+pub mod list_blocklist;
+pub mod list_properties;
 pub mod lists;
 pub mod message_stats;
 pub mod messages;

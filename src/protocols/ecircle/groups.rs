@@ -2,9 +2,10 @@
 
 use super::params::Params;
 use super::session::Caller;
-use super::{Outcome, Return};
+use super::{EcmFault, Failure, Outcome, Return};
 use crate::db::DbConnection;
 use crate::domain::lists::{self, List};
+use crate::domain::{list_blocklist, list_properties};
 
 /// Largest page `lookupGroups` answers.
 const MAX_BATCH: usize = 500;
@@ -90,4 +91,64 @@ pub fn id_by_email(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outc
         .into_iter()
         .find(|l| l.sender_email.eq_ignore_ascii_case(email))
         .map_or(Return::Nil, |l| Return::Text(l.number.to_string())))
+}
+
+/// The group a parameter names; unknown or unusable is eC-M's permission fault.
+fn group_number(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    p: &Params,
+    name: &str,
+) -> std::result::Result<i64, Failure> {
+    let number = p.id(name).ok_or_else(EcmFault::permission)?;
+    lists::find(conn, caller.account_id, number)?.ok_or_else(EcmFault::permission)?;
+    Ok(number)
+}
+
+/// `addToBlacklist(groupId, email)`: the address may no longer join the group
+/// (and leaves it); whether it was not barred yet.
+pub fn add_to_blacklist(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_number(conn, caller, p, "groupId")?;
+    let email = p.required("email")?;
+    Ok(Return::Bool(list_blocklist::add(
+        conn,
+        caller.account_id,
+        group,
+        email,
+        &caller.origin,
+    )?))
+}
+
+/// `removeFromBlacklist(groupId, email)`: whether a bar was lifted.
+pub fn remove_from_blacklist(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_number(conn, caller, p, "groupId")?;
+    let email = p.required("email")?;
+    Ok(Return::Bool(list_blocklist::remove(
+        conn,
+        caller.account_id,
+        group,
+        email,
+    )?))
+}
+
+/// `setGroupProperty(gid, name, value)`.
+pub fn set_property(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_number(conn, caller, p, "gid")?;
+    let name = p.required("name")?;
+    list_properties::set(
+        conn,
+        caller.account_id,
+        group,
+        name,
+        p.raw("value").unwrap_or(""),
+    )?;
+    Ok(Return::Nothing)
+}
+
+/// `getGroupProperty(gid, name)`: the value, nil when not set.
+pub fn get_property(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_number(conn, caller, p, "gid")?;
+    let name = p.required("name")?;
+    Ok(list_properties::get(conn, caller.account_id, group, name)?
+        .map_or(Return::Nil, Return::Text))
 }

@@ -104,6 +104,10 @@ enum Operation {
     SetAsynchronous,
     IsEmailOnSystemBlacklist,
     IsEmailBouncedSystemwide,
+    AddToBlacklist,
+    RemoveFromBlacklist,
+    SetGroupProperty,
+    GetGroupProperty,
 }
 
 impl Operation {
@@ -166,6 +170,10 @@ impl Operation {
             "setAsynchronous" => SetAsynchronous,
             "isEmailOnSystemBlacklist" => IsEmailOnSystemBlacklist,
             "isEmailBouncedSystemwide" => IsEmailBouncedSystemwide,
+            "addToBlacklist" => AddToBlacklist,
+            "removeFromBlacklist" => RemoveFromBlacklist,
+            "setGroupProperty" => SetGroupProperty,
+            "getGroupProperty" => GetGroupProperty,
             _ => return None,
         })
     }
@@ -345,6 +353,10 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         SetAsynchronous => Ok(Return::Nothing),
         IsEmailOnSystemBlacklist => users::is_blacklisted(conn, caller, p),
         IsEmailBouncedSystemwide => users::is_bounced(conn, caller, p),
+        AddToBlacklist => groups::add_to_blacklist(conn, caller, p),
+        RemoveFromBlacklist => groups::remove_from_blacklist(conn, caller, p),
+        SetGroupProperty => groups::set_property(conn, caller, p),
+        GetGroupProperty => groups::get_property(conn, caller, p),
     }
 }
 
