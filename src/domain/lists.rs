@@ -162,3 +162,30 @@ pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<L
         .optional()?
         .ok_or(Error::NotFound("list"))
 }
+
+/// Renames a list and sets its description and sender address; `None` leaves
+/// a value as it is.
+pub fn update_details(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i64,
+    name: Option<&str>,
+    description: Option<&str>,
+    sender_email: Option<&str>,
+) -> Result<List> {
+    if name.is_some_and(|n| n.trim().is_empty()) {
+        return Err(Error::invalid("list name", "must not be empty"));
+    }
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        diesel::update(lists::table.find(list.id))
+            .set((
+                lists::name.eq(name.map_or(list.name.as_str(), str::trim)),
+                lists::description.eq(description.unwrap_or(&list.description)),
+                lists::sender_email.eq(sender_email.unwrap_or(&list.sender_email)),
+                lists::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        by_id(conn, account_id, list.id)
+    })
+}

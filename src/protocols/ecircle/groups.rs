@@ -1,11 +1,20 @@
 //! Groups: eCircle's groups are our lists, their id the list number.
 
+use super::documents;
 use super::params::Params;
 use super::session::Caller;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::db::DbConnection;
-use crate::domain::lists::{self, List};
+use crate::domain::lists::{self, List, NewList};
 use crate::domain::{list_blocklist, list_properties};
+use crate::xml::tree::{self, Limits};
+
+/// A group document is small.
+const GROUP_LIMITS: Limits = Limits {
+    max_bytes: 64 * 1024,
+    max_depth: 8,
+    max_elements: 200,
+};
 
 /// Largest page `lookupGroups` answers.
 const MAX_BATCH: usize = 500;
@@ -151,4 +160,86 @@ pub fn get_property(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Out
     let name = p.required("name")?;
     Ok(list_properties::get(conn, caller.account_id, group, name)?
         .map_or(Return::Nil, Return::Text))
+}
+
+/// `createOrUpdateGroup(groupXML)`: `<group group-id="new|<id>">` with `name`,
+/// `description` and `email-channel/email` (the group's address, our list's
+/// sender address); the group's id.
+pub fn create_or_update(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let element = p
+        .child("groupXML")
+        .ok_or_else(|| EcmFault::invalid("groupXML is missing"))?;
+    let root = tree::parse_str(documents::document_text(element).trim(), &GROUP_LIMITS)
+        .map_err(|e| EcmFault::invalid(format!("group document: {e}")))?;
+    if !root.name.eq_ignore_ascii_case("group") {
+        return Err(
+            EcmFault::invalid(format!("group document: root element <{}>", root.name)).into(),
+        );
+    }
+    let text = |e: Option<&crate::xml::Element>| e.map(|e| e.text.trim().to_string());
+    let name = text(root.child("name"));
+    let description = text(root.child("description"));
+    let email = text(root.child("email-channel").and_then(|c| c.child("email")))
+        .filter(|e| !e.is_empty())
+        .map(|e| crate::domain::recipients::checked_email(&e))
+        .transpose()?;
+    let id = root.attribute("group-id").map(str::trim).unwrap_or("new");
+    let list = if id.is_empty() || id.eq_ignore_ascii_case("new") {
+        let name = name
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| EcmFault::invalid("the group has no name"))?;
+        lists::create(
+            conn,
+            caller.account_id,
+            &NewList {
+                name,
+                description: description.unwrap_or_default(),
+                sender_email: email.unwrap_or_default(),
+                // eCircle subscribes members directly unless told otherwise.
+                double_opt_in: false,
+                ..NewList::default()
+            },
+        )?
+    } else {
+        let number = id.parse().map_err(|_| EcmFault::permission())?;
+        lists::find(conn, caller.account_id, number)?.ok_or_else(EcmFault::permission)?;
+        lists::update_details(
+            conn,
+            caller.account_id,
+            number,
+            name.as_deref().filter(|n| !n.is_empty()),
+            description.as_deref(),
+            email.as_deref(),
+        )?
+    };
+    Ok(Return::Text(list.number.to_string()))
+}
+
+/// `cloneGroup(templateGroupId, newGroupEmail, newGroupName, keepOwner)`: a new
+/// group with the template's settings (not its members); its id.
+pub fn clone(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let template = group_number(conn, caller, p, "templateGroupId")?;
+    let template = lists::get(conn, caller.account_id, template)?;
+    let name = p.required("newGroupName")?;
+    let email = match p.text("newGroupEmail") {
+        Some(email) => crate::domain::recipients::checked_email(email)?,
+        None => String::new(),
+    };
+    let list = lists::create(
+        conn,
+        caller.account_id,
+        &NewList {
+            name: name.to_string(),
+            sender_name: template.sender_name.clone(),
+            sender_email: email,
+            reply_to: template.reply_to.clone(),
+            double_opt_in: template.double_opt_in,
+            description: template.description.clone(),
+            ..NewList::default()
+        },
+    )?;
+    if !template.tracking {
+        lists::set_tracking(conn, caller.account_id, list.number, false)?;
+    }
+    Ok(Return::Text(list.number.to_string()))
 }

@@ -108,6 +108,8 @@ enum Operation {
     RemoveFromBlacklist,
     SetGroupProperty,
     GetGroupProperty,
+    CreateOrUpdateGroup,
+    CloneGroup,
 }
 
 impl Operation {
@@ -174,6 +176,8 @@ impl Operation {
             "removeFromBlacklist" => RemoveFromBlacklist,
             "setGroupProperty" => SetGroupProperty,
             "getGroupProperty" => GetGroupProperty,
+            "createOrUpdateGroup" => CreateOrUpdateGroup,
+            "cloneGroup" => CloneGroup,
             _ => return None,
         })
     }
@@ -357,6 +361,8 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         RemoveFromBlacklist => groups::remove_from_blacklist(conn, caller, p),
         SetGroupProperty => groups::set_property(conn, caller, p),
         GetGroupProperty => groups::get_property(conn, caller, p),
+        CreateOrUpdateGroup => groups::create_or_update(conn, caller, p),
+        CloneGroup => groups::clone(conn, caller, p),
     }
 }
 
