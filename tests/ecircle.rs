@@ -31,6 +31,7 @@ struct Seeded {
     other: CreatedAccount,
     message_id: i64,
     group_message_id: i64,
+    draft_message_id: i64,
 }
 
 /// An account reached at `news.example.com` with group (list) 1 "News" and
@@ -84,11 +85,18 @@ fn seed(t: &common::TestDb) -> Seeded {
     newsletter.dialect = Dialect::Ecircle;
     newsletter.list = Some(1);
     let group_message = messages::create(&mut conn, created.account_id, &newsletter).unwrap();
+    let draft = messages::create(
+        &mut conn,
+        created.account_id,
+        &NewMessage::email("Draft", "<p>later</p>"),
+    )
+    .unwrap();
     Seeded {
         created,
         other,
         message_id: message.id,
         group_message_id: group_message.id,
+        draft_message_id: draft.id,
     }
 }
 
@@ -143,6 +151,7 @@ backend_tests! {
                 ("password", seeded.created.ecircle.password.clone()),
                 ("message", seeded.message_id.to_string()),
                 ("group_message", seeded.group_message_id.to_string()),
+                ("draft_message", seeded.draft_message_id.to_string()),
             ]);
             let cases = golden::read(FIXTURES, &vars);
             for case in &cases {
@@ -191,6 +200,9 @@ backend_tests! {
         // Logged out: no session left.
         let sessions: i64 = api_sessions::table.filter(api_sessions::account_id.eq(account)).count().get_result(&mut conn).unwrap();
         assert_eq!(sessions, 0);
+        // Groups 3 and 4 are gone, with their memberships; 1 and 2 stay.
+        let numbers: Vec<i64> = lists::all(&mut conn, account).unwrap().into_iter().map(|l| l.number).collect();
+        assert_eq!(numbers, vec![1, 2]);
         // A fault after a write left nothing behind.
         assert!(recipients::find(&mut conn, account, &key("eve@example.com")).unwrap().is_none());
         // The other account saw nothing.

@@ -189,3 +189,27 @@ pub fn update_details(
         by_id(conn, account_id, list.id)
     })
 }
+
+/// Deletes a list with its groups, subscriptions and barred addresses; its
+/// messages and finished sends stay (without a list), and the subscription
+/// history stays for audits. A list with a send scheduled, sending or paused is
+/// refused.
+pub fn delete(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<()> {
+    use crate::db::schema::sends;
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        let busy: i64 = sends::table
+            .filter(sends::account_id.eq(account_id))
+            .filter(sends::list_id.eq(list.id))
+            .filter(sends::status.eq_any(["scheduled", "sending", "paused"]))
+            .count()
+            .get_result(conn)?;
+        if busy > 0 {
+            return Err(Error::Conflict(format!(
+                "list {number} has a send in progress"
+            )));
+        }
+        diesel::delete(lists::table.find(list.id)).execute(conn)?;
+        Ok(())
+    })
+}

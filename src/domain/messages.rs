@@ -238,3 +238,22 @@ pub fn page(
         .select(Message::as_select())
         .load(conn)?)
 }
+
+/// Deletes a message that was never sent. Returns `false` (and keeps it) when
+/// sends refer to it: their reports need it.
+pub fn delete(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<bool> {
+    use crate::db::schema::sends;
+    crate::db::write_transaction(conn, |conn| {
+        let message = get(conn, account_id, id)?;
+        let used: i64 = sends::table
+            .filter(sends::account_id.eq(account_id))
+            .filter(sends::message_id.eq(message.id))
+            .count()
+            .get_result(conn)?;
+        if used > 0 {
+            return Ok(false);
+        }
+        diesel::delete(messages::table.find(message.id)).execute(conn)?;
+        Ok(true)
+    })
+}

@@ -243,3 +243,16 @@ pub fn clone(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
     }
     Ok(Return::Text(list.number.to_string()))
 }
+
+/// `deleteGroup(groupId)`: the group with its memberships. One client sends
+/// the id as `memberId`.
+pub fn delete(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let name = if p.text("groupId").is_some() {
+        "groupId"
+    } else {
+        "memberId"
+    };
+    let group = group_number(conn, caller, p, name)?;
+    lists::delete(conn, caller.account_id, group)?;
+    Ok(Return::Bool(true))
+}

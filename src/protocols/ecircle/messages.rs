@@ -70,6 +70,17 @@ pub fn send_group_message(conn: &mut DbConnection, caller: &Caller, p: &Params) 
     Ok(Return::Nothing)
 }
 
+/// `deleteMessage(messageId)`: `false` when the message was sent (its
+/// statistics need it) and so is kept.
+pub fn delete(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let message = find_message(conn, caller, p.text("messageId").unwrap_or(""))?;
+    Ok(Return::Bool(messages::delete(
+        conn,
+        caller.account_id,
+        message.id,
+    )?))
+}
+
 fn find_message(
     conn: &mut DbConnection,
     caller: &Caller,

@@ -110,6 +110,8 @@ enum Operation {
     GetGroupProperty,
     CreateOrUpdateGroup,
     CloneGroup,
+    DeleteGroup,
+    DeleteMessage,
 }
 
 impl Operation {
@@ -178,6 +180,8 @@ impl Operation {
             "getGroupProperty" => GetGroupProperty,
             "createOrUpdateGroup" => CreateOrUpdateGroup,
             "cloneGroup" => CloneGroup,
+            "deleteGroup" => DeleteGroup,
+            "deleteMessage" => DeleteMessage,
             _ => return None,
         })
     }
@@ -363,6 +367,8 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         GetGroupProperty => groups::get_property(conn, caller, p),
         CreateOrUpdateGroup => groups::create_or_update(conn, caller, p),
         CloneGroup => groups::clone(conn, caller, p),
+        DeleteGroup => groups::delete(conn, caller, p),
+        DeleteMessage => messages::delete(conn, caller, p),
     }
 }
 
