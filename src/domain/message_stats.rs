@@ -14,6 +14,8 @@ use crate::db::schema::{delivery_events, sends};
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct MessageTotals {
     pub sends: i64,
+    /// Sends scheduled, sending or paused.
+    pub in_progress: i64,
     /// Deliveries enqueued.
     pub to_send: i64,
     pub sent: i64,
@@ -27,7 +29,7 @@ pub struct MessageTotals {
     pub first_started_at: Option<NaiveDateTime>,
 }
 
-type Counters = (i64, i64, i64, i64, i64, i64, Option<NaiveDateTime>);
+type Counters = (i64, i64, i64, i64, i64, i64, Option<NaiveDateTime>, String);
 
 pub fn totals(conn: &mut DbConnection, account_id: i64, message_id: i64) -> Result<MessageTotals> {
     let rows: Vec<Counters> = sends::table
@@ -41,13 +43,17 @@ pub fn totals(conn: &mut DbConnection, account_id: i64, message_id: i64) -> Resu
             sends::unique_opens,
             sends::unique_clicks,
             sends::started_at,
+            sends::status,
         ))
         .load(conn)?;
     let mut totals = MessageTotals {
         sends: rows.len() as i64,
         ..MessageTotals::default()
     };
-    for (to_send, sent, failed, bounced, opens, clicks, started) in rows {
+    for (to_send, sent, failed, bounced, opens, clicks, started, status) in rows {
+        if matches!(status.as_str(), "scheduled" | "sending" | "paused") {
+            totals.in_progress += 1;
+        }
         totals.to_send += to_send;
         totals.sent += sent;
         totals.failed += failed;

@@ -257,3 +257,31 @@ pub fn delete(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<bool>
         Ok(true)
     })
 }
+
+/// A copy of a message that belongs to list `list_number` (to send it to that
+/// list as a campaign).
+pub fn copy_to_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    id: i64,
+    list_number: i64,
+) -> Result<Message> {
+    let original = get(conn, account_id, id)?;
+    create(
+        conn,
+        account_id,
+        &NewMessage {
+            kind: original.kind()?,
+            dialect: original.dialect()?,
+            name: original.name.clone(),
+            subject: original.subject.clone(),
+            html: original.html.clone(),
+            text: original.text.clone(),
+            from_name: original.from_name.clone(),
+            from_email: original.from_email.clone(),
+            reply_to: original.reply_to.clone(),
+            headers: original.headers(),
+            list: Some(list_number),
+        },
+    )
+}

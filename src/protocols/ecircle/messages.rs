@@ -15,7 +15,7 @@ use crate::domain::lists;
 use crate::domain::message_stats;
 use crate::domain::messages::{self, Message};
 use crate::domain::recipients::RecipientKey;
-use crate::domain::sends::{self, NewSingle, SendKind, To};
+use crate::domain::sends::{self, Audience, NewCampaign, NewSingle, SendKind, To};
 
 /// `sendSingleMessageToUser(singleMessageId, userId)` and the parametrised form
 /// with its paired `names`/`values` (the priority variants land here too).
@@ -79,6 +79,34 @@ pub fn delete(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
         caller.account_id,
         message.id,
     )?))
+}
+
+/// `copyAndSendDraftMessage(groupId, messageId)`: a copy of the message,
+/// belonging to the group, sent to its members as a campaign; the copy's id.
+pub fn copy_and_send(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let message = find_message(conn, caller, p.text("messageId").unwrap_or(""))?;
+    let group = p
+        .id("groupId")
+        .filter(|&n| matches!(lists::find(conn, caller.account_id, n), Ok(Some(_))))
+        .ok_or_else(EcmFault::permission)?;
+    let copy = messages::copy_to_list(conn, caller.account_id, message.id, group)?;
+    let send = sends::create_campaign(
+        conn,
+        caller.account_id,
+        &NewCampaign {
+            message_id: copy.id,
+            audience: Audience::List {
+                list: group,
+                groups: Vec::new(),
+                filter: Vec::new(),
+            },
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        },
+    )?;
+    sends::start(conn, caller.account_id, send.id)?;
+    Ok(Return::Text(copy.id.to_string()))
 }
 
 fn find_message(
@@ -229,10 +257,10 @@ fn message_info(
 ) -> Vec<(&'static str, Option<String>)> {
     let done = totals.sent + totals.failed;
     let progress = rate(done, totals.to_send);
-    let status = match (totals.sends, done >= totals.to_send) {
+    let status = match (totals.sends, totals.in_progress) {
         (0, _) => "new",
-        (_, true) => "sent",
-        (_, false) => "sending",
+        (_, 0) => "sent",
+        _ => "sending",
     };
     let size = [
         Some(&message.subject),

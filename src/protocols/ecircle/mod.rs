@@ -112,6 +112,7 @@ enum Operation {
     CloneGroup,
     DeleteGroup,
     DeleteMessage,
+    CopyAndSendDraftMessage,
 }
 
 impl Operation {
@@ -182,6 +183,7 @@ impl Operation {
             "cloneGroup" => CloneGroup,
             "deleteGroup" => DeleteGroup,
             "deleteMessage" => DeleteMessage,
+            "copyAndSendDraftMessage" => CopyAndSendDraftMessage,
             _ => return None,
         })
     }
@@ -369,6 +371,7 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         CloneGroup => groups::clone(conn, caller, p),
         DeleteGroup => groups::delete(conn, caller, p),
         DeleteMessage => messages::delete(conn, caller, p),
+        CopyAndSendDraftMessage => messages::copy_and_send(conn, caller, p),
     }
 }
 
