@@ -389,13 +389,14 @@ fn journey(
         .status,
         200
     );
-    // Opens are recorded in batches; wait until this one is.
+    // The sender records the delivery after the SMTP server has the mail, and
+    // opens are recorded in batches: wait until both are.
     let message_id: i64 = message.parse().unwrap();
-    while espbridge::domain::message_stats::totals(&mut conn, account, message_id)
-        .unwrap()
-        .unique_opens
-        < 1
-    {
+    while {
+        let totals =
+            espbridge::domain::message_stats::totals(&mut conn, account, message_id).unwrap();
+        totals.sent < 1 || totals.unique_opens < 1
+    } {
         assert!(
             std::time::Instant::now() < deadline,
             "{script}: the open was not recorded"
