@@ -165,6 +165,27 @@ backend_tests! {
                 assert_eq!(status, case.status, "{}: status; body {body:?}", case.name);
                 assert!(golden::matches(&case.expected, &body), "{}:\nexpected {:?}\n     got {body:?}", case.name, case.expected);
             }
+
+            // The other account's session reaches none of this account's data.
+            let call = |operation: &str, children: String| {
+                test::TestRequest::post().uri("/rpc").insert_header(("Content-Type", "text/xml")).set_payload(envelope(operation, &children)).to_request()
+            };
+            let ec = &seeded.other.ecircle;
+            let response = test::call_service(&app, call("logon", format!("<realm>{}</realm><user>{}</user><passwd>{}</passwd>", ec.realm, ec.user, ec.password))).await;
+            let other = element_text(std::str::from_utf8(&test::read_body(response).await).unwrap(), "logonReturn");
+            for (operation, children, expected) in [
+                ("lookupUserById", "<userId>1</userId>", "<lookupUserByIdReturn xsi:nil=\"true\"/>"),
+                ("lookupUserByEmail", "<email>anna@example.com</email>", "<lookupUserByEmailReturn xsi:nil=\"true\"/>"),
+                ("lookupMemberById", "<memberid>1g1</memberid>", "<lookupMemberByIdReturn xsi:nil=\"true\"/>"),
+                ("createMember", "<userId>1</userId><groupId>1</groupId><invite>false</invite><sendMessage>false</sendMessage>", "<code>103</code>"),
+                ("getGroupProperty", "<gid>2</gid><name>shop.color</name>", "<code>502</code>"),
+                ("sendSingleMessageToUser", "<singleMessageId>1</singleMessageId><userId>1</userId>", "<code>104</code>"),
+                ("deleteUser", "<userId>1</userId>", "<code>103</code>"),
+            ] {
+                let response = test::call_service(&app, call(operation, format!("<session>{other}</session>{children}"))).await;
+                let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+                assert!(body.contains(expected), "{operation} across accounts: {body}");
+            }
         });
 
         let mut conn = t.db.conn().unwrap();
