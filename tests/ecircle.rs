@@ -212,12 +212,13 @@ backend_tests! {
             .select((deliveries::address, deliveries::params))
             .load(&mut conn)
             .unwrap();
-        assert_eq!(queued.len(), 3, "{queued:?}");
+        assert_eq!(queued.len(), 4, "{queued:?}");
         assert_eq!(queued[0].0, "anna@example.com");
         let params: serde_json::Value = serde_json::from_str(queued[0].1.as_deref().unwrap()).unwrap();
         assert_eq!(params, serde_json::json!({"SUBJECT": "Your code", "MSG_BODY": "<b>K-77</b>"}));
         assert_eq!((queued[1].0.as_str(), queued[1].1.as_deref()), ("dora@example.com", None));
-        assert_eq!((queued[2].0.as_str(), queued[2].1.as_deref()), ("anna@example.com", None));
+        assert_eq!((queued[2].0.as_str(), queued[2].1.as_deref()), ("dora@example.com", None));
+        assert_eq!((queued[3].0.as_str(), queued[3].1.as_deref()), ("anna@example.com", None));
         // The fixtures' session was logged out; only the one the `logon`
         // fixture opened is left.
         let sessions: i64 = api_sessions::table.filter(api_sessions::account_id.eq(account)).count().get_result(&mut conn).unwrap();
