@@ -37,6 +37,9 @@ pub struct Settings {
     /// Largest WSMailUpImport request, in bytes: its `xmlDoc` carries whole
     /// recipient files, so it gets more room than other SOAP calls.
     pub max_import_bytes: usize,
+    /// eCircle sessions end after this many seconds without a call (the
+    /// product's documented 10 minutes by default).
+    pub ecircle_session_idle_seconds: u64,
     /// The queued sender (`[sender]` in the TOML file).
     pub sender: SenderSettings,
 }
@@ -120,6 +123,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             max_xml_bytes: 4 * 1024 * 1024,
             max_import_bytes: 64 * 1024 * 1024,
+            ecircle_session_idle_seconds: 600,
             sender: SenderSettings::default(),
         }
     }

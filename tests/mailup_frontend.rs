@@ -6,8 +6,9 @@
 
 mod common;
 
+use common::golden;
+
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -26,88 +27,6 @@ use espbridge::server::{AppState, configure};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mailup/frontend");
 const OFFERS_GUID: &str = "5f3e9a4c-2b1d-4e6f-8a7b-9c0d1e2f3a4b";
-
-/// One request and the answer expected for it.
-#[derive(Debug)]
-struct Fixture {
-    name: String,
-    method: String,
-    target: String,
-    headers: Vec<(String, String)>,
-    body: String,
-    status: u16,
-    expected: String,
-}
-
-/// Reads `NN-name.http` files: comment lines (`#`), the request line, headers,
-/// a blank line, the body, a `---` line, the status, and the expected body, in
-/// which `{*}` stands for any text.
-fn fixtures(vars: &BTreeMap<&str, String>) -> Vec<Fixture> {
-    let mut paths: Vec<_> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "http"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let mut text = std::fs::read_to_string(path).unwrap();
-            for (key, value) in vars {
-                text = text.replace(&format!("{{{key}}}"), value);
-            }
-            parse_fixture(path, &text)
-        })
-        .collect()
-}
-
-fn parse_fixture(path: &Path, text: &str) -> Fixture {
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (request, response) = text.split_once("\n---\n").expect("a --- line");
-    let (head, body) = request.split_once("\n\n").unwrap_or((request, ""));
-    let mut head = head.lines();
-    let (method, target) = head.next().unwrap().split_once(' ').unwrap();
-    let headers = head
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    let (status, expected) = response.split_once('\n').unwrap_or((response, ""));
-    Fixture {
-        name: path.file_name().unwrap().to_string_lossy().into_owned(),
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        body: body.to_string(),
-        status: status.trim().parse().unwrap(),
-        expected: expected.trim_end_matches('\n').to_string(),
-    }
-}
-
-/// Whether `actual` is `expected` with each `{*}` standing for any text.
-fn matches(expected: &str, actual: &str) -> bool {
-    let mut pieces = expected.split("{*}");
-    let first = pieces.next().unwrap_or("");
-    let Some(mut rest) = actual.strip_prefix(first) else {
-        return false;
-    };
-    let pieces: Vec<&str> = pieces.collect();
-    for (i, piece) in pieces.iter().enumerate() {
-        if i + 1 == pieces.len() {
-            return rest.ends_with(piece) && !rest[..rest.len() - piece.len()].contains('<');
-        }
-        match rest.find(piece) {
-            Some(at) if !rest[..at].contains('<') => rest = &rest[at + piece.len()..],
-            _ => return false,
-        }
-    }
-    rest.is_empty()
-}
 
 struct Seeded {
     account_id: i64,
@@ -176,7 +95,7 @@ fn key(email: &str) -> RecipientKey {
 backend_tests! {
     fn golden_fixtures_and_what_they_wrote(t) {
         let seeded = seed(t);
-        let cases = fixtures(&seeded.vars);
+        let cases = golden::read(FIXTURES, &seeded.vars);
         assert!(cases.len() >= 30, "fixtures missing: {}", cases.len());
         actix_web::rt::System::new().block_on(async {
             let app = test::init_service(App::new().configure(configure(state(t)))).await;
@@ -200,7 +119,7 @@ backend_tests! {
                 let status = response.status().as_u16();
                 let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
                 assert_eq!(status, case.status, "{}: status; body {body:?}", case.name);
-                assert!(matches(&case.expected, &body), "{}:\nexpected {:?}\n     got {body:?}", case.name, case.expected);
+                assert!(golden::matches(&case.expected, &body), "{}:\nexpected {:?}\n     got {body:?}", case.name, case.expected);
             }
         });
 

@@ -358,6 +358,24 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    list_blocklist (list_id, email_key) {
+        account_id -> BigInt,
+        list_id -> BigInt,
+        email_key -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    list_properties (list_id, name) {
+        account_id -> BigInt,
+        list_id -> BigInt,
+        name -> Text,
+        value -> Text,
+    }
+}
+
 diesel::joinable!(account_hosts -> accounts (account_id));
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
@@ -466,4 +484,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_processes,
     import_rows,
     import_row_fields,
+    list_blocklist,
+    list_properties,
 );

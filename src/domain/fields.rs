@@ -140,6 +140,28 @@ pub fn find_by_name(conn: &mut DbConnection, account_id: i64, name: &str) -> Res
         .optional()?)
 }
 
+/// The number of the field with this name, defining it at the lowest free number
+/// when the catalogue has none (protocols whose attributes are free-form names,
+/// like eCircle's named attributes). A full catalogue is refused.
+pub fn resolve_or_define(conn: &mut DbConnection, account_id: i64, name: &str) -> Result<i32> {
+    if let Some(field) = find_by_name(conn, account_id, name)? {
+        return Ok(field.number);
+    }
+    let used: Vec<i32> = fields::table
+        .filter(fields::account_id.eq(account_id))
+        .select(fields::number)
+        .load(conn)?;
+    let free = (1..=MAX_FIELD_NUMBER)
+        .find(|n| !used.contains(n))
+        .ok_or_else(|| {
+            Error::invalid(
+                "field",
+                format!("all {MAX_FIELD_NUMBER} fields are in use; {name:?} cannot be added"),
+            )
+        })?;
+    Ok(define(conn, account_id, free, name, "")?.number)
+}
+
 /// The number a reference names. A number needs no catalogue entry (MailUp
 /// accepts any `campoN` up to 39); a name must be in the catalogue.
 pub fn resolve(conn: &mut DbConnection, account_id: i64, field: &FieldRef) -> Result<i32> {

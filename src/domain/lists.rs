@@ -153,7 +153,7 @@ pub fn set_tracking(
     by_id(conn, account_id, list.id)
 }
 
-pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
+pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
     lists::table
         .filter(lists::account_id.eq(account_id))
         .filter(lists::id.eq(list_id))
@@ -161,4 +161,55 @@ pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> R
         .first(conn)
         .optional()?
         .ok_or(Error::NotFound("list"))
+}
+
+/// Renames a list and sets its description and sender address; `None` leaves
+/// a value as it is.
+pub fn update_details(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i64,
+    name: Option<&str>,
+    description: Option<&str>,
+    sender_email: Option<&str>,
+) -> Result<List> {
+    if name.is_some_and(|n| n.trim().is_empty()) {
+        return Err(Error::invalid("list name", "must not be empty"));
+    }
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        diesel::update(lists::table.find(list.id))
+            .set((
+                lists::name.eq(name.map_or(list.name.as_str(), str::trim)),
+                lists::description.eq(description.unwrap_or(&list.description)),
+                lists::sender_email.eq(sender_email.unwrap_or(&list.sender_email)),
+                lists::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        by_id(conn, account_id, list.id)
+    })
+}
+
+/// Deletes a list with its groups, subscriptions and barred addresses; its
+/// messages and finished sends stay (without a list), and the subscription
+/// history stays for audits. A list with a send scheduled, sending or paused is
+/// refused.
+pub fn delete(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<()> {
+    use crate::db::schema::sends;
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        let busy: i64 = sends::table
+            .filter(sends::account_id.eq(account_id))
+            .filter(sends::list_id.eq(list.id))
+            .filter(sends::status.eq_any(["scheduled", "sending", "paused"]))
+            .count()
+            .get_result(conn)?;
+        if busy > 0 {
+            return Err(Error::Conflict(format!(
+                "list {number} has a send in progress"
+            )));
+        }
+        diesel::delete(lists::table.find(list.id)).execute(conn)?;
+        Ok(())
+    })
 }

@@ -222,3 +222,66 @@ pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<Strin
         .map(|f| f.name)
         .collect())
 }
+
+/// The account's messages in id order, `limit` of them after skipping `offset`.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    offset: i64,
+    limit: i64,
+) -> Result<Vec<Message>> {
+    Ok(messages::table
+        .filter(messages::account_id.eq(account_id))
+        .order(messages::id)
+        .offset(offset.max(0))
+        .limit(limit.clamp(1, 1000))
+        .select(Message::as_select())
+        .load(conn)?)
+}
+
+/// Deletes a message that was never sent. Returns `false` (and keeps it) when
+/// sends refer to it: their reports need it.
+pub fn delete(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<bool> {
+    use crate::db::schema::sends;
+    crate::db::write_transaction(conn, |conn| {
+        let message = get(conn, account_id, id)?;
+        let used: i64 = sends::table
+            .filter(sends::account_id.eq(account_id))
+            .filter(sends::message_id.eq(message.id))
+            .count()
+            .get_result(conn)?;
+        if used > 0 {
+            return Ok(false);
+        }
+        diesel::delete(messages::table.find(message.id)).execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// A copy of a message that belongs to list `list_number` (to send it to that
+/// list as a campaign).
+pub fn copy_to_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    id: i64,
+    list_number: i64,
+) -> Result<Message> {
+    let original = get(conn, account_id, id)?;
+    create(
+        conn,
+        account_id,
+        &NewMessage {
+            kind: original.kind()?,
+            dialect: original.dialect()?,
+            name: original.name.clone(),
+            subject: original.subject.clone(),
+            html: original.html.clone(),
+            text: original.text.clone(),
+            from_name: original.from_name.clone(),
+            from_email: original.from_email.clone(),
+            reply_to: original.reply_to.clone(),
+            headers: original.headers(),
+            list: Some(list_number),
+        },
+    )
+}

@@ -550,6 +550,63 @@ pub fn with_field_values(
     Ok(found)
 }
 
+/// The recipients of the account (not erased) whose field `number` has this
+/// value, lowest id first, at most `limit`.
+pub fn find_by_field(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i32,
+    value: &str,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    Ok(recipients::table
+        .inner_join(recipient_field_values::table)
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::erased_at.is_null())
+        .filter(recipient_field_values::account_id.eq(account_id))
+        .filter(recipient_field_values::field_number.eq(number))
+        .filter(recipient_field_values::value.eq(value))
+        .order(recipients::id)
+        .limit(limit)
+        .select(Recipient::as_select())
+        .load(conn)?)
+}
+
+/// Changes a recipient's e-mail address. An address another recipient of the
+/// account has is a conflict.
+pub fn set_email(
+    conn: &mut DbConnection,
+    account_id: i64,
+    recipient_id: i64,
+    address: &str,
+) -> Result<Recipient> {
+    let email = parse_email(address)?;
+    write_transaction(conn, |conn| {
+        let recipient = get(conn, account_id, &RecipientKey::Id(recipient_id))?;
+        if recipient.erased_at.is_some() {
+            return Err(Error::NotFound("recipient"));
+        }
+        if let Some(owner) = by_email_key(conn, account_id, &email.key)? {
+            if owner.id == recipient.id && recipient.email.as_deref() == Some(&email.address) {
+                return Ok(recipient);
+            }
+            if owner.id != recipient.id {
+                return Err(Error::Conflict(
+                    "the e-mail address belongs to another recipient".into(),
+                ));
+            }
+        }
+        diesel::update(recipients::table.find(recipient.id))
+            .set((
+                recipients::email.eq(&email.address),
+                recipients::email_key.eq(&email.key),
+                recipients::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        get(conn, account_id, &RecipientKey::Id(recipient.id))
+    })
+}
+
 /// Blocks (or unblocks) a recipient account-wide on one channel. Subscriptions
 /// keep their status; sending checks the block.
 pub fn set_blocklisted(

@@ -9,7 +9,7 @@ use super::fields::FieldRef;
 use super::history::{self, Change};
 use super::lists::{self, List};
 use super::recipients::{self, Contact, MessageChannel, Recipient, RecipientKey};
-use super::{Origin, groups, now, secrets};
+use super::{Origin, groups, list_blocklist, now, secrets};
 use crate::db::schema::{lists as lists_table, recipients as recipients_table, subscriptions};
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
@@ -231,7 +231,13 @@ pub fn subscribe(
             MessageChannel::Email => recipient.email_allowed(),
             MessageChannel::Sms => recipient.sms_allowed(),
         };
-        if !allowed {
+        let barred_from_list = match &recipient.email {
+            Some(email) if channel == MessageChannel::Email => {
+                list_blocklist::contains(conn, list.id, &email.to_lowercase())?
+            }
+            _ => false,
+        };
+        if !allowed || barred_from_list {
             return Err(Error::Blocklisted);
         }
         recipients::set_fields(conn, account_id, recipient.id, &request.fields)?;

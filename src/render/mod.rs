@@ -375,6 +375,19 @@ mod tests {
             ec.render(&context()).unwrap().text.unwrap(),
             "Order A-17 for mario@example.com"
         );
+        let conditional = compile(
+            Parts {
+                text: Some(
+                    "<%InsertIf expression=\"${(parameter.MISSING == null)}\"%>no<%/InsertIf%><%InsertElse%>yes<%/InsertElse%>,<%InsertIf expression=\"${parameter.ORDER != null && user['First Name'] == 'Mario <b>'}\"%><%${parameter.ORDER}%><%/InsertIf%>",
+                ),
+                ..Parts::default()
+            },
+            Dialect::Ecircle,
+        );
+        assert_eq!(
+            conditional.render(&context()).unwrap().text.unwrap(),
+            "no,A-17"
+        );
         let mu = compile(
             Parts {
                 text: Some("Ciao [NOME] [campo1] [email] [not a field] {%"),

@@ -5,6 +5,8 @@
 //! (`scripts/test` starts one); each test gets its own database, dropped after.
 #![allow(dead_code)]
 
+pub mod golden;
+
 use std::io::Write;
 use std::sync::Once;
 

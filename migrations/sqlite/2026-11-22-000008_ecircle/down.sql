@@ -1,0 +1,2 @@
+DROP TABLE list_properties;
+DROP TABLE list_blocklist;
