@@ -67,7 +67,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::web::unsubscribe::configure)
             .configure(crate::web::tracking::configure)
             .configure(crate::web::webhooks::configure)
-            .configure(crate::protocols::mailup::configure);
+            .configure(crate::protocols::mailup::configure)
+            .configure(crate::protocols::exacttarget::configure);
     }
 }
 

@@ -422,6 +422,35 @@ fn complete_contact(
     get(conn, recipient.account_id, &RecipientKey::Id(recipient.id))
 }
 
+/// Changes a recipient's e-mail address; another recipient of the account
+/// with the new address is a conflict.
+pub fn change_email(
+    conn: &mut DbConnection,
+    account_id: i64,
+    recipient_id: i64,
+    address: &str,
+) -> Result<Recipient> {
+    let email = parse_email(address)?;
+    write_transaction(conn, |conn| {
+        let recipient = get(conn, account_id, &RecipientKey::Id(recipient_id))?;
+        if let Some(owner) = by_email_key(conn, account_id, &email.key)?
+            && owner.id != recipient.id
+        {
+            return Err(Error::Conflict(
+                "the address belongs to another recipient".into(),
+            ));
+        }
+        diesel::update(recipients::table.find(recipient.id))
+            .set((
+                recipients::email.eq(&email.address),
+                recipients::email_key.eq(&email.key),
+                recipients::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        get(conn, account_id, &RecipientKey::Id(recipient.id))
+    })
+}
+
 /// Sets field values (by number or catalogue name) on a recipient of the account.
 pub fn set_fields(
     conn: &mut DbConnection,

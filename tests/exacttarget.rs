@@ -1,0 +1,363 @@
+//! ExactTarget's XML API: the golden fixtures in `fixtures/exacttarget/`
+//! in-process on both backends with what they wrote checked afterwards; and
+//! the endpoint over a real port with curl, as the product's public clients
+//! call it (form POST, GET, POST with the fields in the query string, `+` in
+//! an address, no declaration, CDATA credentials).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use actix_web::{App, test};
+use diesel::prelude::*;
+use espbridge::config::Settings;
+use espbridge::db::schema::fields as fields_table;
+use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::credentials::{self, CredentialKind};
+use espbridge::domain::fields::{self, FieldRef};
+use espbridge::domain::lists;
+use espbridge::domain::messages::{self, NewMessage};
+use espbridge::domain::recipients::{self, Contact, RecipientKey};
+use espbridge::domain::subscriptions::{self, Status, Subscribe};
+use espbridge::domain::{Channel, Origin, groups, history};
+use espbridge::render::Dialect;
+use espbridge::server::{AppState, configure};
+
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/exacttarget");
+
+/// One request document and the answer expected for it.
+#[derive(Debug)]
+struct Fixture {
+    name: String,
+    request: String,
+    expected: String,
+}
+
+/// Reads `NN-name.xml` files: comment lines (`#`), the request document, a
+/// `---` line, and the expected answer, in which `{*}` stands for any text
+/// without markup. `{name}` is replaced by the value of `vars[name]`.
+fn fixtures(vars: &BTreeMap<&str, String>) -> Vec<Fixture> {
+    let mut paths: Vec<_> = std::fs::read_dir(FIXTURES)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|path| {
+            let mut text = std::fs::read_to_string(path).unwrap();
+            for (key, value) in vars {
+                text = text.replace(&format!("{{{key}}}"), value);
+            }
+            parse_fixture(path, &text)
+        })
+        .collect()
+}
+
+fn parse_fixture(path: &Path, text: &str) -> Fixture {
+    let text: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let (request, expected) = text.split_once("\n---\n").expect("a --- line");
+    Fixture {
+        name: path.file_name().unwrap().to_string_lossy().into_owned(),
+        request: request.to_string(),
+        expected: expected.trim_end_matches('\n').to_string(),
+    }
+}
+
+/// Whether `actual` is `expected` with each `{*}` standing for any text
+/// without markup.
+fn matches(expected: &str, actual: &str) -> bool {
+    let mut pieces = expected.split("{*}");
+    let first = pieces.next().unwrap_or("");
+    let Some(mut rest) = actual.strip_prefix(first) else {
+        return false;
+    };
+    let pieces: Vec<&str> = pieces.collect();
+    for (i, piece) in pieces.iter().enumerate() {
+        if i + 1 == pieces.len() {
+            return rest.ends_with(piece) && !rest[..rest.len() - piece.len()].contains('<');
+        }
+        match rest.find(piece) {
+            Some(at) if !rest[..at].contains('<') => rest = &rest[at + piece.len()..],
+            _ => return false,
+        }
+    }
+    rest.is_empty()
+}
+
+/// `qf=xml&xml=…` as a form body.
+fn form_body(xml: &str) -> String {
+    url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("qf", "xml")
+        .append_pair("xml", xml)
+        .finish()
+}
+
+struct Seeded {
+    account_id: i64,
+    other_account_id: i64,
+    vars: BTreeMap<&'static str, String>,
+}
+
+fn origin() -> Origin {
+    Origin::new(Channel::Cli, "test")
+}
+
+fn subscribe(
+    conn: &mut espbridge::db::DbConnection,
+    account_id: i64,
+    list: i64,
+    email: &str,
+    first: &str,
+) -> i64 {
+    subscriptions::subscribe(
+        conn,
+        account_id,
+        &Subscribe {
+            list,
+            contact: Contact::email(email),
+            fields: vec![(FieldRef::Number(1), first.to_string())],
+            groups: vec![],
+            double_opt_in: Some(false),
+            source: "test".into(),
+            origin: origin(),
+        },
+    )
+    .unwrap()
+    .recipient_id
+}
+
+/// An account whose attributes are First Name, Last Name and Email Type,
+/// with list 1 "News" (group 20), subscriber jane@example.com on it and an
+/// e-mail "Welcome"; and a second account that must stay out of reach.
+fn seed(t: &common::TestDb) -> Seeded {
+    let mut conn = t.db.conn().unwrap();
+    let created = accounts::create(
+        &mut conn,
+        &NewAccount {
+            name: "ET".into(),
+            console_id: Some(1001),
+            console_hosts: vec![],
+        },
+    )
+    .unwrap();
+    let id = created.account_id;
+    let other = accounts::create(
+        &mut conn,
+        &NewAccount {
+            name: "Other".into(),
+            console_id: Some(2002),
+            console_hosts: vec![],
+        },
+    )
+    .unwrap();
+    subscribe(
+        &mut conn,
+        other.account_id,
+        1,
+        "jane@example.com",
+        "Other Jane",
+    );
+    diesel::delete(
+        fields_table::table
+            .filter(fields_table::account_id.eq(id))
+            .filter(fields_table::number.ge(3)),
+    )
+    .execute(&mut *conn)
+    .unwrap();
+    fields::define(&mut conn, id, 1, "First Name", "").unwrap();
+    fields::define(&mut conn, id, 2, "Last Name", "").unwrap();
+    fields::define(&mut conn, id, 3, "Email Type", "HTML").unwrap();
+    groups::create(&mut conn, id, 1, "Readers", "Weekly readers", Some(20)).unwrap();
+    let jane = subscribe(&mut conn, id, 1, "jane@example.com", "Jane");
+    let email = messages::create(
+        &mut conn,
+        id,
+        &NewMessage {
+            dialect: Dialect::ExactTarget,
+            name: "Welcome".into(),
+            ..NewMessage::email("Welcome %%First Name%%", "<p>Welcome, %%First Name%%!</p>")
+        },
+    )
+    .unwrap();
+    let today = chrono::Utc::now()
+        .naive_utc()
+        .format("%-m/%-d/%Y")
+        .to_string();
+    Seeded {
+        account_id: id,
+        other_account_id: other.account_id,
+        vars: BTreeMap::from([
+            ("username", created.exacttarget.username.clone()),
+            ("password", created.exacttarget.password.clone()),
+            ("jane_id", jane.to_string()),
+            ("email_id", email.id.to_string()),
+            ("today", today),
+        ]),
+    }
+}
+
+fn key(email: &str) -> RecipientKey {
+    RecipientKey::Email(email.into())
+}
+
+backend_tests! {
+    fn golden_fixtures_and_what_they_wrote(t) {
+        let seeded = seed(t);
+        let cases = fixtures(&seeded.vars);
+        assert!(cases.len() >= 50, "fixtures missing: {}", cases.len());
+        actix_web::rt::System::new().block_on(async {
+            let state = AppState::new(t.db.clone(), Settings::default());
+            let app = test::init_service(App::new().configure(configure(state))).await;
+            for case in &cases {
+                let request = test::TestRequest::post()
+                    .uri("/integrate.aspx")
+                    .insert_header(("Content-Type", "application/x-www-form-urlencoded"))
+                    .set_payload(form_body(&case.request))
+                    .to_request();
+                let response = test::call_service(&app, request).await;
+                let status = response.status().as_u16();
+                let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
+                assert_eq!(status, 200, "{}: status; body {body:?}", case.name);
+                assert!(matches(&case.expected, &body), "{}:\nexpected {:?}\n     got {body:?}", case.name, case.expected);
+            }
+        });
+
+        let id = seeded.account_id;
+        let mut conn = t.db.conn().unwrap();
+        // Tom: master-unsubscribed (blocked for e-mail, every subscription
+        // ended), off list 2 before it was deleted, his attributes kept.
+        let tom = recipients::get(&mut conn, id, &key("tom@example.com")).unwrap();
+        assert!(tom.email_blocklisted);
+        assert_eq!(subscriptions::status(&mut conn, id, 1, &key("tom@example.com")).unwrap(), Some(Status::Unsubscribed));
+        assert_eq!(
+            recipients::field_values(&mut conn, id, tom.id).unwrap(),
+            vec![(1, "Tom".to_string()), (2, "Thumb".to_string()), (3, "HTML".to_string())]
+        );
+        let tom_history = history::for_recipient(&mut conn, id, tom.id).unwrap();
+        assert!(tom_history.iter().all(|e| e.channel == "exacttarget"), "{tom_history:?}");
+        assert!(tom_history.iter().any(|e| e.note == "asked by phone" && e.to_status == "unsubscribed"), "{tom_history:?}");
+        assert!(tom_history.iter().any(|e| e.note == "master unsubscribe"), "{tom_history:?}");
+        // The stranger is on no list but kept out of future sends.
+        let stranger = recipients::get(&mut conn, id, &key("stranger@example.com")).unwrap();
+        assert!(stranger.email_blocklisted);
+        // Jane: her address changed, unsubscribed with a reason, back, then deleted.
+        assert!(recipients::find(&mut conn, id, &key("jane.doe@example.com")).unwrap().is_none());
+        let jane_id: i64 = seeded.vars["jane_id"].parse().unwrap();
+        let jane = recipients::get(&mut conn, id, &RecipientKey::Id(jane_id)).unwrap();
+        assert!(jane.erased_at.is_some());
+        let jane_history = history::for_recipient(&mut conn, id, jane_id).unwrap();
+        assert!(jane_history.iter().any(|e| e.note == "too many mails"), "{jane_history:?}");
+        // Refused calls wrote nothing.
+        for email in ["ghost@example.com", "nobody@example.com"] {
+            assert!(recipients::find(&mut conn, id, &key(email)).unwrap().is_none(), "{email}");
+        }
+        // List 2 is gone; list 1's counters are in step.
+        assert!(lists::find(&mut conn, id, 2).unwrap().is_none());
+        let news = lists::get(&mut conn, id, 1).unwrap();
+        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (0, 0, 2));
+        // The e-mail got its text version, in the ExactTarget dialect.
+        let email_id: i64 = seeded.vars["email_id"].parse().unwrap();
+        let welcome = messages::get(&mut conn, id, email_id).unwrap();
+        assert_eq!(welcome.text.as_deref(), Some("Dear %%First Name%%, welcome."));
+        let spring = messages::emails(&mut conn, id, &messages::EmailFilter { name_contains: Some("spring".into()), ..Default::default() }).unwrap();
+        assert_eq!(spring.len(), 1);
+        assert_eq!(spring[0].html.as_deref(), Some("<p>Dear %%First Name%%, spring is here &amp; so are we.</p>"));
+        assert_eq!(spring[0].dialect().unwrap(), Dialect::ExactTarget);
+        // The other account's jane was never touched.
+        let other = seeded.other_account_id;
+        let other_jane = recipients::get(&mut conn, other, &key("jane@example.com")).unwrap();
+        assert!(other_jane.erased_at.is_none() && !other_jane.email_blocklisted);
+        assert_eq!(subscriptions::status(&mut conn, other, 1, &key("jane@example.com")).unwrap(), Some(Status::Subscribed));
+        assert_eq!(lists::all(&mut conn, other).unwrap().len(), 1);
+    }
+}
+
+fn curl(args: &[&str]) -> String {
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "10"])
+        .args(args)
+        .output()
+        .expect("curl is installed (scripts/test installs it)");
+    assert!(
+        out.status.success(),
+        "curl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn percent(text: &str) -> String {
+    url::form_urlencoded::byte_serialize(text.as_bytes()).collect()
+}
+
+backend_tests! {
+    fn real_clients_over_a_real_port(t) {
+        let server = common::RunningServer::start(&t.url, &[]);
+        let url = format!("{}/integrate.aspx", server.base());
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::only_account(&mut conn).unwrap().expect("the demo account");
+        credentials::create(&mut conn, account.id, CredentialKind::ExactTarget, "", "api_user", "s3cret&more").unwrap();
+        let auth = "<authorization><username>api_user</username><password>s3cret&amp;more</password></authorization>";
+        let add = |email: &str| format!(
+            "<exacttarget>{auth}<system><system_name>subscriber</system_name><action>add</action><search_type>listid</search_type><search_value>1</search_value><search_value2/><values><Email__Address>{email}</Email__Address><status>active</status></values><update>true</update></system></exacttarget>"
+        );
+        let ok = "<subscriber_info>Subscriber was added/updated successfully</subscriber_info>";
+
+        // A form-encoded POST (PHP's curl extension, Python's urlencode: `+`
+        // for spaces), with a declaration after leading whitespace.
+        let document = format!("\n\t<?xml version=\"1.0\"?>{}", add("ann+news@example.com"));
+        let answer = curl(&["--data", &form_body(&document), &url]);
+        assert!(answer.starts_with("<?xml version=\"1.0\"?><exacttarget><system><subscriber>"), "{answer}");
+        assert!(answer.contains(ok), "{answer}");
+        assert!(subscriptions::status(&mut conn, account.id, 1, &key("ann+news@example.com")).unwrap() == Some(Status::Subscribed));
+
+        // A `+` left raw in the value (Ruby's URI.escape) is a space after
+        // form decoding, so the address is refused, as the product did.
+        let raw = format!("qf=xml&xml={}", percent(&add("bob+news@example.com")).replace("%2B", "+"));
+        let answer = curl(&["--data", &raw, &url]);
+        assert!(answer.contains("<error>4</error><error_description>Invalid email: &quot;bob news@example.com&quot;"), "{answer}");
+
+        // GET with everything in the URL; no declaration; credentials in CDATA;
+        // the field name in capitals.
+        let cdata = add("carl@example.com").replace(auth, "<authorization><username><![CDATA[api_user]]></username><password><![CDATA[s3cret&more]]></password></authorization>");
+        let answer = curl(&[&format!("{url}?qf=xml&XML={}", percent(&cdata))]);
+        assert!(answer.contains(ok), "{answer}");
+
+        // POST with an empty body and the fields in the query string.
+        let retrieve = format!("<exacttarget>{auth}<system><system_name>subscriber</system_name><action>retrieve</action><search_type>listid</search_type><search_value>1</search_value><search_value2>carl@example.com</search_value2></system></exacttarget>");
+        let answer = curl(&["-X", "POST", "-H", "Content-Length: 0", &format!("{url}?qf=xml&xml={}", percent(&retrieve))]);
+        assert!(answer.contains("<Email__Address>carl@example.com</Email__Address><Status>Active</Status>"), "{answer}");
+
+        // An unescaped `&` in the URL cuts the document short: error 39 with
+        // the line and the reason.
+        let cut = format!("{url}?qf=xml&xml={}", percent(&retrieve).replace("%26amp%3B", "&"));
+        let answer = curl(&[&cut]);
+        assert!(answer.contains("<error>39</error><error_description>XML Parse Error = Error!!! Error Code = -1072896668, Line Number = 1, Reason = "), "{answer}");
+
+        // Hostile documents are refused as parse errors.
+        for (name, document) in common::hostile_documents() {
+            if document.len() > 1024 * 1024 {
+                continue;
+            }
+            let body: String = url::form_urlencoded::Serializer::new(String::new())
+                .append_pair("qf", "xml")
+                .append_pair("xml", &String::from_utf8_lossy(&document))
+                .finish();
+            let answer = common::http(server.port, "POST", "/integrate.aspx", &[("Content-Type", "application/x-www-form-urlencoded")], body.into_bytes(), std::time::Duration::from_secs(20)).expect("an answer");
+            assert!(answer.body.contains("<error>39</error>"), "{name}: {}", answer.body);
+        }
+        // A body beyond the limit gets error 39 too, not a dropped connection.
+        let huge = format!("qf=xml&xml={}", "x".repeat(5 * 1024 * 1024));
+        let answer = common::http(server.port, "POST", "/integrate.aspx", &[("Content-Type", "application/x-www-form-urlencoded")], huge.into_bytes(), std::time::Duration::from_secs(20)).expect("an answer");
+        assert_eq!(answer.status, 200);
+        assert!(answer.body.contains("<error>39</error>"), "{}", answer.body);
+    }
+}
