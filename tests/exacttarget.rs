@@ -20,7 +20,9 @@ use espbridge::domain::fields::{self, FieldRef};
 use espbridge::domain::lists;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, Contact, RecipientKey};
+use espbridge::domain::sends;
 use espbridge::domain::subscriptions::{self, Status, Subscribe};
+use espbridge::domain::triggered_sends::{self, NewTriggeredSend};
 use espbridge::domain::{Channel, Origin, groups, history};
 use espbridge::render::Dialect;
 use espbridge::server::{AppState, configure};
@@ -187,6 +189,21 @@ fn seed(t: &common::TestDb) -> Seeded {
         },
     )
     .unwrap();
+    // Olga is a recipient on no list, for job/send_single.
+    let (olga, _) =
+        recipients::find_or_create(&mut conn, id, &Contact::email("olga@example.com")).unwrap();
+    triggered_sends::create(
+        &mut conn,
+        id,
+        &NewTriggeredSend {
+            customer_key: "welcome".into(),
+            message_id: email.id,
+            list: None,
+            from_name: "Welcome Desk".into(),
+            from_email: "welcome@example.com".into(),
+        },
+    )
+    .unwrap();
     let today = chrono::Utc::now()
         .naive_utc()
         .format("%-m/%-d/%Y")
@@ -200,6 +217,7 @@ fn seed(t: &common::TestDb) -> Seeded {
             ("jane_id", jane.to_string()),
             ("email_id", email.id.to_string()),
             ("today", today),
+            ("other_subscriber_id", olga.id.to_string()),
         ]),
     }
 }
@@ -277,6 +295,35 @@ backend_tests! {
         assert!(other_jane.erased_at.is_none() && !other_jane.email_blocklisted);
         assert_eq!(subscriptions::status(&mut conn, other, 1, &key("jane@example.com")).unwrap(), Some(Status::Subscribed));
         assert_eq!(lists::all(&mut conn, other).unwrap().len(), 1);
+
+        // The jobs and triggered sends are in the outbox as asked.
+        let all_sends: Vec<(i64, i64, Option<chrono::NaiveDateTime>)> = espbridge::db::schema::sends::table
+            .filter(espbridge::db::schema::sends::account_id.eq(id))
+            .order(espbridge::db::schema::sends::id)
+            .select((espbridge::db::schema::sends::id, espbridge::db::schema::sends::message_id, espbridge::db::schema::sends::scheduled_at))
+            .load(&mut conn)
+            .unwrap();
+        assert!(all_sends.iter().all(|(_, message, _)| *message == email_id), "{all_sends:?}");
+        let scheduled: Vec<_> = all_sends.iter().filter_map(|(_, _, at)| *at).collect();
+        assert_eq!(scheduled, vec![chrono::NaiveDate::from_ymd_opt(2030, 12, 24).unwrap().and_hms_opt(18, 30, 0).unwrap()]);
+        let senders: Vec<Option<(String, String)>> = all_sends.iter().map(|(send, _, _)| sends::sender(&mut conn, id, *send).unwrap()).collect();
+        let shop = Some(("Shop".to_string(), "shop@example.com".to_string()));
+        let desk = Some(("Welcome Desk".to_string(), "welcome@example.com".to_string()));
+        let owner = Some(("Desk".to_string(), "desk@example.com".to_string()));
+        // job/send, the scheduled one, send_single, amy (the definition's
+        // sender), ben (his Owner's); carla's call was refused whole.
+        assert_eq!(senders, vec![shop.clone(), None, shop, desk, owner]);
+        let params: Vec<(String, Option<String>)> = espbridge::db::schema::deliveries::table
+            .filter(espbridge::db::schema::deliveries::account_id.eq(id))
+            .filter(espbridge::db::schema::deliveries::params.is_not_null())
+            .order(espbridge::db::schema::deliveries::id)
+            .select((espbridge::db::schema::deliveries::address, espbridge::db::schema::deliveries::params))
+            .load(&mut conn)
+            .unwrap();
+        assert_eq!(params, vec![
+            ("amy@example.com".to_string(), Some(r#"{"attributes":{"first name":"Amy"}}"#.to_string())),
+            ("ben@example.com".to_string(), Some(r#"{"attributes":{"first name":"Ben & Co"}}"#.to_string())),
+        ]);
     }
 }
 

@@ -359,6 +359,28 @@ diesel::table! {
 }
 
 diesel::joinable!(account_hosts -> accounts (account_id));
+diesel::table! {
+    triggered_sends (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        customer_key -> Text,
+        message_id -> BigInt,
+        list_id -> Nullable<BigInt>,
+        from_name -> Text,
+        from_email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_senders (send_id) {
+        send_id -> BigInt,
+        account_id -> BigInt,
+        from_name -> Text,
+        from_email -> Text,
+    }
+}
+
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
 diesel::joinable!(lists -> accounts (account_id));
@@ -398,4 +420,6 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_events,
     throttles,
+    triggered_sends,
+    send_senders,
 );

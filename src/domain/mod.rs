@@ -22,6 +22,7 @@ pub mod sends;
 pub mod sessions;
 pub mod subscriptions;
 pub mod tracking;
+pub mod triggered_sends;
 pub mod users;
 pub mod variables;
 

@@ -7,6 +7,7 @@
 mod account;
 mod email;
 mod list;
+mod send;
 mod subscriber;
 
 use actix_web::http::header::CONTENT_TYPE;
@@ -43,6 +44,7 @@ pub(crate) mod code {
     pub const LIST_NOT_FOUND: u32 = 5;
     pub const ATTRIBUTE_NOT_FOUND: u32 = 6;
     pub const EMAIL_NOT_FOUND: u32 = 7;
+    pub const DEFINITION_NOT_FOUND: u32 = 9;
     pub const MASTER_UNSUBSCRIBED: u32 = 10;
     pub const ALREADY_EXISTS: u32 = 14;
     pub const XML_PARSE: u32 = 39;
@@ -102,6 +104,9 @@ enum Op {
     ListRetrieveGroups,
     EmailAdd,
     EmailRetrieve,
+    JobSend,
+    JobSendSingle,
+    TriggeredSend,
 }
 
 impl Op {
@@ -127,6 +132,9 @@ impl Op {
             ("list", "retrievegroups") => Op::ListRetrieveGroups,
             ("email", "add") => Op::EmailAdd,
             ("email", "retrieve") => Op::EmailRetrieve,
+            ("job", "send") => Op::JobSend,
+            ("job", "send_single") => Op::JobSendSingle,
+            ("triggeredsend", "add") => Op::TriggeredSend,
             _ => return None,
         })
     }
@@ -320,6 +328,9 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::ListRetrieveGroups => list::retrieve_groups(conn, call),
         Op::EmailAdd => email::add(conn, call),
         Op::EmailRetrieve => email::retrieve(conn, call),
+        Op::JobSend => send::job_send(conn, call),
+        Op::JobSendSingle => send::job_send_single(conn, call),
+        Op::TriggeredSend => send::triggered_send(conn, call),
     }
 }
 
@@ -339,6 +350,7 @@ fn refusal(error: Error) -> Reply {
         Error::NotFound("field") => {
             Reply::fault(code::ATTRIBUTE_NOT_FOUND, "Attribute does not exist")
         }
+        Error::NotFound("group") => Reply::fault(code::LIST_NOT_FOUND, "List does not exist"),
         Error::NotFound("recipient" | "subscription") => {
             Reply::fault(code::SUBSCRIBER_NOT_FOUND, "Subscriber not found")
         }

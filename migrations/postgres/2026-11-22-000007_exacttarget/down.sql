@@ -1,0 +1,2 @@
+DROP TABLE send_senders;
+DROP TABLE triggered_sends;
