@@ -204,6 +204,19 @@ fn seed(t: &common::TestDb) -> Seeded {
         },
     )
     .unwrap();
+    // A job not started yet, to one recipient, for tracking/retrieve summary.
+    let job = sends::create_campaign(
+        &mut conn,
+        id,
+        &sends::NewCampaign {
+            message_id: email.id,
+            audience: sends::Audience::Recipients(vec![RecipientKey::Id(olga.id)]),
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        },
+    )
+    .unwrap();
     let today = chrono::Utc::now()
         .naive_utc()
         .format("%-m/%-d/%Y")
@@ -218,6 +231,7 @@ fn seed(t: &common::TestDb) -> Seeded {
             ("email_id", email.id.to_string()),
             ("today", today),
             ("other_subscriber_id", olga.id.to_string()),
+            ("job_id", job.id.to_string()),
         ]),
     }
 }
@@ -310,9 +324,9 @@ backend_tests! {
         let shop = Some(("Shop".to_string(), "shop@example.com".to_string()));
         let desk = Some(("Welcome Desk".to_string(), "welcome@example.com".to_string()));
         let owner = Some(("Desk".to_string(), "desk@example.com".to_string()));
-        // job/send, the scheduled one, send_single, amy (the definition's
-        // sender), ben (his Owner's); carla's call was refused whole.
-        assert_eq!(senders, vec![shop.clone(), None, shop, desk, owner]);
+        // The seeded job, job/send, the scheduled one, send_single, amy (the
+        // definition's sender), ben (his Owner's); carla's call was refused whole.
+        assert_eq!(senders, vec![None, shop.clone(), None, shop, desk, owner]);
         let params: Vec<(String, Option<String>)> = espbridge::db::schema::deliveries::table
             .filter(espbridge::db::schema::deliveries::account_id.eq(id))
             .filter(espbridge::db::schema::deliveries::params.is_not_null())

@@ -546,6 +546,35 @@ pub fn with_field_values(
     Ok(found)
 }
 
+/// One page of the account's recipients blocked for e-mail whose record last
+/// changed in `[from, until)`, in id order (pass the last id as `after`).
+pub fn email_blocklisted(
+    conn: &mut DbConnection,
+    account_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    let mut query = recipients::table
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::email_blocklisted.eq(true))
+        .filter(recipients::erased_at.is_null())
+        .filter(recipients::id.gt(after))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(recipients::updated_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(recipients::updated_at.lt(until));
+    }
+    Ok(query
+        .order(recipients::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Recipient::as_select())
+        .load(conn)?)
+}
+
 /// Blocks (or unblocks) a recipient account-wide on one channel. Subscriptions
 /// keep their status; sending checks the block.
 pub fn set_blocklisted(

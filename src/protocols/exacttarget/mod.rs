@@ -9,6 +9,7 @@ mod email;
 mod list;
 mod send;
 mod subscriber;
+mod tracking;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
@@ -44,6 +45,7 @@ pub(crate) mod code {
     pub const LIST_NOT_FOUND: u32 = 5;
     pub const ATTRIBUTE_NOT_FOUND: u32 = 6;
     pub const EMAIL_NOT_FOUND: u32 = 7;
+    pub const JOB_NOT_FOUND: u32 = 8;
     pub const DEFINITION_NOT_FOUND: u32 = 9;
     pub const MASTER_UNSUBSCRIBED: u32 = 10;
     pub const ALREADY_EXISTS: u32 = 14;
@@ -107,6 +109,7 @@ enum Op {
     JobSend,
     JobSendSingle,
     TriggeredSend,
+    TrackingRetrieve,
 }
 
 impl Op {
@@ -135,6 +138,7 @@ impl Op {
             ("job", "send") => Op::JobSend,
             ("job", "send_single") => Op::JobSendSingle,
             ("triggeredsend", "add") => Op::TriggeredSend,
+            ("tracking", "retrieve") => Op::TrackingRetrieve,
             _ => return None,
         })
     }
@@ -149,6 +153,7 @@ impl Op {
                 | Op::ListRetrieveSubscribers
                 | Op::ListRetrieveGroups
                 | Op::EmailRetrieve
+                | Op::TrackingRetrieve
         )
     }
 }
@@ -331,6 +336,7 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::JobSend => send::job_send(conn, call),
         Op::JobSendSingle => send::job_send_single(conn, call),
         Op::TriggeredSend => send::triggered_send(conn, call),
+        Op::TrackingRetrieve => tracking::retrieve(conn, call),
     }
 }
 
