@@ -422,3 +422,152 @@ backend_tests! {
         assert!(answer.body.contains("<error>39</error>"), "{}", answer.body);
     }
 }
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+
+/// The text between `<name>` and `</name>` in an answer.
+fn element<'a>(answer: &'a str, name: &str) -> &'a str {
+    let open = format!("<{name}>");
+    let start = answer
+        .find(&open)
+        .unwrap_or_else(|| panic!("no <{name}> in {answer}"))
+        + open.len();
+    let end = start + answer[start..].find("</").unwrap();
+    &answer[start..end]
+}
+
+/// A delivered message: (subject, decoded HTML body, From header).
+fn parsed(raw: &str) -> (String, String, String) {
+    let message = mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .expect("a MIME message");
+    let from = message
+        .from()
+        .and_then(|f| f.first())
+        .and_then(|a| a.address())
+        .unwrap_or("")
+        .to_string();
+    (
+        message.subject().unwrap_or("").to_string(),
+        message.body_html(0).expect("an HTML part").into_owned(),
+        from,
+    )
+}
+
+/// The value of the attribute holding `marker` in `html`.
+fn url_with(html: &str, marker: &str) -> String {
+    let at = html
+        .find(marker)
+        .unwrap_or_else(|| panic!("no {marker} in {html}"));
+    let start = html[..at].rfind('"').unwrap() + 1;
+    let end = at + html[at..].find('"').unwrap();
+    html[start..end].replace("&amp;", "&")
+}
+
+backend_tests! {
+    fn a_list_job_and_a_triggered_send_reach_a_real_smtp_server_personalised(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let url = format!("{}/integrate.aspx", server.base());
+        let account = {
+            let mut conn = t.db.conn().unwrap();
+            let account = accounts::only_account(&mut conn).unwrap().expect("the demo account");
+            credentials::create(&mut conn, account.id, CredentialKind::ExactTarget, "", "api_user", "secret").unwrap();
+            fields::define(&mut conn, account.id, 12, "First Name", "").unwrap();
+            account
+        };
+        let call = |system: &str| {
+            let document = format!("<exacttarget><authorization><username>api_user</username><password>secret</password></authorization><system>{system}</system></exacttarget>");
+            let answer = curl(&["--data", &form_body(&document), &url]);
+            assert!(!answer.contains("<error>"), "{system}\n{answer}");
+            answer
+        };
+        for (email, name) in [("ann@example.com", "Ann"), ("bob@example.com", "Bob")] {
+            call(&format!("<system_name>subscriber</system_name><action>add</action><search_type>listid</search_type><search_value>1</search_value><values><Email__Address>{email}</Email__Address><First__Name>{name}</First__Name><status>active</status></values>"));
+        }
+        let answer = call("<system_name>email</system_name><action>add</action><sub_action>HTMLPaste</sub_action><email_name>Spring</email_name><email_subject>Hello %%First Name%%</email_subject><email_body><![CDATA[<html><body><p>Dear %%First Name%%,</p><a href=\"https://shop.example/spring\">Spring</a></body></html>]]></email_body>");
+        let email_id = element(&answer, "emailID").to_string();
+        let answer = call(&format!("<system_name>job</system_name><action>send</action><search_type>emailid</search_type><search_value>{email_id}</search_value><from_name>Shop</from_name><from_email>shop@example.com</from_email><send_date>immediate</send_date><send_time/><lists><list>1</list></lists>"));
+        let job: i64 = element(&answer, "job_description").parse().unwrap();
+
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while smtp.count() < 2 || sends::get(&mut t.db.conn().unwrap(), account.id, job).unwrap().sent < 2 {
+            assert!(std::time::Instant::now() < deadline, "job not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // Opened and clicked a while after delivery, as a person would (link
+        // scanners strike on arrival).
+        diesel::update(espbridge::db::schema::deliveries::table.filter(espbridge::db::schema::deliveries::send_id.eq(job)))
+            .set(espbridge::db::schema::deliveries::sent_at.eq(Some(espbridge::domain::now() - chrono::Duration::minutes(10))))
+            .execute(&mut t.db.conn().unwrap())
+            .unwrap();
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let get = |target: &str| {
+            let path = target.strip_prefix(&server.base()).unwrap_or_else(|| panic!("{target} is not on the server"));
+            common::http(server.port, "GET", path, &[("User-Agent", BROWSER)], Vec::new(), std::time::Duration::from_secs(10)).unwrap()
+        };
+        for (mail, name) in received.iter().zip(["Ann", "Bob"]) {
+            let (subject, html, from) = parsed(&mail.data);
+            assert_eq!(subject, format!("Hello {name}"));
+            assert!(html.contains(&format!("Dear {name},")), "{html}");
+            assert_eq!(from, "shop@example.com");
+        }
+        // Ann opens and clicks.
+        let (_, ann_html, _) = parsed(&received[0].data);
+        assert_eq!(get(&url_with(&ann_html, "/t/o/")).status, 200);
+        assert_eq!(get(&url_with(&ann_html, "/t/c/")).status, 302);
+
+        let summary = call(&format!("<system_name>tracking</system_name><action>retrieve</action><sub_action>summary</sub_action><search_type>jobID</search_type><search_value>{job}</search_value>"));
+        for (name, value) in [("jobID", job.to_string()), ("totalSent", "2".into()), ("delivered", "2".into()), ("opens", "1".into()), ("uniqueOpens", "1".into()), ("clicks", "1".into()), ("uniqueClicks", "1".into())] {
+            assert_eq!(element(&summary, name), value, "{name} in {summary}");
+        }
+        // Bob leaves everything; the master-unsubscribe list shows him.
+        call("<system_name>subscriber</system_name><action>masterunsub</action><search_type>emailaddress</search_type><search_value><emailaddress>bob@example.com</emailaddress></search_value>");
+        let unsubscribed = call("<system_name>tracking</system_name><action>retrieve</action><sub_action>masterunsub</sub_action>");
+        assert_eq!(element(&unsubscribed, "email_address"), "bob@example.com", "{unsubscribed}");
+
+        // A triggered-send definition made with the CLI, fired for three
+        // addresses with their own attributes.
+        let created = Command::new(env!("CARGO_BIN_EXE_espbridge"))
+            .env("ESPBRIDGE_DATABASE_URL", &t.url)
+            .env("ESPBRIDGE_DATA_DIR", dir.path())
+            .args(["triggered-send", "create", "--console-id", &account.console_id.to_string(), "--key", "order-confirmation", "--email-id", &email_id, "--from-name", "Orders", "--from-email", "orders@example.com"])
+            .output()
+            .unwrap();
+        assert!(created.status.success(), "{}", String::from_utf8_lossy(&created.stderr));
+        let listed = Command::new(env!("CARGO_BIN_EXE_espbridge"))
+            .env("ESPBRIDGE_DATABASE_URL", &t.url)
+            .env("ESPBRIDGE_DATA_DIR", dir.path())
+            .args(["triggered-send", "list", "--console-id", &account.console_id.to_string()])
+            .output()
+            .unwrap();
+        assert!(String::from_utf8_lossy(&listed.stdout).starts_with("order-confirmation\t"), "{listed:?}");
+        let subscribers: String = [("cleo@example.com", "Cleo"), ("dan@example.com", "Dan"), ("eve@example.com", "Eve")]
+            .iter()
+            .map(|(email, name)| format!("<Subscribers><EmailAddress>{email}</EmailAddress><SubscriberKey>{email}</SubscriberKey><Attributes><Name>First Name</Name><Value>{name}</Value></Attributes></Subscribers>"))
+            .collect();
+        let answer = call(&format!("<system_name>triggeredsend</system_name><action>add</action><search_type/><search_value/><TriggeredSend xmlns=\"http://exacttarget.com/wsdl/partnerAPI\" xmlns:xsi=\"http://www.w3.org/2001/XMLSchemainstance\"><TriggeredSendDefinition><CustomerKey>order-confirmation</CustomerKey></TriggeredSendDefinition>{subscribers}</TriggeredSend>"));
+        assert!(answer.contains("<triggered_send_info>Triggered Send was added successfully</triggered_send_info>"), "{answer}");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while smtp.count() < 5 {
+            assert!(std::time::Instant::now() < deadline, "triggered send not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut triggered: Vec<_> = smtp.received().into_iter().filter(|m| !m.rcpt_tos.iter().any(|r| r == "ann@example.com" || r == "bob@example.com")).collect();
+        triggered.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        assert_eq!(triggered.len(), 3);
+        for (mail, name) in triggered.iter().zip(["Cleo", "Dan", "Eve"]) {
+            let (subject, html, from) = parsed(&mail.data);
+            assert_eq!(subject, format!("Hello {name}"));
+            assert!(html.contains(&format!("Dear {name},")), "{html}");
+            assert_eq!(from, "orders@example.com");
+        }
+    }
+}
