@@ -706,6 +706,35 @@ pub fn sender(
         .optional()?)
 }
 
+/// One page of the account's campaigns started in `[from, until)`, in id
+/// order (pass the last id as `after`).
+pub fn campaigns_started(
+    conn: &mut DbConnection,
+    account_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Send>> {
+    let mut query = sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::kind.eq(SendKind::Campaign.as_str()))
+        .filter(sends::started_at.is_not_null())
+        .filter(sends::id.gt(after))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(sends::started_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(sends::started_at.lt(until));
+    }
+    Ok(query
+        .order(sends::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Send::as_select())
+        .load(conn)?)
+}
+
 /// Where a delivery of `kind` goes for this recipient, if it has such an address.
 fn address_for(recipient: &Recipient, kind: MessageKind) -> Option<String> {
     match kind {

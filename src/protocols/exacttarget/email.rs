@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{Call, Reply, code, format_date, or_fault, parse_date};
+use super::{Call, Reply, code, date_range, format_date, or_fault};
 use crate::Result;
 use crate::db::DbConnection;
 use crate::domain::messages::{self, EmailFilter, MessageKind, NewMessage};
@@ -111,23 +111,8 @@ fn retrieve_all(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
     if by_name && !call.search_value().is_empty() {
         filter.name_contains = Some(call.search_value().to_string());
     }
-    if by_date && let Some(range) = call.system.child("daterange") {
-        let date = |name: &str| {
-            let text = range.child_text(name).map_or("", str::trim);
-            if text.is_empty() {
-                return Ok(None);
-            }
-            parse_date(text).map(Some).ok_or_else(|| {
-                Reply::fault(code::INVALID, format!("Invalid {name} {text:?}: M/D/YYYY"))
-            })
-        };
-        let start = or_fault!(date("startdate"));
-        let end = or_fault!(date("enddate"));
-        filter.from = start.map(|d| d.and_time(chrono::NaiveTime::MIN));
-        // The end date is a whole day.
-        filter.until = end
-            .and_then(|d| d.succ_opt())
-            .map(|d| d.and_time(chrono::NaiveTime::MIN));
+    if by_date {
+        (filter.from, filter.until) = or_fault!(date_range(call));
     }
     let found = messages::emails(conn, call.account_id, &filter)?;
     Ok(Reply::wrapped("email", |w| {

@@ -110,6 +110,8 @@ enum Op {
     JobSendSingle,
     TriggeredSend,
     TrackingRetrieve,
+    TrackingJobs,
+    ChannelUnsubscribes,
 }
 
 impl Op {
@@ -139,6 +141,8 @@ impl Op {
             ("job", "send_single") => Op::JobSendSingle,
             ("triggeredsend", "add") => Op::TriggeredSend,
             ("tracking", "retrieve") => Op::TrackingRetrieve,
+            ("tracking", "jobretrieve") => Op::TrackingJobs,
+            ("tracking-channel", "retrieve") => Op::ChannelUnsubscribes,
             _ => return None,
         })
     }
@@ -154,6 +158,8 @@ impl Op {
                 | Op::ListRetrieveGroups
                 | Op::EmailRetrieve
                 | Op::TrackingRetrieve
+                | Op::TrackingJobs
+                | Op::ChannelUnsubscribes
         )
     }
 }
@@ -337,6 +343,8 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::JobSendSingle => send::job_send_single(conn, call),
         Op::TriggeredSend => send::triggered_send(conn, call),
         Op::TrackingRetrieve => tracking::retrieve(conn, call),
+        Op::TrackingJobs => tracking::jobs(conn, call),
+        Op::ChannelUnsubscribes => tracking::channel_unsubscribes(conn, call),
     }
 }
 
@@ -499,6 +507,68 @@ pub(crate) fn parse_date(text: &str) -> Option<chrono::NaiveDate> {
     chrono::NaiveDate::from_ymd_opt(year, month, day)
 }
 
+/// `M/D/YYYY`, optionally with `h:m:s` and `AM`/`PM` (24 h without), as
+/// some calls carry times; `None` when it is not one. The second value tells
+/// whether a time was given.
+pub(crate) fn parse_moment(text: &str) -> Option<(chrono::NaiveDateTime, bool)> {
+    let mut parts = text.split_whitespace();
+    let day = parse_date(parts.next()?)?;
+    let Some(time) = parts.next() else {
+        return Some((day.and_time(chrono::NaiveTime::MIN), false));
+    };
+    let mut numbers = time.split(':').map(|p| p.parse::<u32>().ok());
+    let hour = numbers.next()??;
+    let minute = numbers.next().unwrap_or(Some(0))?;
+    let second = numbers.next().unwrap_or(Some(0))?;
+    let hour = match parts.next().map(str::to_ascii_uppercase).as_deref() {
+        None => hour,
+        Some("AM") if (1..=12).contains(&hour) => hour % 12,
+        Some("PM") if (1..=12).contains(&hour) => hour % 12 + 12,
+        Some(_) => return None,
+    };
+    Some((day.and_hms_opt(hour, minute, second)?, true))
+}
+
+/// A range from two texts (either may be empty): `[start, end]`, the end
+/// inclusive (a whole day when it has no time). Error 4 for a text that is
+/// not a date.
+pub(crate) fn range_of(
+    start: &str,
+    end: &str,
+) -> std::result::Result<(Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>), Reply> {
+    let read = |name: &str, text: &str| {
+        let text = text.trim();
+        if text.is_empty() {
+            return Ok(None);
+        }
+        parse_moment(text).map(Some).ok_or_else(|| {
+            Reply::fault(code::INVALID, format!("Invalid {name} {text:?}: M/D/YYYY"))
+        })
+    };
+    let from = read("startdate", start)?.map(|(at, _)| at);
+    let until = read("enddate", end)?.map(|(at, timed)| {
+        at + if timed {
+            chrono::Duration::seconds(1)
+        } else {
+            chrono::Duration::days(1)
+        }
+    });
+    Ok((from, until))
+}
+
+/// The `<daterange><startdate/><enddate/></daterange>` of a call, if any.
+pub(crate) fn date_range(
+    call: &Call,
+) -> std::result::Result<(Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>), Reply> {
+    match call.system.child("daterange") {
+        Some(range) => range_of(
+            range.child_text("startdate").unwrap_or(""),
+            range.child_text("enddate").unwrap_or(""),
+        ),
+        None => Ok((None, None)),
+    }
+}
+
 /// `M/D/YYYY`, as answers write dates.
 pub(crate) fn format_date(at: chrono::NaiveDateTime) -> String {
     at.format("%-m/%-d/%Y").to_string()
@@ -533,6 +603,21 @@ mod tests {
         assert_eq!(parse_date("3/7/2026 1:02:03 PM"), Some(day));
         assert_eq!(parse_date("2026-03-07"), None);
         assert_eq!(parse_date("13/1/2026"), None);
+        assert_eq!(
+            parse_moment("3/7/2026 1:02:03 PM"),
+            Some((day.and_hms_opt(13, 2, 3).unwrap(), true))
+        );
+        assert_eq!(
+            parse_moment("3/7/2026 12:00:00 AM"),
+            Some((day.and_hms_opt(0, 0, 0).unwrap(), true))
+        );
+        assert_eq!(
+            parse_moment("3/7/2026"),
+            Some((day.and_hms_opt(0, 0, 0).unwrap(), false))
+        );
+        assert_eq!(parse_moment("3/7/2026 13:00 PM"), None);
+        let (from, until) = range_of("3/7/2026", "3/7/2026").unwrap();
+        assert_eq!(until.unwrap() - from.unwrap(), chrono::Duration::days(1));
         let at = day.and_hms_opt(13, 2, 3).unwrap();
         assert_eq!(format_date(at), "3/7/2026");
         assert_eq!(format_time(at), "3/7/2026 1:02:03 PM");
