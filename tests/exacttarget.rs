@@ -17,6 +17,7 @@ use espbridge::db::schema::fields as fields_table;
 use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::credentials::{self, CredentialKind};
 use espbridge::domain::fields::{self, FieldRef};
+use espbridge::domain::file_imports;
 use espbridge::domain::lists;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, Contact, RecipientKey};
@@ -246,7 +247,15 @@ backend_tests! {
         let cases = fixtures(&seeded.vars);
         assert!(cases.len() >= 50, "fixtures missing: {}", cases.len());
         actix_web::rt::System::new().block_on(async {
-            let state = AppState::new(t.db.clone(), Settings::default());
+            // The import files in the account's import folder.
+            let data_dir = tempfile::tempdir().unwrap();
+            let folder = file_imports::folder(data_dir.path(), 1001);
+            std::fs::create_dir_all(&folder).unwrap();
+            for name in ["subscribers.csv", "more.txt"] {
+                std::fs::copy(Path::new(FIXTURES).join("imports").join(name), folder.join(name)).unwrap();
+            }
+            let settings = Settings { data_dir: data_dir.path().to_path_buf(), ..Settings::default() };
+            let state = AppState::new(t.db.clone(), settings);
             let app = test::init_service(App::new().configure(configure(state))).await;
             for case in &cases {
                 let request = test::TestRequest::post()
@@ -294,7 +303,7 @@ backend_tests! {
         // List 2 is gone; list 1's counters are in step.
         assert!(lists::find(&mut conn, id, 2).unwrap().is_none());
         let news = lists::get(&mut conn, id, 1).unwrap();
-        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (0, 0, 2));
+        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (3, 0, 2), "the imports subscribed three");
         // The e-mail got its text version, in the ExactTarget dialect.
         let email_id: i64 = seeded.vars["email_id"].parse().unwrap();
         let welcome = messages::get(&mut conn, id, email_id).unwrap();
@@ -309,6 +318,16 @@ backend_tests! {
         assert!(other_jane.erased_at.is_none() && !other_jane.email_blocklisted);
         assert_eq!(subscriptions::status(&mut conn, other, 1, &key("jane@example.com")).unwrap(), Some(Status::Subscribed));
         assert_eq!(lists::all(&mut conn, other).unwrap().len(), 1);
+
+        // The imports: two rows in and two rejected, then one more.
+        for (email, first) in [("pia@example.com", "Pia"), ("quinn@example.com", "Quinn, Jr."), ("rae@example.com", "Rae")] {
+            assert_eq!(subscriptions::status(&mut conn, id, 1, &key(email)).unwrap(), Some(Status::Subscribed), "{email}");
+            let recipient = recipients::get(&mut conn, id, &key(email)).unwrap();
+            assert_eq!(recipients::field_values(&mut conn, id, recipient.id).unwrap()[0], (1, first.to_string()));
+        }
+        let first = file_imports::get(&mut conn, id, 1).unwrap();
+        assert_eq!((first.imported, first.rejected, first.status.as_str()), (2, 2, "Complete"));
+        assert!(recipients::get(&mut conn, id, &key("tom@example.com")).unwrap().email_blocklisted);
 
         // The jobs and triggered sends are in the outbox as asked.
         let all_sends: Vec<(i64, i64, Option<chrono::NaiveDateTime>)> = espbridge::db::schema::sends::table

@@ -381,6 +381,19 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    file_imports (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        list_id -> Nullable<BigInt>,
+        file_name -> Text,
+        status -> Text,
+        imported -> BigInt,
+        rejected -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
 diesel::joinable!(lists -> accounts (account_id));
@@ -422,4 +435,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     throttles,
     triggered_sends,
     send_senders,
+    file_imports,
 );

@@ -9,6 +9,7 @@ pub mod confirmations;
 pub mod credentials;
 pub mod events;
 pub mod fields;
+pub mod file_imports;
 pub mod groups;
 pub mod history;
 pub mod links;

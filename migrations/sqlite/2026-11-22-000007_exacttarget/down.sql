@@ -1,2 +1,3 @@
+DROP TABLE file_imports;
 DROP TABLE send_senders;
 DROP TABLE triggered_sends;

@@ -21,3 +21,16 @@ CREATE TABLE send_senders (
     from_name TEXT NOT NULL,
     from_email TEXT NOT NULL
 );
+
+-- Imports of subscriber files from the account's import folder into a list:
+-- their outcome, for ExactTarget's importstatus.
+CREATE TABLE file_imports (
+    id INTEGER PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    list_id BIGINT REFERENCES lists(id) ON DELETE SET NULL,
+    file_name TEXT NOT NULL,
+    status TEXT NOT NULL,
+    imported BIGINT NOT NULL,
+    rejected BIGINT NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);

@@ -7,6 +7,7 @@ use super::subscriber::{status_text, write_block};
 use super::{Call, Reply, catalogue, code, format_time, or_fault};
 use crate::Result;
 use crate::db::DbConnection;
+use crate::domain::file_imports::{self, ImportRequest};
 use crate::domain::lists::{self, NewList};
 use crate::domain::{groups, recipients, subscriptions};
 use crate::xml::XmlWriter;
@@ -167,5 +168,77 @@ pub(super) fn retrieve_groups(conn: &mut DbConnection, call: &Call) -> Result<Re
                 .close();
         }
         w.close();
+    }))
+}
+
+/// `import` (a file of the account's import folder into a list) and
+/// `import`/`importstatus` (the outcome). Imports finish within the call, so
+/// the status is known at once; no notification mail is sent.
+pub(super) fn import(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
+    if call.sub_action() == "importstatus" {
+        let text = call.search_value();
+        let Ok(id) = text.parse::<i64>() else {
+            return Ok(Reply::fault(
+                code::INVALID,
+                format!("Invalid import id {text:?}"),
+            ));
+        };
+        let done = file_imports::get(conn, call.account_id, id)?;
+        return Ok(Reply::wrapped("list", |w| {
+            w.leaf("import_info", &done.status)
+                .leaf("importid", &done.id.to_string());
+        }));
+    }
+    if !call.sub_action().is_empty() {
+        return Ok(Reply::fault(
+            code::UNKNOWN_CALL,
+            format!("Sub action {:?} is not supported", call.text("sub_action")),
+        ));
+    }
+    let number = or_fault!(list_id(call));
+    let delimiter = match call.text("file_type").to_ascii_lowercase().as_str() {
+        "" | "csv" => ',',
+        "tab" => '\t',
+        other => {
+            return Ok(Reply::fault(
+                code::INVALID,
+                format!("Invalid file_type {other:?}: tab or csv"),
+            ));
+        }
+    };
+    if call.text("encrypted").eq_ignore_ascii_case("true") {
+        return Ok(Reply::fault(
+            code::INVALID,
+            "Encrypted files are not supported",
+        ));
+    }
+    let mapping = call
+        .system
+        .child("file_mapping")
+        .map(|m| {
+            m.children_named("field")
+                .map(|f| f.text.trim().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    let done = file_imports::import(
+        conn,
+        call.account_id,
+        &call.data_dir,
+        &ImportRequest {
+            list: number,
+            file_name: call.text("file_name").to_string(),
+            delimiter,
+            headings: !call.text("column_headings").eq_ignore_ascii_case("false"),
+            mapping,
+            origin: call.origin.clone(),
+        },
+    )?;
+    Ok(Reply::wrapped("list", |w| {
+        w.leaf(
+            "import_info",
+            "Your file is being imported. You will receive an email when it completes.",
+        )
+        .leaf("importid", &done.id.to_string());
     }))
 }

@@ -49,6 +49,7 @@ pub(crate) mod code {
     pub const DEFINITION_NOT_FOUND: u32 = 9;
     pub const MASTER_UNSUBSCRIBED: u32 = 10;
     pub const ALREADY_EXISTS: u32 = 14;
+    pub const FILE_NOT_FOUND: u32 = 68;
     pub const XML_PARSE: u32 = 39;
     pub const UNKNOWN_CALL: u32 = 71;
     pub const INTERNAL: u32 = 99;
@@ -104,6 +105,7 @@ enum Op {
     ListDelete,
     ListRetrieveSubscribers,
     ListRetrieveGroups,
+    ListImport,
     EmailAdd,
     EmailRetrieve,
     JobSend,
@@ -135,6 +137,7 @@ impl Op {
             ("list", "delete") => Op::ListDelete,
             ("list", "retrieve_sub") => Op::ListRetrieveSubscribers,
             ("list", "retrievegroups") => Op::ListRetrieveGroups,
+            ("list", "import") => Op::ListImport,
             ("email", "add") => Op::EmailAdd,
             ("email", "retrieve") => Op::EmailRetrieve,
             ("job", "send") => Op::JobSend,
@@ -185,6 +188,8 @@ pub(crate) struct Call {
     pub account_id: i64,
     pub system: Element,
     pub origin: Origin,
+    /// Where the accounts' import folders are.
+    pub data_dir: std::path::PathBuf,
 }
 
 impl Call {
@@ -313,6 +318,7 @@ async fn integrate(
         account_id,
         system,
         origin: Origin::new(Channel::ExactTarget, username),
+        data_dir: state.settings.data_dir.clone(),
     };
     let reply = if op.writes() {
         state.db.write(move |conn| run(conn, op, &call)).await
@@ -337,6 +343,7 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::ListDelete => list::delete(conn, call),
         Op::ListRetrieveSubscribers => list::retrieve_subscribers(conn, call),
         Op::ListRetrieveGroups => list::retrieve_groups(conn, call),
+        Op::ListImport => list::import(conn, call),
         Op::EmailAdd => email::add(conn, call),
         Op::EmailRetrieve => email::retrieve(conn, call),
         Op::JobSend => send::job_send(conn, call),
@@ -360,6 +367,7 @@ fn parse_error_text(line: usize, reason: &str) -> String {
 fn refusal(error: Error) -> Reply {
     match error {
         Error::NotFound("list") => Reply::fault(code::LIST_NOT_FOUND, "List does not exist"),
+        Error::NotFound("file") => Reply::fault(code::FILE_NOT_FOUND, "File does not exist."),
         Error::NotFound("message") => Reply::fault(code::EMAIL_NOT_FOUND, "Email does not exist"),
         Error::NotFound("field") => {
             Reply::fault(code::ATTRIBUTE_NOT_FOUND, "Attribute does not exist")

@@ -364,7 +364,11 @@ pub(super) fn delete(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
             }
         } else {
             let key = RecipientKey::Email(call.search_value2().to_string());
-            live(recipients::find(conn, account_id, &key).unwrap_or(None))
+            match recipients::find(conn, account_id, &key) {
+                Ok(found) => live(found),
+                Err(crate::Error::Invalid { .. }) => None,
+                Err(e) => return Err(e),
+            }
         };
         let Some(recipient) = found else {
             return Ok(if call.search_type() == "subid" {
