@@ -246,9 +246,9 @@ backend_tests! {
         let seeded = seed(t);
         let cases = fixtures(&seeded.vars);
         assert!(cases.len() >= 50, "fixtures missing: {}", cases.len());
+        let data_dir = tempfile::tempdir().unwrap();
         actix_web::rt::System::new().block_on(async {
             // The import files in the account's import folder.
-            let data_dir = tempfile::tempdir().unwrap();
             let folder = file_imports::folder(data_dir.path(), 1001);
             std::fs::create_dir_all(&folder).unwrap();
             for name in ["subscribers.csv", "more.txt"] {
@@ -328,6 +328,21 @@ backend_tests! {
         let first = file_imports::get(&mut conn, id, 1).unwrap();
         assert_eq!((first.imported, first.rejected, first.status.as_str()), (2, 2, "Complete"));
         assert!(recipients::get(&mut conn, id, &key("tom@example.com")).unwrap().email_blocklisted);
+
+        // The first export is a zip that unzip reads, with everyone's status.
+        let zip = espbridge::domain::exports::folder(data_dir.path(), 1001).join("SubsStatus_1.zip");
+        let unzipped = Command::new("unzip").arg("-p").arg(&zip).arg("subscribers.xml").output().expect("unzip is installed");
+        assert!(unzipped.status.success(), "{}", String::from_utf8_lossy(&unzipped.stderr));
+        let statuses = String::from_utf8(unzipped.stdout).unwrap();
+        assert!(statuses.starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><subscribers><subscriber>"), "{statuses}");
+        assert!(statuses.contains("<email_address>tom@example.com</email_address><status>Unsubscribed</status>"), "{statuses}");
+        assert!(statuses.contains("<email_address>pia@example.com</email_address><status>Active</status>"), "{statuses}");
+        assert!(!statuses.contains("jane"), "the erased subscriber is not exported: {statuses}");
+        let list_export = espbridge::domain::exports::folder(data_dir.path(), 1001).join("Subs_3.zip");
+        let unzipped = Command::new("unzip").arg("-p").arg(&list_export).output().unwrap();
+        let members = String::from_utf8(unzipped.stdout).unwrap();
+        assert!(members.contains("<Email__Address>quinn@example.com</Email__Address><Status>Active</Status><First__Name>Quinn, Jr.</First__Name>"), "{members}");
+        assert!(!members.contains("tom@example.com"), "only the active ones: {members}");
 
         // The jobs and triggered sends are in the outbox as asked.
         let all_sends: Vec<(i64, i64, Option<chrono::NaiveDateTime>)> = espbridge::db::schema::sends::table

@@ -394,6 +394,17 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    export_batches (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        status -> Text,
+        file_name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
 diesel::joinable!(lists -> accounts (account_id));
@@ -436,4 +447,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     triggered_sends,
     send_senders,
     file_imports,
+    export_batches,
 );

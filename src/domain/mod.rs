@@ -8,6 +8,7 @@ pub mod callers;
 pub mod confirmations;
 pub mod credentials;
 pub mod events;
+pub mod exports;
 pub mod fields;
 pub mod file_imports;
 pub mod groups;

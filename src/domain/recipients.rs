@@ -546,6 +546,24 @@ pub fn with_field_values(
     Ok(found)
 }
 
+/// One page of the account's recipients (not erased) in id order: pass the
+/// last id as `after` for the next.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    Ok(recipients::table
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::erased_at.is_null())
+        .filter(recipients::id.gt(after))
+        .order(recipients::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Recipient::as_select())
+        .load(conn)?)
+}
+
 /// One page of the account's recipients blocked for e-mail whose record last
 /// changed in `[from, until)`, in id order (pass the last id as `after`).
 pub fn email_blocklisted(

@@ -34,3 +34,14 @@ CREATE TABLE file_imports (
     rejected BIGINT NOT NULL,
     created_at TIMESTAMP NOT NULL
 );
+
+-- Exports written as zip files to the account's export folder (ExactTarget's
+-- BulkAsync calls), asked about by id (batch inquire).
+CREATE TABLE export_batches (
+    id INTEGER PRIMARY KEY,
+    account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    file_name TEXT NOT NULL,
+    created_at TIMESTAMP NOT NULL
+);

@@ -5,6 +5,7 @@
 //! and `docs/compat/exacttarget.md`.
 
 mod account;
+mod bulk;
 mod email;
 mod list;
 mod send;
@@ -114,6 +115,10 @@ enum Op {
     TrackingRetrieve,
     TrackingJobs,
     ChannelUnsubscribes,
+    SubscriberExport,
+    ListExport,
+    TrackingExport,
+    BatchInquire,
 }
 
 impl Op {
@@ -146,6 +151,10 @@ impl Op {
             ("tracking", "retrieve") => Op::TrackingRetrieve,
             ("tracking", "jobretrieve") => Op::TrackingJobs,
             ("tracking-channel", "retrieve") => Op::ChannelUnsubscribes,
+            ("subscriber", "bulkasync") => Op::SubscriberExport,
+            ("list", "bulkasync") => Op::ListExport,
+            ("tracking", "bulkasync") => Op::TrackingExport,
+            ("batch", "inquire") => Op::BatchInquire,
             _ => return None,
         })
     }
@@ -163,6 +172,7 @@ impl Op {
                 | Op::TrackingRetrieve
                 | Op::TrackingJobs
                 | Op::ChannelUnsubscribes
+                | Op::BatchInquire
         )
     }
 }
@@ -352,6 +362,10 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::TrackingRetrieve => tracking::retrieve(conn, call),
         Op::TrackingJobs => tracking::jobs(conn, call),
         Op::ChannelUnsubscribes => tracking::channel_unsubscribes(conn, call),
+        Op::SubscriberExport => bulk::subscriber_statuses(conn, call),
+        Op::ListExport => bulk::list_subscribers(conn, call),
+        Op::TrackingExport => bulk::tracking(conn, call),
+        Op::BatchInquire => bulk::inquire(conn, call),
     }
 }
 
@@ -368,6 +382,7 @@ fn refusal(error: Error) -> Reply {
     match error {
         Error::NotFound("list") => Reply::fault(code::LIST_NOT_FOUND, "List does not exist"),
         Error::NotFound("file") => Reply::fault(code::FILE_NOT_FOUND, "File does not exist."),
+        Error::NotFound("batch") => Reply::fault(code::INVALID, "Batch does not exist"),
         Error::NotFound("message") => Reply::fault(code::EMAIL_NOT_FOUND, "Email does not exist"),
         Error::NotFound("field") => {
             Reply::fault(code::ATTRIBUTE_NOT_FOUND, "Attribute does not exist")
