@@ -38,7 +38,7 @@ struct Fixture {
     expected: String,
 }
 
-/// Reads `NN-name.xml` files: comment lines (`#`), the request document, a
+/// Reads `NNN-name.xml` files: comment lines (`#`), the request document, a
 /// `---` line, and the expected answer, in which `{*}` stands for any text
 /// without markup. `{name}` is replaced by the value of `vars[name]`.
 fn fixtures(vars: &BTreeMap<&str, String>) -> Vec<Fixture> {

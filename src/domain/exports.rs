@@ -73,6 +73,22 @@ pub fn save(
     })
 }
 
+/// Records a batch of work that finished within its call and left no file
+/// (a group refresh), so that callers polling for it find it complete.
+pub fn record_done(conn: &mut DbConnection, account_id: i64, kind: &str) -> Result<Batch> {
+    let id: i64 = diesel::insert_into(export_batches::table)
+        .values((
+            export_batches::account_id.eq(account_id),
+            export_batches::kind.eq(kind),
+            export_batches::status.eq("Complete"),
+            export_batches::file_name.eq(""),
+            export_batches::created_at.eq(now()),
+        ))
+        .returning(export_batches::id)
+        .get_result(conn)?;
+    get(conn, account_id, id)
+}
+
 pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Batch> {
     export_batches::table
         .filter(export_batches::account_id.eq(account_id))

@@ -9,7 +9,7 @@ use crate::Result;
 use crate::db::DbConnection;
 use crate::domain::file_imports::{self, ImportRequest};
 use crate::domain::lists::{self, NewList};
-use crate::domain::{groups, recipients, subscriptions};
+use crate::domain::{exports, groups, recipients, subscriptions};
 use crate::xml::XmlWriter;
 
 /// The list types a client may ask for; every list behaves as a public one.
@@ -240,5 +240,27 @@ pub(super) fn import(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
             "Your file is being imported. You will receive an email when it completes.",
         )
         .leaf("importid", &done.id.to_string());
+    }))
+}
+
+/// `refresh_group`: groups here hold their members as they change, so a
+/// refresh has nothing to recompute; it is recorded as a finished batch that
+/// `batch/inquire` reports `Complete`.
+pub(super) fn refresh_group(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
+    let text = call.search_value();
+    let Ok(number) = text.parse::<i64>() else {
+        return Ok(Reply::fault(
+            code::INVALID,
+            format!("Invalid group id {text:?}"),
+        ));
+    };
+    let group =
+        groups::find(conn, call.account_id, number)?.ok_or(crate::Error::NotFound("group"))?;
+    let batch = exports::record_done(conn, call.account_id, "refresh_group")?;
+    Ok(Reply::wrapped("list", |w| {
+        w.open("groupRefresh", &[])
+            .leaf("groupID", &group.number.to_string())
+            .leaf("groupAsyncID", &batch.id.to_string())
+            .close();
     }))
 }
