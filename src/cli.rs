@@ -1,4 +1,5 @@
-//! The command line: `serve`, `migrate` and `account create`.
+//! The command line: `serve`, `migrate`, `account create` and
+//! `triggered-send create|list`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::{Overrides, Settings};
 use crate::db::Db;
 use crate::domain::accounts::{self, CreatedAccount, NewAccount};
+use crate::domain::triggered_sends::{self, NewTriggeredSend};
 use crate::sender;
 use crate::server::{self, AppState};
 use crate::{Error, Result};
@@ -48,6 +50,40 @@ pub enum Command {
     Account {
         #[command(subcommand)]
         command: AccountCommand,
+    },
+    /// Manage ExactTarget triggered-send definitions (the CustomerKeys that
+    /// `triggeredsend/add` calls fire).
+    TriggeredSend {
+        #[command(subcommand)]
+        command: TriggeredSendCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TriggeredSendCommand {
+    /// Define a triggered send: its key, the e-mail it sends, optionally the
+    /// list it is sent for and a sender overriding the e-mail's.
+    Create {
+        /// The account, by its console id.
+        #[arg(long)]
+        console_id: i64,
+        /// The external key (CustomerKey) calls name it by.
+        #[arg(long)]
+        key: String,
+        /// The e-mail (message) id, as `email/add` answered it.
+        #[arg(long)]
+        email_id: i64,
+        #[arg(long)]
+        list: Option<i64>,
+        #[arg(long, default_value = "")]
+        from_name: String,
+        #[arg(long, default_value = "")]
+        from_email: String,
+    },
+    /// List an account's triggered-send definitions, one per line.
+    List {
+        #[arg(long)]
+        console_id: i64,
     },
 }
 
@@ -145,9 +181,58 @@ fn execute(cli: Cli) -> Result<()> {
             }
             Ok(())
         }
+        Command::TriggeredSend { command } => triggered_send(&db, command),
         Command::Serve(_) => serve(db, settings),
         Command::Worker => sender::run_worker(db, &settings),
     }
+}
+
+fn triggered_send(db: &Db, command: TriggeredSendCommand) -> Result<()> {
+    let mut conn = db.conn()?;
+    let console_id = match &command {
+        TriggeredSendCommand::Create { console_id, .. }
+        | TriggeredSendCommand::List { console_id } => *console_id,
+    };
+    let account =
+        accounts::find_by_console_id(&mut conn, console_id)?.ok_or(Error::NotFound("account"))?;
+    match command {
+        TriggeredSendCommand::Create {
+            key,
+            email_id,
+            list,
+            from_name,
+            from_email,
+            ..
+        } => {
+            let created = triggered_sends::create(
+                &mut conn,
+                account.id,
+                &NewTriggeredSend {
+                    customer_key: key,
+                    message_id: email_id,
+                    list,
+                    from_name,
+                    from_email,
+                },
+            )?;
+            println!(
+                "triggered send {:?} sends e-mail {}",
+                created.customer_key, created.message_id
+            );
+        }
+        TriggeredSendCommand::List { .. } => {
+            for definition in triggered_sends::all(&mut conn, account.id)? {
+                println!(
+                    "{}\temail {}\tfrom {} <{}>",
+                    definition.customer_key,
+                    definition.message_id,
+                    definition.from_name,
+                    definition.from_email
+                );
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Connects and brings the schema up to date (every command needs both).

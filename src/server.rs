@@ -68,7 +68,8 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .configure(crate::web::tracking::configure)
             .configure(crate::web::webhooks::configure)
             .configure(crate::protocols::mailup::configure)
-            .configure(crate::protocols::ecircle::configure);
+            .configure(crate::protocols::ecircle::configure)
+            .configure(crate::protocols::exacttarget::configure);
     }
 }
 

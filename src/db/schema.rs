@@ -377,6 +377,52 @@ diesel::table! {
 }
 
 diesel::joinable!(account_hosts -> accounts (account_id));
+diesel::table! {
+    triggered_sends (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        customer_key -> Text,
+        message_id -> BigInt,
+        list_id -> Nullable<BigInt>,
+        from_name -> Text,
+        from_email -> Text,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_senders (send_id) {
+        send_id -> BigInt,
+        account_id -> BigInt,
+        from_name -> Text,
+        from_email -> Text,
+    }
+}
+
+diesel::table! {
+    file_imports (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        list_id -> Nullable<BigInt>,
+        file_name -> Text,
+        status -> Text,
+        imported -> BigInt,
+        rejected -> BigInt,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    export_batches (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        kind -> Text,
+        status -> Text,
+        file_name -> Text,
+        created_at -> Timestamp,
+    }
+}
+
 diesel::joinable!(users -> accounts (account_id));
 diesel::joinable!(credentials -> accounts (account_id));
 diesel::joinable!(lists -> accounts (account_id));
@@ -486,4 +532,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_row_fields,
     list_blocklist,
     list_properties,
+    triggered_sends,
+    send_senders,
+    file_imports,
+    export_batches,
 );

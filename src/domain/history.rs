@@ -72,3 +72,31 @@ pub fn for_recipient(
         .select(Entry::as_select())
         .load(conn)?)
 }
+
+/// One page of the account's changes to `unsubscribed` recorded in
+/// `[from, until)`, in id order (pass the last id as `after`).
+pub fn unsubscribes(
+    conn: &mut DbConnection,
+    account_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Entry>> {
+    let mut query = subscription_history::table
+        .filter(subscription_history::account_id.eq(account_id))
+        .filter(subscription_history::to_status.eq(Status::Unsubscribed.as_str()))
+        .filter(subscription_history::id.gt(after))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(subscription_history::created_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(subscription_history::created_at.lt(until));
+    }
+    Ok(query
+        .order(subscription_history::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Entry::as_select())
+        .load(conn)?)
+}

@@ -27,6 +27,7 @@ pub struct List {
     pub subscribed_count: i64,
     pub pending_count: i64,
     pub unsubscribed_count: i64,
+    pub updated_at: chrono::NaiveDateTime,
     /// Opens and clicks of this list's messages are tracked.
     pub tracking: bool,
 }
@@ -137,7 +138,21 @@ pub fn all(conn: &mut DbConnection, account_id: i64) -> Result<Vec<List>> {
         .load(conn)?)
 }
 
-/// Internal row id → list, within the account.
+/// Renames a list.
+pub fn rename(conn: &mut DbConnection, account_id: i64, number: i64, name: &str) -> Result<List> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(Error::invalid("list name", "must not be empty"));
+    }
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        diesel::update(lists::table.find(list.id))
+            .set((lists::name.eq(name), lists::updated_at.eq(now())))
+            .execute(conn)?;
+        by_id(conn, account_id, list.id)
+    })
+}
+
 /// Turns open and click tracking of the list's messages on or off (for
 /// messages sent from now on).
 pub fn set_tracking(

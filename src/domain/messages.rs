@@ -285,3 +285,61 @@ pub fn copy_to_list(
         },
     )
 }
+/// Replaces the text part of an e-mail (checked by compiling, as on create).
+pub fn set_text(conn: &mut DbConnection, account_id: i64, id: i64, text: &str) -> Result<Message> {
+    let message = get(conn, account_id, id)?;
+    let field_names = field_names(conn, account_id)?;
+    let parts = Parts {
+        subject: Some(&message.subject),
+        html: message.html.as_deref(),
+        text: Some(text),
+    };
+    compile(&parts, message.dialect()?, &field_names)?;
+    diesel::update(messages::table.find(message.id))
+        .set((messages::text.eq(text), messages::updated_at.eq(now())))
+        .execute(conn)?;
+    get(conn, account_id, id)
+}
+
+/// Which e-mails to list; every condition is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EmailFilter {
+    /// Part of the name, compared without regard to case.
+    pub name_contains: Option<String>,
+    /// Created at or after this time.
+    pub from: Option<NaiveDateTime>,
+    /// Created before this time.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// The account's e-mails (not SMS) by id.
+pub fn emails(
+    conn: &mut DbConnection,
+    account_id: i64,
+    filter: &EmailFilter,
+) -> Result<Vec<Message>> {
+    let mut query = messages::table
+        .filter(messages::account_id.eq(account_id))
+        .filter(messages::channel.eq(MessageKind::Email.as_str()))
+        .into_boxed();
+    if let Some(from) = filter.from {
+        query = query.filter(messages::created_at.ge(from));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(messages::created_at.lt(until));
+    }
+    let found: Vec<Message> = query
+        .order(messages::id)
+        .select(Message::as_select())
+        .load(conn)?;
+    Ok(match &filter.name_contains {
+        Some(part) => {
+            let part = part.to_lowercase();
+            found
+                .into_iter()
+                .filter(|m| m.name.to_lowercase().contains(&part))
+                .collect()
+        }
+        None => found,
+    })
+}

@@ -8,7 +8,9 @@ pub mod callers;
 pub mod confirmations;
 pub mod credentials;
 pub mod events;
+pub mod exports;
 pub mod fields;
+pub mod file_imports;
 pub mod groups;
 pub mod history;
 pub mod imports;
@@ -26,6 +28,7 @@ pub mod sends;
 pub mod sessions;
 pub mod subscriptions;
 pub mod tracking;
+pub mod triggered_sends;
 pub mod users;
 pub mod variables;
 

@@ -455,6 +455,35 @@ fn complete_contact(
     get(conn, recipient.account_id, &RecipientKey::Id(recipient.id))
 }
 
+/// Changes a recipient's e-mail address; another recipient of the account
+/// with the new address is a conflict.
+pub fn change_email(
+    conn: &mut DbConnection,
+    account_id: i64,
+    recipient_id: i64,
+    address: &str,
+) -> Result<Recipient> {
+    let email = parse_email(address)?;
+    write_transaction(conn, |conn| {
+        let recipient = get(conn, account_id, &RecipientKey::Id(recipient_id))?;
+        if let Some(owner) = by_email_key(conn, account_id, &email.key)?
+            && owner.id != recipient.id
+        {
+            return Err(Error::Conflict(
+                "the address belongs to another recipient".into(),
+            ));
+        }
+        diesel::update(recipients::table.find(recipient.id))
+            .set((
+                recipients::email.eq(&email.address),
+                recipients::email_key.eq(&email.key),
+                recipients::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        get(conn, account_id, &RecipientKey::Id(recipient.id))
+    })
+}
+
 /// Sets field values (by number or catalogue name) on a recipient of the account.
 pub fn set_fields(
     conn: &mut DbConnection,
@@ -572,6 +601,24 @@ pub fn find_by_field(
         .load(conn)?)
 }
 
+/// One page of the account's recipients (not erased) in id order: pass the
+/// last id as `after` for the next.
+pub fn page(
+    conn: &mut DbConnection,
+    account_id: i64,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    Ok(recipients::table
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::erased_at.is_null())
+        .filter(recipients::id.gt(after))
+        .order(recipients::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Recipient::as_select())
+        .load(conn)?)
+}
+
 /// Changes a recipient's e-mail address. An address another recipient of the
 /// account has is a conflict.
 pub fn set_email(
@@ -605,6 +652,35 @@ pub fn set_email(
             .execute(conn)?;
         get(conn, account_id, &RecipientKey::Id(recipient.id))
     })
+}
+
+/// One page of the account's recipients blocked for e-mail whose record last
+/// changed in `[from, until)`, in id order (pass the last id as `after`).
+pub fn email_blocklisted(
+    conn: &mut DbConnection,
+    account_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Recipient>> {
+    let mut query = recipients::table
+        .filter(recipients::account_id.eq(account_id))
+        .filter(recipients::email_blocklisted.eq(true))
+        .filter(recipients::erased_at.is_null())
+        .filter(recipients::id.gt(after))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(recipients::updated_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(recipients::updated_at.lt(until));
+    }
+    Ok(query
+        .order(recipients::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Recipient::as_select())
+        .load(conn)?)
 }
 
 /// Blocks (or unblocks) a recipient account-wide on one channel. Subscriptions

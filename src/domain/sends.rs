@@ -16,8 +16,8 @@ use super::messages::{self, Message, MessageKind};
 use super::recipients::{self, Recipient, RecipientKey};
 use super::{fields, groups, lists, now};
 use crate::db::schema::{
-    deliveries, group_members, recipient_field_values, recipients as recipients_table, sends,
-    subscriptions,
+    deliveries, group_members, recipient_field_values, recipients as recipients_table,
+    send_senders, sends, subscriptions,
 };
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
@@ -664,6 +664,75 @@ pub fn get(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Sen
         .first(conn)
         .optional()?
         .ok_or(Error::NotFound("send"))
+}
+
+/// Gives a send its own sender, in place of the message's and the list's
+/// (a caller's from override). Before the send's messages go out: set it in
+/// the transaction that creates the send.
+pub fn set_sender(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    name: &str,
+    email: &str,
+) -> Result<()> {
+    let email = recipients::checked_email(email)?;
+    if name.contains(['\r', '\n']) {
+        return Err(Error::invalid("from name", "has a line break"));
+    }
+    let send = get(conn, account_id, send_id)?;
+    diesel::insert_into(send_senders::table)
+        .values((
+            send_senders::send_id.eq(send.id),
+            send_senders::account_id.eq(account_id),
+            send_senders::from_name.eq(name.trim()),
+            send_senders::from_email.eq(email),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+/// The send's own sender (name, address), if it was given one.
+pub fn sender(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+) -> Result<Option<(String, String)>> {
+    Ok(send_senders::table
+        .filter(send_senders::account_id.eq(account_id))
+        .filter(send_senders::send_id.eq(send_id))
+        .select((send_senders::from_name, send_senders::from_email))
+        .first(conn)
+        .optional()?)
+}
+
+/// One page of the account's campaigns started in `[from, until)`, in id
+/// order (pass the last id as `after`).
+pub fn campaigns_started(
+    conn: &mut DbConnection,
+    account_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Send>> {
+    let mut query = sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::kind.eq(SendKind::Campaign.as_str()))
+        .filter(sends::started_at.is_not_null())
+        .filter(sends::id.gt(after))
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(sends::started_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(sends::started_at.lt(until));
+    }
+    Ok(query
+        .order(sends::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Send::as_select())
+        .load(conn)?)
 }
 
 /// Where a delivery of `kind` goes for this recipient, if it has such an address.

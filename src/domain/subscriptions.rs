@@ -397,6 +397,20 @@ pub fn unsubscribe(
     reason: UnsubscribeReason,
     origin: &Origin,
 ) -> Result<Unsubscribed> {
+    unsubscribe_noted(conn, account_id, list_number, recipient, reason, origin, "")
+}
+
+/// [`unsubscribe`] with the caller's words for it (a reason given as free
+/// text) kept in the history.
+pub fn unsubscribe_noted(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    recipient: &RecipientKey,
+    reason: UnsubscribeReason,
+    origin: &Origin,
+    note: &str,
+) -> Result<Unsubscribed> {
     write_transaction(conn, |conn| {
         let list = lists::get(conn, account_id, list_number)?;
         let Some(recipient) = recipients::find(conn, account_id, recipient)? else {
@@ -414,7 +428,7 @@ pub fn unsubscribe(
                     Status::Unsubscribed,
                     Some(reason),
                     origin,
-                    "",
+                    note,
                 )?;
                 Ok(Unsubscribed::Done { previous })
             }
@@ -455,6 +469,70 @@ pub(crate) fn end_all(
         }
     }
     Ok(ids.len())
+}
+
+/// Takes a recipient off a list altogether (ExactTarget's delete from a list):
+/// the subscription ends (recorded in the history like any unsubscribe), then
+/// its row and the recipient's groups of that list go. `false` when the
+/// recipient was not on the list.
+pub fn remove(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    recipient: &RecipientKey,
+    origin: &Origin,
+) -> Result<bool> {
+    write_transaction(conn, |conn| {
+        let list = lists::get(conn, account_id, list_number)?;
+        let Some(recipient) = recipients::find(conn, account_id, recipient)? else {
+            return Ok(false);
+        };
+        let Some(subscription) = find_locked(conn, &list, recipient.id)? else {
+            return Ok(false);
+        };
+        if subscription.status()? != Status::Unsubscribed {
+            transition(
+                conn,
+                &subscription,
+                Status::Unsubscribed,
+                Some(UnsubscribeReason::AdminConsole),
+                origin,
+                "removed from the list",
+            )?;
+        }
+        for group in groups::memberships(conn, account_id, list.id, recipient.id)? {
+            groups::remove_member(conn, account_id, group.id, recipient.id)?;
+        }
+        diesel::delete(subscriptions::table.find(subscription.id)).execute(conn)?;
+        diesel::update(lists_table::table.find(list.id))
+            .set(lists_table::unsubscribed_count.eq(lists_table::unsubscribed_count - 1))
+            .execute(conn)?;
+        Ok(true)
+    })
+}
+
+/// A global opt-out (ExactTarget's master unsubscribe): the address, created if
+/// unknown so it stays out of future imports and sends, is blocked for e-mail
+/// and every subscription of it ends. Returns the recipient id.
+pub fn master_unsubscribe(
+    conn: &mut DbConnection,
+    account_id: i64,
+    email: &str,
+    origin: &Origin,
+) -> Result<i64> {
+    write_transaction(conn, |conn| {
+        let (recipient, _) = recipients::find_or_create(conn, account_id, &Contact::email(email))?;
+        recipients::set_blocklisted(conn, account_id, recipient.id, MessageChannel::Email, true)?;
+        end_all(
+            conn,
+            account_id,
+            recipient.id,
+            UnsubscribeReason::AdminConsole,
+            origin,
+            "master unsubscribe",
+        )?;
+        Ok(recipient.id)
+    })
 }
 
 /// A change of group membership within one list.

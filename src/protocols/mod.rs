@@ -2,5 +2,6 @@
 //! results back into its own responses and error codes.
 
 pub mod ecircle;
+pub mod exacttarget;
 pub mod form;
 pub mod mailup;

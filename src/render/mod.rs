@@ -238,11 +238,24 @@ impl Compiled {
     }
 }
 
-/// `field("First Name")`: a recipient field by name or `campoN`, or a recipient
+/// The send parameter holding per-send attribute values for `field()`.
+pub const ATTRIBUTES: &str = "attributes";
+
+/// `field("First Name")`: a send attribute (see [`ATTRIBUTES`]), a recipient field by name or `campoN`, or a recipient
 /// attribute (`email`, `emailaddr`, `mobile`), case-insensitive; empty if unknown,
 /// as the legacy ESPs rendered missing attributes.
 fn field(state: &State, name: &str) -> Value {
     let key = name.trim().to_lowercase();
+    // Attributes given with the send itself (an ExactTarget triggered send's),
+    // by lower-case name, come before the recipient's stored fields.
+    if let Some(value) = state
+        .lookup("params")
+        .and_then(|params| params.get_attr(ATTRIBUTES).ok())
+        .and_then(|attributes| attributes.get_attr(&key).ok())
+        .filter(|v| !v.is_undefined() && !v.is_none())
+    {
+        return value;
+    }
     if let Some(value) = state
         .lookup("fields")
         .and_then(|fields| fields.get_attr(&key).ok())
@@ -399,6 +412,22 @@ mod tests {
             mu.render(&context()).unwrap().text.unwrap(),
             "Ciao Mario <b> Mario <b> mario@example.com [not a field] {%"
         );
+    }
+
+    #[test]
+    fn send_attributes_come_before_stored_fields() {
+        let et = compile(
+            Parts {
+                text: Some("%%First Name%% %%Order Id%% %%nome%%"),
+                ..Parts::default()
+            },
+            Dialect::ExactTarget,
+        );
+        let mut ctx = context();
+        ctx.params = template_value(&serde_json::json!({
+            ATTRIBUTES: {"first name": "Jo", "order id": "17"}
+        }));
+        assert_eq!(et.render(&ctx).unwrap().text.unwrap(), "Jo 17 Mario <b>");
     }
 
     #[test]

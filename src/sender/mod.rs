@@ -472,7 +472,10 @@ impl Sender {
             Some(id) => Some(lists::by_id(conn, account_id, id)?),
             None => None,
         };
+        // A sender given to this send comes first, then the message's, the list's.
+        let (own_name, own_email) = sends::sender(conn, account_id, send_id)?.unwrap_or_default();
         let from_email = [
+            own_email.as_str(),
             message.from_email.as_str(),
             list.as_ref().map_or("", |l| l.sender_email.as_str()),
         ]
@@ -482,6 +485,7 @@ impl Sender {
         .trim()
         .to_string();
         let from_name = [
+            own_name.as_str(),
             message.from_name.as_str(),
             list.as_ref().map_or("", |l| l.sender_name.as_str()),
         ]

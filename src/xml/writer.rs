@@ -68,6 +68,15 @@ impl XmlWriter {
         self
     }
 
+    /// Text in a CDATA section (as legacy clients expect HTML bodies); a `]]>`
+    /// in it is split across two sections.
+    pub fn cdata(&mut self, text: &str) -> &mut Self {
+        self.out.push_str("<![CDATA[");
+        self.out.push_str(&text.replace("]]>", "]]]]><![CDATA[>"));
+        self.out.push_str("]]>");
+        self
+    }
+
     /// The document; elements left open are closed.
     pub fn finish(mut self) -> String {
         while !self.open.is_empty() {
@@ -131,6 +140,13 @@ mod tests {
             w.finish(),
             "<a x=\"1 &quot;2&quot; &amp; &lt;3&gt;\"><b>Tom &amp; Jerry &lt;tags&gt;</b><c/><d>kept</d></a>"
         );
+    }
+
+    #[test]
+    fn cdata_sections_survive_their_end_marker() {
+        let mut w = XmlWriter::new();
+        w.open("b", &[]).cdata("<p>a]]>b</p>");
+        assert_eq!(w.finish(), "<b><![CDATA[<p>a]]]]><![CDATA[>b</p>]]></b>");
     }
 
     #[test]
