@@ -666,6 +666,51 @@ pub fn get(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Sen
         .ok_or(Error::NotFound("send"))
 }
 
+/// The sends of a message, oldest first.
+pub fn of_message(conn: &mut DbConnection, account_id: i64, message_id: i64) -> Result<Vec<Send>> {
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::message_id.eq(message_id))
+        .order(sends::id)
+        .select(Send::as_select())
+        .load(conn)?)
+}
+
+/// The campaigns of the list with row id `list_id` in one of these states,
+/// oldest first.
+pub fn of_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_id: i64,
+    states: &[SendStatus],
+) -> Result<Vec<Send>> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::list_id.eq(list_id))
+        .filter(sends::status.eq_any(states))
+        .order(sends::id)
+        .select(Send::as_select())
+        .load(conn)?)
+}
+
+/// The account's campaigns in one of these states (for pausing or resuming
+/// all of them).
+pub fn campaigns_in(
+    conn: &mut DbConnection,
+    account_id: i64,
+    states: &[SendStatus],
+) -> Result<Vec<i64>> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::kind.eq(SendKind::Campaign.as_str()))
+        .filter(sends::status.eq_any(states))
+        .order(sends::id)
+        .select(sends::id)
+        .load(conn)?)
+}
+
 /// Where a delivery of `kind` goes for this recipient, if it has such an address.
 fn address_for(recipient: &Recipient, kind: MessageKind) -> Option<String> {
     match kind {

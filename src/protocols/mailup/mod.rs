@@ -3,12 +3,19 @@
 
 pub mod frontend;
 pub mod import;
+pub mod manage;
+pub mod report;
+pub mod send;
+pub mod ws;
 
 use crate::xml::XmlWriter;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     frontend::configure(cfg);
     import::configure(cfg);
+    ws::configure(cfg, &send::SERVICE);
+    ws::configure(cfg, &manage::SERVICE);
+    ws::configure(cfg, &report::SERVICE);
 }
 
 /// The `mailupMessage` document of the Import family and WSActivation:
