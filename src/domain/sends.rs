@@ -676,8 +676,8 @@ pub fn of_message(conn: &mut DbConnection, account_id: i64, message_id: i64) -> 
         .load(conn)?)
 }
 
-/// The campaigns of the list with row id `list_id` in one of these states,
-/// oldest first.
+/// The sends of the messages of the list with row id `list_id` in one of these
+/// states, oldest first.
 pub fn of_list(
     conn: &mut DbConnection,
     account_id: i64,
@@ -687,7 +687,14 @@ pub fn of_list(
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     Ok(sends::table
         .filter(sends::account_id.eq(account_id))
-        .filter(sends::list_id.eq(list_id))
+        .filter(
+            sends::message_id.eq_any(
+                crate::db::schema::messages::table
+                    .filter(crate::db::schema::messages::account_id.eq(account_id))
+                    .filter(crate::db::schema::messages::list_id.eq(list_id))
+                    .select(crate::db::schema::messages::id),
+            ),
+        )
         .filter(sends::status.eq_any(states))
         .order(sends::id)
         .select(Send::as_select())

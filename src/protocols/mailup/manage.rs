@@ -13,6 +13,7 @@ use crate::{Error, Result};
 pub static SERVICE: Service = Service {
     name: "MailupManage",
     wsdl: include_str!("../../../wsdl/MailupManage.wsdl"),
+    legacy: &[],
     call,
 };
 

@@ -23,6 +23,7 @@ use crate::xml::XmlWriter;
 pub static SERVICE: Service = Service {
     name: "MailupReport",
     wsdl: include_str!("../../../wsdl/MailupReport.wsdl"),
+    legacy: &[],
     call,
 };
 

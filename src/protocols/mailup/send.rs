@@ -23,6 +23,7 @@ use crate::{Error, Result};
 pub static SERVICE: Service = Service {
     name: "MailupSend",
     wsdl: include_str!("../../../wsdl/MailupSend.wsdl"),
+    legacy: &["CreateList", "DeleteList", "GetFields", "GetListIdentity"],
     call,
 };
 

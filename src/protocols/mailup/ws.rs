@@ -25,6 +25,10 @@ pub struct Service {
     /// the file name of its path.
     pub name: &'static str,
     pub wsdl: &'static str,
+    /// Methods that answer `<{Method}>payload</{Method}>` and report failure
+    /// as `<{Method}><Error>text</Error></{Method}>` (MailUpSend's legacy
+    /// `CreateList`, `DeleteList`, `GetFields`, `GetListIdentity`).
+    pub legacy: &'static [&'static str],
     /// Answers an operation other than the access-key ones for an account;
     /// `None` for a name the service does not have. A domain error becomes the
     /// operation's error document (and undoes what the call wrote).
@@ -165,7 +169,7 @@ fn answer(
     let account = match access_keys::account(conn, params.text("accessKey")) {
         Ok(account) => account,
         Err(Error::Unauthenticated) => {
-            return Ok(Some(failure(operation, &Error::Unauthenticated)));
+            return Ok(Some(failure(service, operation, &Error::Unauthenticated)));
         }
         Err(e) => return Err(e),
     };
@@ -180,7 +184,7 @@ fn answer(
         Err(e) if e.is_internal() => Err(e),
         Err(e) => {
             log::info!("{} {operation} refused: {e}", service.name);
-            Ok(Some(failure(operation, &e)))
+            Ok(Some(failure(service, operation, &e)))
         }
     }
 }
@@ -272,16 +276,13 @@ fn error_code(error: &Error) -> (i32, String) {
     (code, description)
 }
 
-/// The legacy methods without `_st` that report failure as `<Error>` only.
-const ERROR_ELEMENT_METHODS: [&str; 4] =
-    ["CreateList", "DeleteList", "GetFields", "GetListIdentity"];
 /// Operations whose result is an `xs:int` rather than a document.
 const INT_RESULTS: [&str; 2] = ["CloneMessage", "SendMessageNL"];
 
 /// The root element of an operation's inner document: the method's name for
-/// the `_st` methods and the legacy four, `{Op}Result` for the rest.
+/// the `_st` methods, `{Op}Result` for the rest.
 pub fn root_of(operation: &str) -> String {
-    if operation.ends_with("_st") || ERROR_ELEMENT_METHODS.contains(&operation) {
+    if operation.ends_with("_st") {
         operation.to_string()
     } else {
         format!("{operation}Result")
@@ -289,12 +290,12 @@ pub fn root_of(operation: &str) -> String {
 }
 
 /// The answer of an operation that failed with `error`, in its family's form.
-pub fn failure(operation: &str, error: &Error) -> String {
+pub fn failure(service: &Service, operation: &str, error: &Error) -> String {
     let (code, description) = error_code(error);
     if INT_RESULTS.contains(&operation) {
         return "-1".to_string();
     }
-    if ERROR_ELEMENT_METHODS.contains(&operation) {
+    if service.legacy.contains(&operation) {
         let mut w = XmlWriter::new();
         w.raw(DECLARATION)
             .open(operation, &[])
@@ -429,16 +430,24 @@ mod tests {
     #[test]
     fn roots_and_failures_follow_the_method_family() {
         assert_eq!(root_of("GetFields_st"), "GetFields_st");
-        assert_eq!(root_of("GetFields"), "GetFields");
         assert_eq!(root_of("GetLists"), "GetListsResult");
+        let service = Service {
+            name: "MailupSend",
+            wsdl: "",
+            legacy: &["GetFields"],
+            call: |_, _, _, _| None,
+        };
         assert_eq!(
-            failure("GetFields", &Error::Unauthenticated),
+            failure(&service, "GetFields", &Error::Unauthenticated),
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><GetFields><Error>Access key invalid or expired</Error></GetFields>"
         );
         assert_eq!(
-            failure("GetGroups", &Error::NotFound("list")),
+            failure(&service, "GetGroups", &Error::NotFound("list")),
             "<?xml version=\"1.0\" encoding=\"utf-8\"?><GetGroupsResult><errorCode>-100</errorCode><errorDescription>List not found</errorDescription></GetGroupsResult>"
         );
-        assert_eq!(failure("CloneMessage", &Error::NotFound("message")), "-1");
+        assert_eq!(
+            failure(&service, "CloneMessage", &Error::NotFound("message")),
+            "-1"
+        );
     }
 }
