@@ -43,6 +43,7 @@ fn call(
         "EditNewsletter" => edit_newsletter(conn, account, params),
         "GetNewsletters" | "GetMessages" => get_newsletters(conn, account, operation, params),
         "GetNewsletterCode" => newsletter_code(conn, account, params),
+        "CloneMessage" => clone_message(conn, account, params),
         "SendNewsletter" => send_newsletter(conn, account, params),
         "SendNewsletterFast" => send_newsletter_fast(conn, account, params),
         "SendSingleNewsletter" => send_single(conn, account, params),
@@ -276,6 +277,57 @@ fn get_newsletters(
         }
         w.close().close();
     }))
+}
+
+/// List-parameter codes of CloneMessage, as Import's (spec §2.2).
+const LIST_UNRECOGNIZED: i32 = -100;
+const LIST_MISMATCH: i32 = -101;
+const GUID_INVALID: i32 = -102;
+
+/// `CloneMessage(listId, listGuid, messageToCloneId, subject)`: a copy of the
+/// newsletter (with `subject` when given); the `xs:int` result is the copy's
+/// id, or a negative code: -100 unknown list, -101 GUID of another list,
+/// -102 malformed GUID, -400 unknown message.
+fn clone_message(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let Ok(number) = params.text("listId").parse::<i64>() else {
+        return Ok(LIST_UNRECOGNIZED.to_string());
+    };
+    let guid = params.text("listGuid").trim_matches(['{', '}']);
+    if uuid::Uuid::parse_str(guid).is_err() {
+        return Ok(GUID_INVALID.to_string());
+    }
+    let list = match lists::find(conn, account.id, number)? {
+        Some(list) if list.guid.eq_ignore_ascii_case(guid) => list,
+        Some(_) => return Ok(LIST_MISMATCH.to_string()),
+        None => return Ok(LIST_UNRECOGNIZED.to_string()),
+    };
+    let original = newsletter(
+        conn,
+        account,
+        list.number,
+        params.required_int("messageToCloneId")?,
+    )?;
+    let subject = Some(params.text("subject"))
+        .filter(|s| !s.is_empty())
+        .unwrap_or(&original.subject);
+    let copy = messages::create(
+        conn,
+        account.id,
+        &NewMessage {
+            kind: MessageKind::Email,
+            dialect: original.dialect()?,
+            name: original.name.clone(),
+            subject: subject.to_string(),
+            html: original.html.clone(),
+            text: original.text.clone(),
+            from_name: original.from_name.clone(),
+            from_email: original.from_email.clone(),
+            reply_to: original.reply_to.clone(),
+            headers: original.headers(),
+            list: Some(list.number),
+        },
+    )?;
+    Ok(copy.id.to_string())
 }
 
 /// `listID`, `newsletterID`, `newsletterSubject`, `newsletterHeader` (the

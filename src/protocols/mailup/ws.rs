@@ -276,9 +276,6 @@ fn error_code(error: &Error) -> (i32, String) {
     (code, description)
 }
 
-/// Operations whose result is an `xs:int` rather than a document.
-const INT_RESULTS: [&str; 2] = ["CloneMessage", "SendMessageNL"];
-
 /// The root element of an operation's inner document: the method's name for
 /// the `_st` methods, `{Op}Result` for the rest.
 pub fn root_of(operation: &str) -> String {
@@ -292,8 +289,12 @@ pub fn root_of(operation: &str) -> String {
 /// The answer of an operation that failed with `error`, in its family's form.
 pub fn failure(service: &Service, operation: &str, error: &Error) -> String {
     let (code, description) = error_code(error);
-    if INT_RESULTS.contains(&operation) {
+    // SendMessageNL answers -1 on any failure (spec §2.5); CloneMessage the code.
+    if operation == "SendMessageNL" {
         return "-1".to_string();
+    }
+    if operation == "CloneMessage" {
+        return code.to_string();
     }
     if service.legacy.contains(&operation) {
         let mut w = XmlWriter::new();
@@ -447,7 +448,7 @@ mod tests {
         );
         assert_eq!(
             failure(&service, "CloneMessage", &Error::NotFound("message")),
-            "-1"
+            "-400"
         );
     }
 }
