@@ -1,5 +1,10 @@
-//! MailUpSend, MailUpManage and MailUpReport in-process on both backends: the
-//! golden request/response pairs in `fixtures/mailup/{manage,send,report}/`
+//! MailUpSend, MailUpManage and MailUpReport on both backends. Interop: zeep
+//! and PHP's SoapClient load the WSDLs from a running server, log in, read
+//! lists, groups and fields, create a newsletter, send it to a group (to a real
+//! SMTP server) and poll its delivery status to completion; the test opens and
+//! clicks the delivered messages; the clients read ReportByMessageEN and log
+//! out; wrong password, expired key, unknown list and wrong GUID answer their
+//! codes. Golden: the request/response pairs in `fixtures/mailup/{manage,send,report}/`
 //! replayed in that order on one database (one access key per service
 //! directory, opens and clicks recorded before the reports), and every inner
 //! document they hold validated against `schemas/mailup-ws.xsd`.
@@ -183,6 +188,202 @@ backend_tests! {
         });
         assert!(documents.len() > 40, "{}", documents.len());
         validate(&documents);
+    }
+}
+
+const BROWSER: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0";
+const WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Runs a client script; its JSON output.
+fn run(program: &str, args: &[&str]) -> serde_json::Value {
+    let out = std::process::Command::new(program)
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{program} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The tracked pixel and links in a delivered message.
+fn tracked_urls(raw: &str) -> (String, Vec<String>) {
+    let html = raw
+        .replace("=\r\n", "")
+        .replace("=\n", "")
+        .replace("=3D", "=");
+    let values = |marker: &str| {
+        let mut found = Vec::new();
+        for piece in html
+            .split('"')
+            .filter(|p| p.contains(marker) && p.starts_with("http"))
+        {
+            found.push(piece.replace("&amp;", "&"));
+        }
+        found
+    };
+    let pixels = values("/t/o/");
+    (pixels.first().cloned().unwrap_or_default(), values("/t/c/"))
+}
+
+fn soap(port: u16, path: &str, operation: &str, params: &str) -> String {
+    let envelope = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><{operation} xmlns=\"http://services.mailupnet.it/WS\">{params}</{operation}></s:Body></s:Envelope>"
+    );
+    let answer = common::http(
+        port,
+        "POST",
+        path,
+        &[("Content-Type", "text/xml; charset=utf-8")],
+        envelope.into_bytes(),
+        WAIT,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    inner(&answer.body).unwrap_or_else(|| panic!("no document in {}", answer.body))
+}
+
+backend_tests! {
+    fn zeep_and_php_log_in_send_and_report(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let account = created.account_id;
+        {
+            // Three customers in the group, one subscriber outside it.
+            let mut conn = t.db.conn().unwrap();
+            let group = espbridge::domain::groups::create(&mut conn, account, 1, "Customers", "", None).unwrap();
+            for email in ["cat@example.com", "dan@example.com", "eve@example.com", "ann@example.com"] {
+                subscriptions::subscribe(&mut conn, account, &Subscribe {
+                    list: 1, contact: Contact::email(email), fields: vec![],
+                    groups: if email == "ann@example.com" { vec![] } else { vec![group.number] },
+                    double_opt_in: Some(false), source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+                }).unwrap();
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\nbounce_domain = \"bounces.shop.example\"\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let base = server.base();
+
+        // The WSDLs, at any letter case of the path, point back at the server.
+        for path in ["/MailupSend.asmx?WSDL", "/mailupmanage.asmx?wsdl", "/MAILUPREPORT.ASMX?WSDL"] {
+            let answer = common::http(server.port, "GET", path, &[], Vec::new(), WAIT).unwrap();
+            assert_eq!(answer.status, 200, "{path}");
+            let location = format!("location=\"{base}{}\"", path.split('?').next().unwrap());
+            assert_eq!(answer.body.matches(&location).count(), 2, "{path}");
+        }
+
+        let console_id = created.console_id.to_string();
+        let Some(python) = common::test_python() else { return };
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/zeep_send.py");
+        let sent = run(&python, &[script, "send", &base, &created.mailup.console_user, &created.mailup.console_password, &console_id, "Customers", &created.default_list.guid]);
+        assert_eq!(sent["wrong_password"], -1002);
+        assert_eq!(sent["lists"], serde_json::json!(["News"]));
+        assert_eq!(sent["fields"], serde_json::json!(["nome", "cognome", "azienda"]));
+        assert_eq!(sent["unknown_list"], -100);
+        assert_eq!(sent["created_group"], 0);
+        assert_eq!(sent["statuses"].as_array().unwrap().last().unwrap(), "COMPLETED", "{sent}");
+        assert_eq!((sent["to_send"].as_i64(), sent["progress"].as_i64()), (Some(3), Some(100)));
+        assert_eq!((sent["clone_wrong_guid"].as_i64(), sent["clone_bad_guid"].as_i64()), (Some(-101), Some(-102)));
+        assert!(sent["clone"].as_i64().unwrap() > sent["newsletter"].as_i64().unwrap());
+        let key = sent["key"].as_str().unwrap().to_string();
+        let newsletter = sent["newsletter"].to_string();
+
+        // The group's three members got it, the subscriber outside the group not.
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let rcpts: Vec<String> = received.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+        assert_eq!(rcpts, ["cat@example.com", "dan@example.com", "eve@example.com"]);
+        // Delivered a while ago, so the hits below are people, not scanners.
+        {
+            use diesel::prelude::*;
+            use espbridge::db::schema::deliveries;
+            diesel::update(deliveries::table.filter(deliveries::account_id.eq(account)))
+                .set(deliveries::sent_at.eq(Some(espbridge::domain::now() - chrono::Duration::minutes(10))))
+                .execute(&mut t.db.conn().unwrap())
+                .unwrap();
+        }
+        let get = |url: &str| {
+            let path = url.strip_prefix(&base).unwrap_or_else(|| panic!("{url} is not on the server"));
+            common::http(server.port, "GET", path, &[("User-Agent", BROWSER)], Vec::new(), WAIT).unwrap()
+        };
+        // Cat and Dan load the images; Cat clicks the first link.
+        for (i, mail) in received.iter().enumerate().take(2) {
+            let (pixel, links) = tracked_urls(&mail.data);
+            assert_eq!(get(&pixel).status, 200);
+            if i == 0 {
+                assert_eq!(get(&links[0]).status, 302);
+            }
+        }
+        // Hits are recorded in batches: wait for them to land.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        let delivery: i64 = sent["delivery"].as_i64().unwrap();
+        while espbridge::domain::tracking::send_activity(&mut t.db.conn().unwrap(), account, delivery).unwrap().clicks < 1
+            || espbridge::domain::tracking::send_activity(&mut t.db.conn().unwrap(), account, delivery).unwrap().opens < 2 {
+            assert!(std::time::Instant::now() < deadline, "hits not recorded");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+
+        // PHP reads with its own key, the report of zeep's newsletter, logs out.
+        if let Some(php) = common::test_php() {
+            let out = run(php, &[concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/soapclient_send.php"), &base, &created.mailup.console_user, &created.mailup.console_password, &console_id, &newsletter]);
+            assert_eq!(out["wrong_password"], -1002);
+            assert_eq!(out["lists"], serde_json::json!(["News"]));
+            assert_eq!(out["groups"], serde_json::json!(["Customers", "From zeep"]));
+            assert_eq!(out["first_field"], "nome");
+            assert!(out["created"].as_i64().unwrap() > 0);
+            assert_eq!(out["code_subject"], "From PHP");
+            assert_eq!(out["opens"], 2);
+            assert_eq!(out["unknown_list"], -100);
+            assert_eq!((out["logout"].as_i64(), out["after_logout"].as_i64()), (Some(0), Some(-1005)));
+        }
+
+        // zeep reads the report with the key it got from MailUpSend, logs out.
+        let report = run(&python, &[script, "report", &base, &key, &newsletter]);
+        assert_eq!(report["code"], 0);
+        assert_eq!(report["opens"], 2);
+        assert_eq!(report["openers"], serde_json::json!(["cat@example.com", "dan@example.com"]));
+        assert_eq!(report["clicks"], serde_json::json!({"https://shop.example/spring": 1}));
+        assert_eq!((report["logout"].as_i64(), report["after_logout"].as_i64()), (Some(0), Some(-1005)));
+
+        // A key past its 60 minutes is refused by every service.
+        let login = soap(server.port, "/MailupReport.asmx", "LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.ws_user, created.mailup.ws_password));
+        let key = login.split("<accessKey>").nth(1).unwrap().split('<').next().unwrap().to_string();
+        assert!(soap(server.port, "/MailupManage.asmx", "GetLists", &format!("<accessKey>{key}</accessKey>")).contains("<errorCode>0</errorCode>"));
+        {
+            use diesel::prelude::*;
+            use espbridge::db::schema::api_sessions;
+            diesel::update(api_sessions::table.filter(api_sessions::account_id.eq(account)))
+                .set(api_sessions::expires_at.eq(espbridge::domain::now() - chrono::Duration::minutes(1)))
+                .execute(&mut t.db.conn().unwrap())
+                .unwrap();
+        }
+        for (path, operation) in [("/MailupManage.asmx", "GetLists"), ("/MailupSend.asmx", "GetFields_st")] {
+            let answer = soap(server.port, path, operation, &format!("<accessKey>{key}</accessKey>"));
+            assert!(answer.contains("<errorCode>-1005</errorCode>"), "{answer}");
+        }
+        // Another account's key neither reads nor changes this account's data.
+        let other = accounts::create(&mut t.db.conn().unwrap(), &NewAccount { name: "Other".into(), console_id: Some(777), console_hosts: Vec::new() }).unwrap();
+        let login = soap(server.port, "/MailupSend.asmx", "LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>777</consoleId>", other.mailup.console_user, other.mailup.console_password));
+        let other_key = login.split("<accessKey>").nth(1).unwrap().split('<').next().unwrap().to_string();
+        let status = soap(server.port, "/MailupSend.asmx", "GetNewsletterDeliveryStatus", &format!("<accessKey>{other_key}</accessKey><deliveryID>{delivery}</deliveryID>"));
+        assert!(status.contains("<errorCode>-500</errorCode>"), "{status}");
+        let report = soap(server.port, "/MailupReport.asmx", "ReportByMessageEN", &format!("<accessKey>{other_key}</accessKey><listID>1</listID><messageID>{newsletter}</messageID>"));
+        assert!(report.contains("<errorCode>-400</errorCode>"), "{report}");
+        let edit = soap(server.port, "/MailupSend.asmx", "EditNewsletter", &format!("<accessKey>{other_key}</accessKey><listID>1</listID><newsletterId>{newsletter}</newsletterId><subject>Hacked</subject><type>HTML</type><content>x</content>"));
+        assert!(edit.contains("<errorCode>-400</errorCode>"), "{edit}");
+        let groups = soap(server.port, "/MailupManage.asmx", "GetGroups", &format!("<accessKey>{other_key}</accessKey><listID>1</listID>"));
+        assert!(!groups.contains("Customers"), "{groups}");
+        let message = espbridge::domain::messages::get(&mut t.db.conn().unwrap(), account, newsletter.parse().unwrap()).unwrap();
+        assert_eq!(message.subject, "Spring");
+        drop(server);
     }
 }
 
