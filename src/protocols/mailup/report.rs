@@ -152,11 +152,11 @@ fn by_message(
         let Some(recipient) = event.recipient_id else {
             continue;
         };
-        if !emails.contains_key(&recipient) {
+        if let std::collections::btree_map::Entry::Vacant(slot) = emails.entry(recipient) {
             let email = recipients::find(conn, account.id, &RecipientKey::Id(recipient))?
                 .and_then(|r| r.email)
                 .unwrap_or_default();
-            emails.insert(recipient, email);
+            slot.insert(email);
         }
         if event.kind == "clicked" {
             *clicks
