@@ -701,16 +701,26 @@ pub fn of_list(
         .load(conn)?)
 }
 
-/// The account's campaigns in one of these states (for pausing or resuming
-/// all of them).
+/// The account's campaigns of a channel in one of these states (for pausing
+/// or resuming all of them).
 pub fn campaigns_in(
     conn: &mut DbConnection,
     account_id: i64,
+    kind: MessageKind,
     states: &[SendStatus],
 ) -> Result<Vec<i64>> {
+    use crate::db::schema::messages;
     let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
     Ok(sends::table
         .filter(sends::account_id.eq(account_id))
+        .filter(
+            sends::message_id.eq_any(
+                messages::table
+                    .filter(messages::account_id.eq(account_id))
+                    .filter(messages::channel.eq(kind.as_str()))
+                    .select(messages::id),
+            ),
+        )
         .filter(sends::kind.eq(SendKind::Campaign.as_str()))
         .filter(sends::status.eq_any(states))
         .order(sends::id)

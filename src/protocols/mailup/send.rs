@@ -10,7 +10,7 @@ use super::ws::{self, Options, Params, Service};
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::messages::{self, Message, MessageKind, NewMessage};
-use crate::domain::recipients::{Contact, RecipientKey};
+use crate::domain::recipients::{Contact, Mobile, RecipientKey};
 use crate::domain::sends::{
     self, Audience, NewCampaign, NewSingle, Send, SendKind, SendStatus, To,
 };
@@ -47,10 +47,20 @@ fn call(
         "SendNewsletter" => send_newsletter(conn, account, params),
         "SendNewsletterFast" => send_newsletter_fast(conn, account, params),
         "SendSingleNewsletter" => send_single(conn, account, params),
-        "GetNewsletterDeliveryStatus" => delivery_status(conn, account, params),
-        "GetNewsletterQueues" => queues(conn, account, params),
-        "StartDelivery" => delivery(conn, account, operation, true),
-        "StopDelivery" => delivery(conn, account, operation, false),
+        "GetNewsletterDeliveryStatus" => delivery_status(conn, account, operation, params),
+        "GetNewsletterQueues" => queues(conn, account, operation, params),
+        "StartDelivery" => delivery(conn, account, operation, MessageKind::Email, true),
+        "StopDelivery" => delivery(conn, account, operation, MessageKind::Email, false),
+        "CreateSMS" => create_sms(conn, account, params),
+        "GetSMS" => get_sms(conn, account, params),
+        "SendSMS" => send_sms(conn, account, params),
+        "SendSMSFast" => send_sms_fast(conn, account, params),
+        "SendSingleSMS" => send_single_sms(conn, account, params),
+        "SendDirectSMS" => send_direct_sms(conn, account, params),
+        "GetSMSDeliveryStatus" => delivery_status(conn, account, operation, params),
+        "GetSMSQueues" => queues(conn, account, operation, params),
+        "StartDeliverySMS" => delivery(conn, account, operation, MessageKind::Sms, true),
+        "StopDeliverySMS" => delivery(conn, account, operation, MessageKind::Sms, false),
         _ => return None,
     })
 }
@@ -213,9 +223,20 @@ fn newsletter(
     list_number: i64,
     id: i64,
 ) -> Result<Message> {
+    message_of(conn, account, list_number, id, MessageKind::Email)
+}
+
+/// The message `id` of this channel in list `list_number`.
+fn message_of(
+    conn: &mut DbConnection,
+    account: &Account,
+    list_number: i64,
+    id: i64,
+    kind: MessageKind,
+) -> Result<Message> {
     let list = lists::get(conn, account.id, list_number)?;
     let message = messages::get(conn, account.id, id)?;
-    if message.list_id != Some(list.id) || message.kind()? != MessageKind::Email {
+    if message.list_id != Some(list.id) || message.kind()? != kind {
         return Err(Error::NotFound("message"));
     }
     Ok(message)
@@ -389,9 +410,9 @@ fn id_list(text: &str, what: &'static str) -> Result<Vec<i64>> {
         .collect()
 }
 
-/// Sends newsletter `message` of list `list` as the options say: `send_to`
-/// `ALL`, `GROUPS` (ids in `recipients`) or `RECIPIENTS` (addresses in
-/// `recipients`); `deliverydt` to start later. The delivery id is the send's.
+/// Sends newsletter or SMS `message` of list `list` as the options say:
+/// `send_to` `ALL`, `GROUPS` (ids in `recipients`) or `RECIPIENTS` (e-mail
+/// addresses or mobile numbers in `recipients`); `deliverydt` to start later. The delivery id is the send's.
 fn send_message(
     conn: &mut DbConnection,
     account: &Account,
@@ -429,11 +450,18 @@ fn send_message(
             }
         }
         "RECIPIENTS" => {
+            let sms = message.kind()? == MessageKind::Sms;
             let keys: Vec<RecipientKey> = recipients
                 .split(';')
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
-                .map(|email| RecipientKey::Email(email.to_string()))
+                .map(|address| {
+                    if sms {
+                        RecipientKey::Mobile(Mobile::new(address))
+                    } else {
+                        RecipientKey::Email(address.to_string())
+                    }
+                })
                 .collect();
             // Only members of the list: a newsletter goes to its list.
             for key in &keys {
@@ -609,19 +637,29 @@ fn list_of(conn: &mut DbConnection, account: &Account, message: &Message) -> Res
     })
 }
 
-fn delivery_status(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+fn delivery_status(
+    conn: &mut DbConnection,
+    account: &Account,
+    operation: &str,
+    params: &Params,
+) -> Result<String> {
     let send = sends::get(conn, account.id, params.required_int("deliveryID")?)?;
     let message = messages::get(conn, account.id, send.message_id)?;
     let list = list_of(conn, account, &message)?;
     let mut failed = None;
-    let document = ws::ok("GetNewsletterDeliveryStatus", |w| {
+    let document = ws::ok(operation, |w| {
         failed = write_delivery(w, &send, &message, list).err();
     });
     failed.map_or(Ok(document), Err)
 }
 
 /// The list's campaigns not yet finished, as `deliveryStatus` elements.
-fn queues(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+fn queues(
+    conn: &mut DbConnection,
+    account: &Account,
+    operation: &str,
+    params: &Params,
+) -> Result<String> {
     let number = params.required_int("listID")?;
     let list = lists::get(conn, account.id, number)?;
     let waiting = sends::of_list(
@@ -641,7 +679,13 @@ fn queues(conn: &mut DbConnection, account: &Account, params: &Params) -> Result
         rows.push((send, message));
     }
     let mut failed = None;
-    let document = ws::ok("GetNewsletterQueues", |w| {
+    let kind = if operation == "GetSMSQueues" {
+        MessageKind::Sms
+    } else {
+        MessageKind::Email
+    };
+    rows.retain(|(_, message)| message.kind().ok() == Some(kind));
+    let document = ws::ok(operation, |w| {
         w.open("queues", &[]);
         for (send, message) in &rows {
             if let Err(e) = write_delivery(w, send, message, number) {
@@ -653,20 +697,23 @@ fn queues(conn: &mut DbConnection, account: &Account, params: &Params) -> Result
     failed.map_or(Ok(document), Err)
 }
 
-/// StartDelivery resumes every stopped campaign of the account, StopDelivery
-/// stops every running or scheduled one. Answers how many changed.
+/// StartDelivery(SMS) resumes every stopped campaign of the account on its
+/// channel, StopDelivery(SMS) stops every running or scheduled one. Answers
+/// how many changed.
 fn delivery(
     conn: &mut DbConnection,
     account: &Account,
     operation: &str,
+    kind: MessageKind,
     start: bool,
 ) -> Result<String> {
     let ids = if start {
-        sends::campaigns_in(conn, account.id, &[SendStatus::Paused])?
+        sends::campaigns_in(conn, account.id, kind, &[SendStatus::Paused])?
     } else {
         sends::campaigns_in(
             conn,
             account.id,
+            kind,
             &[SendStatus::Sending, SendStatus::Scheduled],
         )?
     };
@@ -680,4 +727,189 @@ fn delivery(
     Ok(ws::ok(operation, |w| {
         w.leaf("deliveries", &ids.len().to_string());
     }))
+}
+
+/// An SMS of the list: `text` (also `content`), sent as the option `sender`
+/// (else the list's SMS sender name, its sender name).
+fn new_sms(
+    conn: &mut DbConnection,
+    account: &Account,
+    list: i64,
+    subject: &str,
+    text: &str,
+    options: &Options,
+) -> Result<Message> {
+    let list = lists::get(conn, account.id, list)?;
+    let message = NewMessage {
+        kind: MessageKind::Sms,
+        dialect: Dialect::Mailup,
+        name: subject.to_string(),
+        subject: subject.to_string(),
+        html: None,
+        text: Some(text.to_string()),
+        from_name: options
+            .get("sender")
+            .or(options.get("sms_sendername"))
+            .unwrap_or(&list.sender_name)
+            .to_string(),
+        from_email: String::new(),
+        reply_to: String::new(),
+        headers: Default::default(),
+        list: Some(list.number),
+    };
+    messages::create(conn, account.id, &message)
+}
+
+/// `CreateSMS(listID, subject, text, options)`: answers `smsID`.
+fn create_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let message = new_sms(
+        conn,
+        account,
+        params.required_int("listID")?,
+        params.text("subject"),
+        params.raw("text"),
+        &params.options("options"),
+    )?;
+    Ok(ws::ok("CreateSMS", |w| {
+        w.leaf("smsID", &message.id.to_string());
+    }))
+}
+
+/// `list/smsList/sms` with `smsID`, `subject`, `text`, `creationdate`.
+fn get_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let all = messages::in_list(conn, account.id, list, MessageKind::Sms)?;
+    Ok(ws::ok("GetSMS", |w| {
+        w.open("list", &[])
+            .leaf("listID", &list.to_string())
+            .open("smsList", &[]);
+        for message in &all {
+            w.open("sms", &[])
+                .leaf("smsID", &message.id.to_string())
+                .leaf("subject", &message.subject)
+                .leaf("text", message.text.as_deref().unwrap_or(""))
+                .leaf(
+                    "creationdate",
+                    &message.created_at.format("%d/%m/%Y %H:%M:%S").to_string(),
+                )
+                .close();
+        }
+        w.close().close();
+    }))
+}
+
+fn sms_sent(operation: &str, message: &Message, send_id: i64) -> String {
+    ws::ok(operation, |w| {
+        w.leaf("smsID", &message.id.to_string())
+            .leaf("deliveryID", &send_id.to_string());
+    })
+}
+
+/// `SendSMS(listID, smsID, options)`, with SendNewsletter's options.
+fn send_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let message = message_of(
+        conn,
+        account,
+        list,
+        params.required_int("smsID")?,
+        MessageKind::Sms,
+    )?;
+    let send = send_message(conn, account, list, &message, &params.options("options"))?;
+    Ok(sms_sent("SendSMS", &message, send.id))
+}
+
+/// CreateSMS and SendSMS in one.
+fn send_sms_fast(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let options = params.options("options");
+    let message = new_sms(
+        conn,
+        account,
+        list,
+        params.text("subject"),
+        params.raw("text"),
+        &options,
+    )?;
+    let send = send_message(conn, account, list, &message, &options)?;
+    Ok(sms_sent("SendSMSFast", &message, send.id))
+}
+
+/// One SMS to `numero`, subscribed to the list first if the list does not
+/// know the number. `type` `ID` sends SMS `content`.
+fn send_single_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let options = params.options("options");
+    let message = if params.text("type").eq_ignore_ascii_case("ID") {
+        let id = params
+            .text("content")
+            .parse()
+            .map_err(|_| Error::invalid("content", "an SMS id is required"))?;
+        message_of(conn, account, list, id, MessageKind::Sms)?
+    } else {
+        new_sms(
+            conn,
+            account,
+            list,
+            params.text("subject"),
+            params.raw("content"),
+            &options,
+        )?
+    };
+    let mobile = Mobile::new(params.text("numero"));
+    let key = RecipientKey::Mobile(mobile.clone());
+    if subscriptions::status(conn, account.id, list, &key)?.is_none() {
+        subscriptions::subscribe(
+            conn,
+            account.id,
+            &Subscribe {
+                list,
+                contact: Contact {
+                    email: None,
+                    mobile: Some(mobile),
+                },
+                fields: Vec::new(),
+                groups: Vec::new(),
+                double_opt_in: Some(false),
+                source: "SendSingleSMS".into(),
+                origin: Origin::new(Channel::MailupSoap, "MailUpSend"),
+            },
+        )?;
+    }
+    let enqueued = sends::enqueue_single(
+        conn,
+        account.id,
+        &NewSingle {
+            kind: SendKind::Single,
+            message_id: message.id,
+            to: To::Recipient(key),
+            params: serde_json::Map::new(),
+            idempotency_key: None,
+        },
+    )?;
+    Ok(sms_sent("SendSingleSMS", &message, enqueued.send_id))
+}
+
+/// `SendDirectSMS(listID, content, numero, options)`: one SMS to a number,
+/// which is not added to the list.
+fn send_direct_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let options = params.options("options");
+    let message = new_sms(conn, account, list, "", params.raw("content"), &options)?;
+    let numero = params.text("numero");
+    if numero.is_empty() {
+        return Err(Error::invalid("numero", "a mobile number is required"));
+    }
+    let enqueued = sends::enqueue_single(
+        conn,
+        account.id,
+        &NewSingle {
+            kind: SendKind::Single,
+            message_id: message.id,
+            to: To::Address(numero.to_string()),
+            params: serde_json::Map::new(),
+            idempotency_key: None,
+        },
+    )?;
+    Ok(sms_sent("SendDirectSMS", &message, enqueued.send_id))
 }
