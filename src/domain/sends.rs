@@ -307,6 +307,26 @@ pub fn set_tracking(
     get(conn, account_id, send_id)
 }
 
+/// Sets (or clears) the time a draft is to start at.
+pub fn set_schedule(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    at: Option<NaiveDateTime>,
+) -> Result<Send> {
+    let send = get(conn, account_id, send_id)?;
+    if send.status()? != SendStatus::Draft {
+        return Err(Error::Conflict(format!(
+            "send {send_id} is {}; only a draft can be rescheduled",
+            send.status
+        )));
+    }
+    diesel::update(sends::table.find(send_id))
+        .set((sends::scheduled_at.eq(at), sends::updated_at.eq(now())))
+        .execute(conn)?;
+    get(conn, account_id, send_id)
+}
+
 /// Starts a draft: scheduled if its time is in the future, sending otherwise.
 pub fn start(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
     write_transaction(conn, |conn| {

@@ -49,6 +49,14 @@ fn call(
         "SendSingleNewsletter" => send_single(conn, account, params),
         "GetNewsletterDeliveryStatus" => delivery_status(conn, account, operation, params),
         "GetNewsletterQueues" => queues(conn, account, operation, params),
+        "PrepareNewsletterSchedule" => prepare_schedule(conn, account, params),
+        "ScheduleNewsletterQueue" => schedule_queue(conn, account, operation, params),
+        "ScheduleSMSQueue" => schedule_queue(conn, account, operation, params),
+        "AddNewsletterQueue" => add_queue(conn, account, params),
+        "RemoveNewsletterQueue" | "RemoveSMSQueue" => {
+            remove_queue(conn, account, operation, params)
+        }
+        "GetNewsletterScheduleStatus" => schedule_status(conn, account, params),
         "StartDelivery" => delivery(conn, account, operation, MessageKind::Email, true),
         "StopDelivery" => delivery(conn, account, operation, MessageKind::Email, false),
         "CreateSMS" => create_sms(conn, account, params),
@@ -912,4 +920,161 @@ fn send_direct_sms(conn: &mut DbConnection, account: &Account, params: &Params) 
         },
     )?;
     Ok(sms_sent("SendDirectSMS", &message, enqueued.send_id))
+}
+
+/// A queue or schedule of newsletter (or SMS) `message`: a draft campaign to
+/// the whole list, its id the `scheduleID` and `deliveryID` of the calls below.
+fn draft(
+    conn: &mut DbConnection,
+    account: &Account,
+    list: i64,
+    message: &Message,
+    at: Option<NaiveDateTime>,
+) -> Result<Send> {
+    sends::create_campaign(
+        conn,
+        account.id,
+        &NewCampaign {
+            message_id: message.id,
+            audience: Audience::List {
+                list,
+                groups: Vec::new(),
+                filter: Vec::new(),
+            },
+            params: serde_json::Map::new(),
+            scheduled_at: at,
+            idempotency_key: None,
+        },
+    )
+}
+
+/// `deliveryDate` (`dd/MM/yyyy` or `yyyy-MM-dd`) and `deliveryTime` (`HH:mm`
+/// or `HH:mm:ss`), read as UTC.
+fn date_and_time(date: &str, time: &str) -> Result<NaiveDateTime> {
+    let date = ["%d/%m/%Y", "%Y-%m-%d"]
+        .iter()
+        .find_map(|f| chrono::NaiveDate::parse_from_str(date, f).ok())
+        .ok_or_else(|| Error::invalid("deliveryDate", "expected dd/MM/yyyy"))?;
+    let time = match time {
+        "" => chrono::NaiveTime::MIN,
+        text => ["%H:%M:%S", "%H:%M", "%H.%M"]
+            .iter()
+            .find_map(|f| chrono::NaiveTime::parse_from_str(text, f).ok())
+            .ok_or_else(|| Error::invalid("deliveryTime", "expected HH:mm"))?,
+    };
+    Ok(date.and_time(time))
+}
+
+fn schedule_answer(operation: &str, send: &Send) -> String {
+    ws::ok(operation, |w| {
+        w.leaf("scheduleID", &send.id.to_string())
+            .leaf("deliveryID", &send.id.to_string());
+    })
+}
+
+/// `PrepareNewsletterSchedule(listID, newsletterID, deliveryDate,
+/// deliveryTime, adminEmail, idUser, note)`: a schedule of the newsletter to
+/// the whole list, not yet queued; answers `scheduleID`.
+fn prepare_schedule(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let message = newsletter(conn, account, list, params.required_int("newsletterID")?)?;
+    let at = date_and_time(params.text("deliveryDate"), params.text("deliveryTime"))?;
+    let send = draft(conn, account, list, &message, Some(at))?;
+    Ok(schedule_answer("PrepareNewsletterSchedule", &send))
+}
+
+/// `ScheduleNewsletterQueue(listID, newsletterID, scheduleID, deliverydt,
+/// timezone)` (and ScheduleSMSQueue with `smsID`): queues the newsletter for
+/// `deliverydt` (`yyyyMMddHHmmss`, UTC; `timezone` is not used), as the
+/// prepared schedule `scheduleID` or, for 0, a new one to the whole list.
+fn schedule_queue(
+    conn: &mut DbConnection,
+    account: &Account,
+    operation: &str,
+    params: &Params,
+) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let message = if operation == "ScheduleSMSQueue" {
+        message_of(
+            conn,
+            account,
+            list,
+            params.required_int("smsID")?,
+            MessageKind::Sms,
+        )?
+    } else {
+        newsletter(conn, account, list, params.required_int("newsletterID")?)?
+    };
+    let at = NaiveDateTime::parse_from_str(params.text("deliverydt"), "%Y%m%d%H%M%S")
+        .map_err(|_| Error::invalid("deliverydt", "expected yyyyMMddHHmmss"))?;
+    let send = match params.int("scheduleID").unwrap_or(0) {
+        0 => draft(conn, account, list, &message, Some(at))?,
+        id => {
+            let send = sends::get(conn, account.id, id)?;
+            if send.message_id != message.id {
+                return Err(Error::NotFound("send"));
+            }
+            sends::set_schedule(conn, account.id, send.id, Some(at))?
+        }
+    };
+    let send = sends::start(conn, account.id, send.id)?;
+    Ok(schedule_answer(operation, &send))
+}
+
+/// `AddNewsletterQueue(deliveryID, immediate)`: queues a prepared schedule,
+/// now when `immediate`, else at its time.
+fn add_queue(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let id = params.required_int("deliveryID")?;
+    if params.flag("immediate") {
+        sends::set_schedule(conn, account.id, id, None)?;
+    }
+    let send = sends::start(conn, account.id, id)?;
+    Ok(schedule_answer("AddNewsletterQueue", &send))
+}
+
+/// `RemoveNewsletterQueue(listID, newsletterID, deliveryID, scheduleID,
+/// deleteQueue)` (and RemoveSMSQueue): cancels the delivery (or schedule);
+/// what was sent stays sent.
+fn remove_queue(
+    conn: &mut DbConnection,
+    account: &Account,
+    operation: &str,
+    params: &Params,
+) -> Result<String> {
+    let id = match params.int("deliveryID").unwrap_or(0) {
+        0 => params.required_int("scheduleID")?,
+        id => id,
+    };
+    let send = sends::get(conn, account.id, id)?;
+    if operation == "RemoveNewsletterQueue" {
+        let list = params.required_int("listID")?;
+        let message = newsletter(conn, account, list, params.required_int("newsletterID")?)?;
+        if send.message_id != message.id {
+            return Err(Error::NotFound("send"));
+        }
+    }
+    let send = sends::cancel(conn, account.id, send.id)?;
+    Ok(schedule_answer(operation, &send))
+}
+
+/// `GetNewsletterScheduleStatus(newsletterID)`: every delivery of the
+/// newsletter as `deliveryStatus`.
+fn schedule_status(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let message = messages::get(conn, account.id, params.required_int("newsletterID")?)?;
+    if message.kind()? != MessageKind::Email {
+        return Err(Error::NotFound("message"));
+    }
+    let list = list_of(conn, account, &message)?;
+    let all = sends::of_message(conn, account.id, message.id)?;
+    let mut failed = None;
+    let document = ws::ok("GetNewsletterScheduleStatus", |w| {
+        w.open("schedules", &[]);
+        for send in &all {
+            if let Err(e) = write_delivery(w, send, &message, list) {
+                failed = Some(e);
+            }
+        }
+        w.close();
+    });
+    failed.map_or(Ok(document), Err)
 }
