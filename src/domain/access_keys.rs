@@ -89,6 +89,14 @@ pub fn account(conn: &mut DbConnection, key: &str) -> Result<Account> {
     accounts::get(conn, session.account_id)
 }
 
+/// The console user a live key was given to; 0 for the WS user, which is no
+/// console user.
+pub fn user_id(conn: &mut DbConnection, key: &str) -> Result<i64> {
+    account(conn, key)?;
+    let session = sessions::resolve(conn, key.trim())?;
+    Ok(session.user_id.unwrap_or(0))
+}
+
 /// Ends a key; whether it was live.
 pub fn logout(conn: &mut DbConnection, key: &str) -> Result<bool> {
     match account(conn, key) {

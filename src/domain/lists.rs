@@ -193,6 +193,28 @@ pub fn update(
     by_id(conn, account_id, list.id)
 }
 
+/// Deletes a list with its groups and subscriptions (the subscription
+/// history stays). Refused while a send of the list is under way or waiting.
+pub fn delete(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<()> {
+    use crate::db::schema::sends;
+    write_transaction(conn, |conn| {
+        let list = get(conn, account_id, number)?;
+        let active: i64 = sends::table
+            .filter(sends::account_id.eq(account_id))
+            .filter(sends::list_id.eq(list.id))
+            .filter(sends::status.eq_any(["scheduled", "sending", "paused"]))
+            .count()
+            .get_result(conn)?;
+        if active > 0 {
+            return Err(Error::Conflict(format!(
+                "list {number} has {active} sends under way"
+            )));
+        }
+        diesel::delete(lists::table.find(list.id)).execute(conn)?;
+        Ok(())
+    })
+}
+
 pub(crate) fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
     lists::table
         .filter(lists::account_id.eq(account_id))

@@ -24,10 +24,11 @@ fn call(
     params: &Params,
 ) -> Option<Result<String>> {
     Some(match operation {
-        "GetLists" => get_lists(conn, account, operation),
+        "GetLists" | "GetListsUser" => get_lists(conn, account, operation),
         "GetGroups" => get_groups(conn, account, operation, params),
         "CreateList" => create_list(conn, account, params),
         "UpdateList" => update_list(conn, account, params),
+        "DeleteList" => delete_list(conn, account, params),
         "CreateGroup" => create_group(conn, account, params),
         "UpdateGroup" => update_group(conn, account, params),
         "DeleteGroup" => delete_group(conn, account, params),
@@ -36,7 +37,8 @@ fn call(
 }
 
 /// `lists/list` with `listID`, `listGUID`, `listName` (MLO and JOO read the
-/// first and last).
+/// first and last). GetListsUser answers the same: every console user sees
+/// every list of the account.
 pub fn get_lists(conn: &mut DbConnection, account: &Account, operation: &str) -> Result<String> {
     let all = lists::all(conn, account.id)?;
     Ok(ws::ok(operation, |w| {
@@ -198,4 +200,12 @@ fn delete_group(conn: &mut DbConnection, account: &Account, params: &Params) -> 
         params.required_int("groupID")?,
     )?;
     Ok(ws::ok("DeleteGroup", |_| {}))
+}
+
+fn delete_list(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let number = params.required_int("listID")?;
+    lists::delete(conn, account.id, number)?;
+    Ok(ws::ok("DeleteList", |w| {
+        w.leaf("listID", &number.to_string());
+    }))
 }

@@ -34,11 +34,12 @@ fn call(
     params: &Params,
 ) -> Option<Result<String>> {
     Some(match operation {
-        "GetLists" => manage::get_lists(conn, account, operation),
+        "GetLists" | "GetListsUser" => manage::get_lists(conn, account, operation),
         "GetGroups" => manage::get_groups(conn, account, operation, params),
         "GetFields" | "GetFields_st" => get_fields(conn, account, operation),
         "GetListIdentity" | "GetListIdentity_st" => list_identity(conn, account, operation, params),
         "CreateList" | "CreateList_st" => create_list(conn, account, operation, params),
+        "DeleteList" | "DeleteList_st" => delete_list(conn, account, operation, params),
         "CreateNewsletter" => create_newsletter(conn, account, params),
         "EditNewsletter" => edit_newsletter(conn, account, params),
         "GetNewsletters" | "GetMessages" => get_newsletters(conn, account, operation, params),
@@ -151,6 +152,18 @@ fn create_list(
             ..lists::NewList::default()
         },
     )?;
+    Ok(legacy_or_st(operation, |w| write_lists(w, &[list])))
+}
+
+/// `DeleteList(listId, autoId)`: deletes the list; answers it as it was.
+fn delete_list(
+    conn: &mut DbConnection,
+    account: &Account,
+    operation: &str,
+    params: &Params,
+) -> Result<String> {
+    let list = lists::get(conn, account.id, params.required_int("listId")?)?;
+    lists::delete(conn, account.id, list.number)?;
     Ok(legacy_or_st(operation, |w| write_lists(w, &[list])))
 }
 

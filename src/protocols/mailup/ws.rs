@@ -164,6 +164,17 @@ fn answer(
                 key_refused("LogoutResult")
             }));
         }
+        "GetIdUser" => {
+            return Ok(Some(
+                match access_keys::user_id(conn, params.text("accessKey")) {
+                    Ok(id) => document("GetIdUserResult", 0, "", |w| {
+                        w.leaf("idUser", &id.to_string());
+                    }),
+                    Err(Error::Unauthenticated) => key_refused("GetIdUserResult"),
+                    Err(e) => return Err(e),
+                },
+            ));
+        }
         _ => {}
     }
     let account = match access_keys::account(conn, params.text("accessKey")) {
