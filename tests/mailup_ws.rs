@@ -383,6 +383,18 @@ backend_tests! {
         assert!(!groups.contains("Customers"), "{groups}");
         let message = espbridge::domain::messages::get(&mut t.db.conn().unwrap(), account, newsletter.parse().unwrap()).unwrap();
         assert_eq!(message.subject, "Spring");
+
+        // Hostile documents get a Client fault and the services go on.
+        for (name, document) in common::hostile_documents() {
+            for path in ["/MailupSend.asmx", "/MailupReport.asmx"] {
+                let answer = common::http(server.port, "POST", path, &[("Content-Type", "text/xml; charset=utf-8")], document.clone(), WAIT)
+                    .unwrap_or_else(|| panic!("{name}: no answer"));
+                assert_eq!(answer.status, 500, "{name}: {}", answer.body);
+                assert!(answer.body.contains("<faultcode>soap:Client</faultcode>"), "{name}: {}", answer.body);
+            }
+        }
+        let lists = soap(server.port, "/MailupManage.asmx", "GetLists", &format!("<accessKey>{other_key}</accessKey>"));
+        assert!(lists.contains("<errorCode>0</errorCode>"), "{lists}");
         drop(server);
     }
 }
