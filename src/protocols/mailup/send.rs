@@ -642,18 +642,35 @@ fn write_delivery(w: &mut XmlWriter, send: &Send, message: &Message, list: i64) 
         .leaf("toSend", &send.to_send.to_string())
         .leaf("toBeSent", &remaining.to_string())
         .leaf("progress", &progress.to_string())
-        .leaf("estimatedTime", "0d 00h 00m 00s")
+        .leaf("estimatedTime", &estimated_time(send, remaining))
         .close();
     Ok(())
+}
+
+/// The time left at the pace so far (`0d 00h 00m 00s` before the first
+/// message and after the last).
+fn estimated_time(send: &Send, remaining: i64) -> String {
+    let done = send.sent + send.failed;
+    let seconds = match send.started_at {
+        Some(started) if done > 0 && remaining > 0 => {
+            let elapsed = (crate::domain::now() - started).num_seconds().max(0);
+            elapsed * remaining / done
+        }
+        _ => 0,
+    };
+    format!(
+        "{}d {:02}h {:02}m {:02}s",
+        seconds / 86_400,
+        seconds % 86_400 / 3_600,
+        seconds % 3_600 / 60,
+        seconds % 60
+    )
 }
 
 /// The list number a send's message belongs to (0 when none).
 fn list_of(conn: &mut DbConnection, account: &Account, message: &Message) -> Result<i64> {
     Ok(match message.list_id {
-        Some(id) => lists::all(conn, account.id)?
-            .into_iter()
-            .find(|l| l.id == id)
-            .map_or(0, |l| l.number),
+        Some(id) => lists::by_id(conn, account.id, id)?.number,
         None => 0,
     })
 }
