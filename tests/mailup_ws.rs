@@ -46,6 +46,16 @@ fn seed(t: &common::TestDb) -> CreatedAccount {
         },
     )
     .unwrap();
+    // A second console user, who logs in by the console's host name.
+    accounts::add_console_host(&mut conn, created.account_id, "console.shop.example").unwrap();
+    espbridge::domain::users::create(
+        &mut conn,
+        created.account_id,
+        "marketing",
+        "marketing-pass-1",
+        espbridge::domain::users::Role::Editor,
+    )
+    .unwrap();
     for email in ["ann@example.com", "ben@example.com"] {
         subscriptions::subscribe(
             &mut conn,
