@@ -222,7 +222,7 @@ fn login(conn: &mut DbConnection, operation: &str, params: &Params) -> Result<St
         }
     };
     let outcome = match console_id {
-        Some(id) => access_keys::login(conn, id, user, params.text("pwd"))?,
+        Some(id) => access_keys::login(conn, id, user, params.raw("pwd"))?,
         None => Err(Refusal::UnknownUser),
     };
     Ok(match outcome {
