@@ -34,6 +34,9 @@ pub struct Settings {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// Largest XML document (SOAP envelope) accepted, in bytes.
     pub max_xml_bytes: usize,
+    /// Largest WSMailUpImport request, in bytes: its `xmlDoc` carries whole
+    /// recipient files, so it gets more room than other SOAP calls.
+    pub max_import_bytes: usize,
     /// The queued sender (`[sender]` in the TOML file).
     pub sender: SenderSettings,
 }
@@ -116,6 +119,7 @@ impl Default for Settings {
             http_workers: None,
             trusted_proxies: Vec::new(),
             max_xml_bytes: 4 * 1024 * 1024,
+            max_import_bytes: 64 * 1024 * 1024,
             sender: SenderSettings::default(),
         }
     }

@@ -10,6 +10,8 @@ use std::time::Duration;
 
 use common::{RunningServer, http};
 use espbridge::domain::accounts::{self, CreatedAccount, NewAccount};
+use espbridge::domain::lists;
+use espbridge::domain::recipients::{self, RecipientKey};
 
 const SERVICE: &str = "/Services/WSMailUpImport.asmx";
 const WAIT: Duration = Duration::from_secs(10);
@@ -96,6 +98,37 @@ backend_tests! {
             let answer = http(port, "POST", SERVICE, &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", "\"http://ws.mailupnet.it/GetNlLists\"")], soap11("<ns1:GetNlLists/>", &auth(&created.mailup.ws_user, &created.mailup.ws_password)), WAIT).unwrap();
             let lists = inner(&answer.body, "GetNlListsResult");
             assert!(lists.contains(&format!("<Group idGroup=\"{}\" groupName=\"From zeep WSMailUpImportSoap\"/>", group_ids[0])), "{lists}");
+
+            // The import zeep ran: prepared, started, polled to the end.
+            let import = &results["import"];
+            let code = |key: &str| -> i64 { inner(import[key].as_str().unwrap(), "ReturnCode").parse().unwrap() };
+            assert!(code("created") > 0, "{import}");
+            assert_eq!(code("started"), 0, "{import}");
+            assert_eq!(code("again"), -603, "a finished process cannot start again: {import}");
+            assert_eq!((code("empty"), code("pipe")), (-401, -402), "{import}");
+            let details = import["details"].as_str().unwrap();
+            for expected in ["<StatusCode>3</StatusCode>", "<IsRunning>False</IsRunning>", "<TotalContacts>3</TotalContacts>", "<NewEmail>3</NewEmail>", "<NewMobile>1</NewMobile>", "<ExistingEmail>0</ExistingEmail>", "<ConfirmationEmail>False</ConfirmationEmail>"] {
+                assert!(details.contains(expected), "{expected} in {details}");
+            }
+            assert!(details.contains(&format!("<ImportProcess idProcess=\"{}\">", code("created"))), "{details}");
+            let batch = &results["batch"];
+            let started = batch["started"].as_str().unwrap();
+            assert!(started.starts_with("<?xml version=\"1.0\" encoding=\"windows-1252\" ?><mailupMessage><mailupBody><ReturnCode>0</ReturnCode><processes><process><processID>"), "{started}");
+            assert!(started.contains("<listID>1</listID><ReturnCode>0</ReturnCode></process></processes>"), "{started}");
+            let details = batch["details"].as_str().unwrap();
+            for expected in ["<StatusCode>3</StatusCode>", "<TotalContacts>2</TotalContacts>", "<NewEmail>1</NewEmail>", "<ExistingEmail>1</ExistingEmail>"] {
+                assert!(details.contains(expected), "{expected} in {details}");
+            }
+            let mut conn = t.db.conn().unwrap();
+            let zoe = recipients::get(&mut conn, created.account_id, &RecipientKey::Email("zeep1@example.com".into())).unwrap();
+            assert_eq!(zoe.mobile_key.as_deref(), Some("+393331000001"));
+            assert_eq!(
+                recipients::field_values(&mut conn, created.account_id, zoe.id).unwrap(),
+                vec![(1, "Zoe".to_string()), (2, "O'Hara & Sons".to_string())]
+            );
+            let list = lists::get(&mut conn, created.account_id, 1).unwrap();
+            let groups: Vec<i64> = espbridge::domain::groups::memberships(&mut conn, created.account_id, list.id, zoe.id).unwrap().iter().map(|g| g.number).collect();
+            assert_eq!(groups, vec![group_ids[0]]);
         }
 
         // PHP's SoapClient, as the Magento and Joomla integrations use it.
@@ -114,6 +147,17 @@ backend_tests! {
             assert_eq!(result["fault"], "Authentication failed.", "{version}");
             assert!(result["fault_body"].as_str().unwrap().contains("<ReturnCode>-1002</ReturnCode>"), "{version}: {result}");
         }
+        let import = &results["import"];
+        assert_eq!(inner(import["started"].as_str().unwrap(), "ReturnCode"), "0", "{import}");
+        assert_eq!(inner(import["unknown"].as_str().unwrap(), "ReturnCode"), "-501", "{import}");
+        let details = import["details"].as_str().unwrap();
+        for expected in ["<StatusCode>3</StatusCode>", "<TotalContacts>2</TotalContacts>", "<NewMobile>1</NewMobile>"] {
+            assert!(details.contains(expected), "{expected} in {details}");
+        }
+        let mut conn = t.db.conn().unwrap();
+        let pia = recipients::get(&mut conn, created.account_id, &RecipientKey::Email("php1@example.com".into())).unwrap();
+        assert_eq!(pia.mobile_key.as_deref(), Some("+393332000001"));
+        assert_eq!(recipients::field_values(&mut conn, created.account_id, pia.id).unwrap(), vec![(1, "Pía".to_string())]);
         }
 
         // A hand-built envelope as classic ASP sends it: header in the legacy

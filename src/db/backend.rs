@@ -9,12 +9,13 @@ use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
-    accounts, caller_ips, deliveries, delivery_events, group_members, recipient_activity,
-    recipient_field_values, recipients, subscriptions,
+    accounts, caller_ips, deliveries, delivery_events, group_members, import_row_fields,
+    import_rows, recipient_activity, recipient_field_values, recipients, subscriptions,
 };
 use crate::Result;
 use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
+use crate::domain::imports::{StagedField, StagedRow};
 use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
@@ -284,6 +285,26 @@ pub fn insert_deliveries(conn: &mut DbConnection, rows: &[NewDelivery]) -> Resul
     // Chunks stay under SQLite's limit of bound parameters per statement.
     for chunk in rows.chunks(1000) {
         on_backend!(conn, |c| diesel::insert_into(deliveries::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Stages an import's rows, many per statement.
+pub fn insert_import_rows(conn: &mut DbConnection, rows: &[StagedRow]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_backend!(conn, |c| diesel::insert_into(import_rows::table)
+            .values(chunk)
+            .execute(c))?;
+    }
+    Ok(())
+}
+
+/// Stages an import's field values, many per statement.
+pub fn insert_import_fields(conn: &mut DbConnection, rows: &[StagedField]) -> Result<()> {
+    for chunk in rows.chunks(1000) {
+        on_backend!(conn, |c| diesel::insert_into(import_row_fields::table)
             .values(chunk)
             .execute(c))?;
     }

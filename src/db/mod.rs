@@ -1,7 +1,9 @@
 //! Storage: one connection type over PostgreSQL and SQLite, the pool, migrations
-//! and the transaction rules. Backend-specific SQL lives in `backend.rs` only.
+//! and the transaction rules. Backend-specific SQL lives in `backend.rs` only;
+//! the set-based statements of bulk imports in `bulk.rs`.
 
 pub mod backend;
+pub mod bulk;
 pub mod schema;
 
 use std::path::Path;

@@ -368,8 +368,73 @@ diesel::joinable!(subscriptions -> recipients (recipient_id));
 diesel::joinable!(group_members -> list_groups (group_id));
 diesel::joinable!(group_members -> recipients (recipient_id));
 diesel::joinable!(recipient_field_values -> recipients (recipient_id));
+diesel::joinable!(import_processes -> lists (list_id));
 diesel::joinable!(sends -> messages (message_id));
 diesel::joinable!(deliveries -> sends (send_id));
+
+diesel::table! {
+    import_processes (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        list_id -> BigInt,
+        group_numbers -> Text,
+        import_type -> Integer,
+        as_pending -> Bool,
+        confirm_email -> Bool,
+        as_opt_out -> Bool,
+        force_opt_in -> Bool,
+        replace_groups -> Bool,
+        confirm_message_id -> Nullable<BigInt>,
+        source -> Text,
+        actor -> Text,
+        channel -> Text,
+        state -> Text,
+        total_rows -> BigInt,
+        staged_rows -> BigInt,
+        rows_done -> BigInt,
+        new_email -> BigInt,
+        new_mobile -> BigInt,
+        existing_email -> BigInt,
+        existing_mobile -> BigInt,
+        optout_email -> BigInt,
+        optout_mobile -> BigInt,
+        rejected_rows -> BigInt,
+        report -> Text,
+        confirmation_sent -> Bool,
+        lease_owner -> Nullable<Text>,
+        lease_until -> Nullable<Timestamp>,
+        created_at -> Timestamp,
+        started_at -> Nullable<Timestamp>,
+        ended_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    import_rows (process_id, row_no) {
+        process_id -> BigInt,
+        row_no -> BigInt,
+        email -> Nullable<Text>,
+        email_key -> Nullable<Text>,
+        mobile_prefix -> Nullable<Text>,
+        mobile_number -> Nullable<Text>,
+        mobile_key -> Nullable<Text>,
+        recipient_id -> Nullable<BigInt>,
+        created -> Bool,
+        blocked -> Bool,
+        previous_status -> Nullable<Text>,
+        previous_reason -> Nullable<Integer>,
+        target_status -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    import_row_fields (process_id, row_no, field_number) {
+        process_id -> BigInt,
+        row_no -> BigInt,
+        field_number -> Integer,
+        value -> Text,
+    }
+}
 
 diesel::allow_tables_to_appear_in_same_query!(
     accounts,
@@ -398,4 +463,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     deliveries,
     delivery_events,
     throttles,
+    import_processes,
+    import_rows,
+    import_row_fields,
 );

@@ -98,9 +98,18 @@ pub fn find_by_name(
 /// The groups of a list, by number.
 pub fn in_list(conn: &mut DbConnection, account_id: i64, list_number: i64) -> Result<Vec<Group>> {
     let list = lists::get(conn, account_id, list_number)?;
+    of_list(conn, account_id, list.id)
+}
+
+/// The groups of the list with row id `list_id`, by number.
+pub(crate) fn of_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_id: i64,
+) -> Result<Vec<Group>> {
     Ok(list_groups::table
         .filter(list_groups::account_id.eq(account_id))
-        .filter(list_groups::list_id.eq(list.id))
+        .filter(list_groups::list_id.eq(list_id))
         .order(list_groups::number)
         .select(Group::as_select())
         .load(conn)?)
@@ -233,7 +242,7 @@ pub(crate) fn remove_member(
     Ok(removed > 0)
 }
 
-fn adjust_count(conn: &mut DbConnection, group_id: i64, delta: i64) -> Result<()> {
+pub(crate) fn adjust_count(conn: &mut DbConnection, group_id: i64, delta: i64) -> Result<()> {
     diesel::update(list_groups::table.find(group_id))
         .set(list_groups::member_count.eq(list_groups::member_count + delta))
         .execute(conn)?;

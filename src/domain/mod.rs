@@ -12,6 +12,7 @@ pub mod events;
 pub mod fields;
 pub mod groups;
 pub mod history;
+pub mod imports;
 pub mod links;
 pub mod lists;
 pub mod messages;

@@ -238,6 +238,39 @@ fn parse_mobile(
     })
 }
 
+/// A contact checked and normalised as it is stored: the addresses as given and
+/// the keys recipients are matched by.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContactKeys {
+    pub email: Option<String>,
+    pub email_key: Option<String>,
+    pub mobile_prefix: Option<String>,
+    pub mobile_number: Option<String>,
+    pub mobile_key: Option<String>,
+}
+
+/// Checks and normalises a contact without touching the database (bulk imports
+/// read the account's default prefix once).
+pub fn contact_keys(contact: &Contact, default_prefix: &str) -> Result<ContactKeys> {
+    let email = contact.email.as_deref().map(parse_email).transpose()?;
+    let mobile = contact
+        .mobile
+        .as_ref()
+        .map(|m| parse_mobile(m, || Ok(default_prefix.to_string())))
+        .transpose()?;
+    let (email, email_key) = email.map_or((None, None), |e| (Some(e.address), Some(e.key)));
+    let (mobile_prefix, mobile_number, mobile_key) = mobile.map_or((None, None, None), |m| {
+        (m.prefix, Some(m.number), Some(m.key))
+    });
+    Ok(ContactKeys {
+        email,
+        email_key,
+        mobile_prefix,
+        mobile_number,
+        mobile_key,
+    })
+}
+
 /// The normalised form (`+<all digits>`) of a mobile number in the account.
 pub fn mobile_key(conn: &mut DbConnection, account_id: i64, mobile: &Mobile) -> Result<String> {
     Ok(parse_mobile(mobile, || account_default_prefix(conn, account_id))?.key)

@@ -31,7 +31,7 @@ use crate::domain::links::{LinkSigner, Purpose};
 use crate::domain::messages::{self, MessageKind};
 use crate::domain::providers::{self, Category, ProviderKind};
 use crate::domain::sends::{self, Lane};
-use crate::domain::{fields, lists, recipients, sessions, variables};
+use crate::domain::{fields, imports, lists, recipients, sessions, variables};
 use crate::intake::{imap, maildir};
 use crate::render::{Compiled, RecipientData, RenderContext, template_value};
 use crate::{Error, Result};
@@ -211,8 +211,9 @@ impl Sender {
             stop.clone(),
         ));
         let housekeeping = tokio::spawn(self.clone().housekeeping(stop.clone()));
-        let expansion = tokio::spawn(self.clone().expansion(stop));
-        for task in [priority, bulk, housekeeping, expansion] {
+        let expansion = tokio::spawn(self.clone().expansion(stop.clone()));
+        let imports = tokio::spawn(self.clone().imports(stop));
+        for task in [priority, bulk, housekeeping, expansion, imports] {
             if let Err(e) = task.await {
                 log::error!("sender task failed: {e}");
             }
@@ -820,6 +821,30 @@ impl Sender {
             .await;
         if let Err(e) = polled {
             log::error!("bounce intake failed: {e}");
+        }
+    }
+
+    /// Applies queued import processes, one at a time. On stop, a process in
+    /// the middle is handed back to the queue after its current chunk.
+    async fn imports(self: Arc<Self>, mut stop: watch::Receiver<bool>) {
+        while !*stop.borrow() {
+            let db = self.db.clone();
+            let owner = self.owner.clone();
+            let stopping = stop.clone();
+            let ran = tokio::task::spawn_blocking(move || {
+                imports::run_next(&db, &owner, &|| *stopping.borrow())
+            })
+            .await;
+            match ran {
+                Ok(Ok(true)) => continue,
+                Ok(Ok(false)) => {}
+                Ok(Err(e)) => log::error!("running imports failed: {e}"),
+                Err(e) => log::error!("import task failed: {e}"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.poll()) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 

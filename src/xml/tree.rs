@@ -105,6 +105,26 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Element, XmlError> {
 /// Reads a document that is already text (an XML document carried inside
 /// another one as a string, say).
 pub fn parse_str(text: &str, limits: &Limits) -> Result<Element, XmlError> {
+    read_document(text, limits, None)
+}
+
+/// Reads a document of many records (the root's children) one record at a
+/// time: each is handed to `record` as soon as it ends and is not kept, so a
+/// document of a million rows never sits in memory as a tree. Returns the root
+/// without those children.
+pub fn parse_records(
+    text: &str,
+    limits: &Limits,
+    record: &mut dyn FnMut(Element),
+) -> Result<Element, XmlError> {
+    read_document(text, limits, Some(record))
+}
+
+fn read_document(
+    text: &str,
+    limits: &Limits,
+    mut record: Option<&mut dyn FnMut(Element)>,
+) -> Result<Element, XmlError> {
     if text.len() > limits.max_bytes {
         return Err(XmlError::TooLarge(limits.max_bytes));
     }
@@ -140,7 +160,7 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element, XmlError> {
                 let new =
                     element(&reader, namespace, &start).map_err(|r| malformed(position, r))?;
                 if empty {
-                    finish(&mut open, &mut root, new);
+                    finish(&mut open, &mut root, new, &mut record);
                 } else {
                     open.push(new);
                 }
@@ -149,7 +169,7 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element, XmlError> {
                 let done = open
                     .pop()
                     .ok_or_else(|| malformed(position, "unexpected end tag".into()))?;
-                finish(&mut open, &mut root, done);
+                finish(&mut open, &mut root, done, &mut record);
             }
             (_, Event::Text(content)) => {
                 let content = content
@@ -205,10 +225,16 @@ pub fn parse_str(text: &str, limits: &Limits) -> Result<Element, XmlError> {
     root.ok_or_else(|| malformed(0, "no root element".into()))
 }
 
-fn finish(open: &mut [Element], root: &mut Option<Element>, done: Element) {
-    match open.last_mut() {
-        Some(parent) => parent.children.push(done),
-        None => *root = Some(done),
+fn finish(
+    open: &mut [Element],
+    root: &mut Option<Element>,
+    done: Element,
+    record: &mut Option<&mut dyn FnMut(Element)>,
+) {
+    match (open.len(), open.last_mut(), record) {
+        (1, _, Some(record)) => record(done),
+        (_, Some(parent), _) => parent.children.push(done),
+        (_, None, _) => *root = Some(done),
     }
 }
 
@@ -355,6 +381,24 @@ mod tests {
         assert_eq!(op.attribute("kind"), Some("x & y"));
         assert_eq!(op.child_text("NAME"), Some("A & B é<raw>"));
         assert_eq!(op.child_text("empty"), Some(""));
+    }
+
+    #[test]
+    fn hands_records_over_one_at_a_time() {
+        let mut names = Vec::new();
+        let root = parse_records(
+            "<rows kind=\"k\"><row n=\"1\"><f>a</f></row><row n=\"2\"/></rows>",
+            &Limits::default(),
+            &mut |row| names.push((row.attribute("n").unwrap().to_string(), row.children.len())),
+        )
+        .unwrap();
+        assert_eq!(names, vec![("1".into(), 1), ("2".into(), 0)]);
+        assert_eq!(
+            (root.attribute("kind"), root.children.len()),
+            (Some("k"), 0)
+        );
+        let broken = parse_records("<rows><row/><row>", &Limits::default(), &mut |_| {});
+        assert!(matches!(broken, Err(XmlError::Malformed { .. })));
     }
 
     #[test]

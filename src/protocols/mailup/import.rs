@@ -3,8 +3,8 @@
 //! result is a `mailupMessage` document carried as a string. See
 //! `../shared/specs/mailup.md` §2 and `docs/compat/mailup.md`.
 //!
-//! The list and group operations are here; the import-process operations are
-//! declared in the WSDL and answered with a Fault until they are built.
+//! Import processes are prepared and queued here; the domain's runner applies
+//! them in the background (`domain::imports`).
 
 use std::net::IpAddr;
 
@@ -12,11 +12,13 @@ use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use super::mailup_message;
+use super::subscribers::{self, MobileInput, Unreadable};
 use crate::db::DbConnection;
 use crate::domain::accounts::{self, Account};
 use crate::domain::callers::{self, Service};
 use crate::domain::credentials::{self, CredentialKind};
-use crate::domain::{groups, lists};
+use crate::domain::imports::{self, ImportType, NewImport, Process, Started, State, StatusRules};
+use crate::domain::{Channel, Origin, groups, lists, users};
 use crate::protocols::form::Form;
 use crate::server::AppState;
 use crate::web::{BodyError, base_url, client_ip, read_body};
@@ -59,41 +61,71 @@ async fn service_get(state: web::Data<AppState>, req: HttpRequest) -> HttpRespon
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Operation {
     GetNlLists,
+    GetNlListsUser,
+    GetIdWsUser,
+    GetIdUser,
     CreateGroup,
-    /// Declared in the WSDL, not built yet.
-    Pending,
+    NewImportProcess,
+    StartProcess,
+    StartImportProcesses,
+    GetProcessDetails,
 }
 
 impl Operation {
     fn parse(name: &str) -> Option<Operation> {
-        match name {
-            "GetNlLists" => Some(Operation::GetNlLists),
-            "CreateGroup" => Some(Operation::CreateGroup),
-            "GetNlListsUser"
-            | "GetIdWsUser"
-            | "GetIdUser"
-            | "NewImportProcess"
-            | "StartProcess"
-            | "StartImportProcesses"
-            | "GetProcessDetails" => Some(Operation::Pending),
-            _ => None,
-        }
+        Some(match name {
+            "GetNlLists" => Operation::GetNlLists,
+            "GetNlListsUser" => Operation::GetNlListsUser,
+            "GetIdWsUser" => Operation::GetIdWsUser,
+            "GetIdUser" => Operation::GetIdUser,
+            "CreateGroup" => Operation::CreateGroup,
+            "NewImportProcess" => Operation::NewImportProcess,
+            "StartProcess" => Operation::StartProcess,
+            "StartImportProcesses" => Operation::StartImportProcesses,
+            "GetProcessDetails" => Operation::GetProcessDetails,
+            _ => return None,
+        })
     }
 }
 
 /// The parameters of a call, from the operation element or from a form.
-trait Parameters {
+trait Parameters: Send + 'static {
     fn get(&self, name: &str) -> Option<&str>;
+
+    /// A parameter that must be an integer; absent or empty reads as `None`.
+    fn int(&self, name: &str) -> Option<i64> {
+        self.get(name).and_then(|v| v.parse().ok())
+    }
+
+    /// An `xs:boolean`; absent or empty is false (the real service answered
+    /// HTTP 500 to an empty one: we read it as its default instead).
+    fn flag(&self, name: &str) -> bool {
+        matches!(
+            self.get(name).map(str::to_ascii_lowercase).as_deref(),
+            Some("true" | "1")
+        )
+    }
+
+    /// A parameter kept exactly as sent (documents).
+    fn raw(&self, name: &str) -> Option<&str>;
 }
 
 impl Parameters for Element {
     fn get(&self, name: &str) -> Option<&str> {
         self.child_text(name).map(str::trim)
     }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.child_text(name)
+    }
 }
 
 impl Parameters for Form {
     fn get(&self, name: &str) -> Option<&str> {
+        Form::get(self, name)
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
         Form::get(self, name)
     }
 }
@@ -107,9 +139,21 @@ mod code {
     pub const LIST_UNRECOGNIZED: i32 = -100;
     pub const LIST_MISMATCH: i32 = -101;
     pub const GUID_INVALID: i32 = -102;
+    pub const UNRECOGNIZED_GENERIC: i32 = -200;
     pub const GROUP_UNRECOGNIZED: i32 = -300;
     pub const GROUP_LIST_MISSING: i32 = -301;
     pub const GROUP_NAME_MISSING: i32 = -302;
+    pub const IMPORT_UNRECOGNIZED: i32 = -400;
+    pub const IMPORT_DOCUMENT_EMPTY: i32 = -401;
+    pub const IMPORT_DOCUMENT_UNREADABLE: i32 = -402;
+    pub const IMPORT_NOT_CREATED: i32 = -403;
+    pub const IMPORT_CONFIRMATION: i32 = -410;
+    pub const IMPORT_COUNTS_DIFFER: i32 = -450;
+    pub const DETAILS_UNRECOGNIZED: i32 = -500;
+    pub const DETAILS_NOT_FOUND: i32 = -501;
+    pub const START_UNRECOGNIZED: i32 = -600;
+    pub const START_ALREADY_RUNNING: i32 = -601;
+    pub const START_STATUS: i32 = -603;
 }
 
 /// Longest group name MailUp keeps; longer names are cut.
@@ -122,8 +166,10 @@ async fn soap_post(
 ) -> HttpResponse {
     let content_type = header(&req, CONTENT_TYPE.as_str());
     let version = Version::from_content_type(&content_type);
+    // An import's recipients travel inside the envelope, so this service takes
+    // larger documents than the others.
     let limits = Limits {
-        max_bytes: state.settings.max_xml_bytes,
+        max_bytes: state.settings.max_import_bytes,
         ..Limits::default()
     };
     let body = match read_body(payload, limits.max_bytes).await {
@@ -151,9 +197,10 @@ async fn soap_post(
     let credentials = header_credentials(request.header.as_ref());
     let ip = client_ip(&req, &state.settings);
     let params = request.operation;
+    let document_limits = document_limits(&state);
     let outcome = state
         .db
-        .write(move |conn| call(conn, operation, credentials, ip, &params))
+        .run(move |conn| call(conn, operation, credentials, ip, &params, &document_limits))
         .await;
     match outcome {
         Ok(Answer::Result(document)) => {
@@ -168,7 +215,6 @@ async fn soap_post(
                 .with_detail(without_declaration.to_string())
                 .response()
         }
-        Ok(Answer::NotBuilt) => not_built(version, &name).response(),
         Err(e) => {
             log::error!("WSMailUpImport {name}: {e}");
             Fault::server(
@@ -195,7 +241,7 @@ async fn http_binding(
             .content_type("text/plain; charset=utf-8")
             .body(format!("{name} is not a valid web service method name."));
     };
-    let body = match read_body(payload, 1024 * 1024).await {
+    let body = match read_body(payload, state.settings.max_import_bytes).await {
         Ok(body) => body,
         Err(e @ BodyError::TooLarge(_)) | Err(e @ BodyError::Broken) => {
             return HttpResponse::PayloadTooLarge()
@@ -213,17 +259,15 @@ async fn http_binding(
         password: form.get("Password").unwrap_or("").to_string(),
     };
     let ip = client_ip(&req, &state.settings);
+    let document_limits = document_limits(&state);
     let outcome = state
         .db
-        .write(move |conn| call(conn, operation, credentials, ip, &form))
+        .run(move |conn| call(conn, operation, credentials, ip, &form, &document_limits))
         .await;
     match outcome {
         Ok(Answer::Result(document) | Answer::Refused(document)) => {
             soap::string_response(NAMESPACE, &document)
         }
-        Ok(Answer::NotBuilt) => HttpResponse::InternalServerError()
-            .content_type("text/plain; charset=utf-8")
-            .body(format!("{name} is not available on this server yet.")),
         Err(e) => {
             log::error!("WSMailUpImport {name} (HTTP binding): {e}");
             HttpResponse::InternalServerError()
@@ -241,11 +285,14 @@ fn header(req: &HttpRequest, name: &str) -> String {
         .to_string()
 }
 
-fn not_built(version: Version, name: &str) -> Fault {
-    Fault::server(
-        version,
-        &format!("{name} is not available on this server yet."),
-    )
+/// Bounds for an `xmlDoc`: as large as the request may be, read a record at a
+/// time (so no cap on the number of elements beyond the size).
+fn document_limits(state: &AppState) -> Limits {
+    Limits {
+        max_bytes: state.settings.max_import_bytes,
+        max_depth: 8,
+        max_elements: usize::MAX,
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -280,26 +327,45 @@ enum Answer {
     Result(String),
     /// Authentication or caller check failed; the `mailupMessage` with the code.
     Refused(String),
-    NotBuilt,
 }
 
+/// Runs an operation on a pooled connection (not in one transaction: an
+/// import's document is read before the write that stages it begins).
 fn call(
     conn: &mut DbConnection,
     operation: Operation,
     credentials: Credentials,
     ip: Option<IpAddr>,
     params: &dyn Parameters,
+    document_limits: &Limits,
 ) -> Result<Answer> {
     let account = match authenticate(conn, &credentials, ip)? {
         Ok(account) => account,
         Err(code) => return Ok(Answer::Refused(mailup_message(code, |_| {}))),
     };
+    let caller = Caller {
+        account,
+        origin: Origin::new(Channel::MailupImport, credentials.user),
+    };
     let document = match operation {
-        Operation::GetNlLists => get_nl_lists(conn, &account)?,
-        Operation::CreateGroup => create_group(conn, &account, params)?,
-        Operation::Pending => return Ok(Answer::NotBuilt),
+        Operation::GetNlLists | Operation::GetNlListsUser => get_nl_lists(conn, &caller.account)?,
+        Operation::GetIdWsUser => get_id_ws_user(conn, &caller)?,
+        Operation::GetIdUser => get_id_user(conn, &caller, params)?,
+        Operation::CreateGroup => create_group(conn, &caller.account, params)?,
+        Operation::NewImportProcess => new_import_process(conn, &caller, params, document_limits)?,
+        Operation::StartProcess => start_process(conn, &caller, params)?,
+        Operation::StartImportProcesses => {
+            start_import_processes(conn, &caller, params, document_limits)?
+        }
+        Operation::GetProcessDetails => get_process_details(conn, &caller, params)?,
     };
     Ok(Answer::Result(document))
+}
+
+/// The authenticated account and the WS user acting for it.
+struct Caller {
+    account: Account,
+    origin: Origin,
 }
 
 /// The WS user `a<consoleId>` and its password, from a registered caller.
@@ -431,6 +497,401 @@ fn create_group(
             Ok(mailup_message(code::GROUP_UNRECOGNIZED, |_| {}))
         }
     }
+}
+
+/// The WS user's own id. A positive ReturnCode is an id in this service (as
+/// for the calls that create something); `idUser` repeats it.
+fn get_id_ws_user(conn: &mut DbConnection, caller: &Caller) -> Result<String> {
+    let credential = credentials::find(conn, CredentialKind::MailupWs, "", &caller.origin.actor)?
+        .ok_or(Error::NotFound("credential"))?;
+    Ok(id_message(credential.id))
+}
+
+/// The id of the account's console user named `userName`.
+fn get_id_user(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    params: &dyn Parameters,
+) -> Result<String> {
+    let name = params.get("userName").unwrap_or("");
+    Ok(match users::find(conn, caller.account.id, name)? {
+        Some(user) => id_message(user.id),
+        None => mailup_message(code::UNRECOGNIZED_GENERIC, |_| {}),
+    })
+}
+
+fn id_message(id: i64) -> String {
+    mailup_message(id as i32, |w| {
+        w.leaf("idUser", &id.to_string());
+    })
+}
+
+/// The options NewImportProcess and StartImportProcesses share.
+struct ImportOptions {
+    import_type: ImportType,
+    mobile_input: MobileInput,
+    rules: StatusRules,
+    replace_groups: bool,
+}
+
+/// Reads the shared options; an importType or mobileInputType out of range is
+/// `-400`. Absent or empty ones take MailUp's defaults (3 and 1).
+fn import_options(params: &dyn Parameters) -> std::result::Result<ImportOptions, i32> {
+    let import_type = match params.int("importType") {
+        None => ImportType::default(),
+        Some(code) => i32::try_from(code)
+            .ok()
+            .and_then(ImportType::new)
+            .ok_or(code::IMPORT_UNRECOGNIZED)?,
+    };
+    let mobile_input = match params.int("mobileInputType") {
+        None | Some(1) => MobileInput::International,
+        Some(2) => MobileInput::SeparatePrefix,
+        Some(_) => return Err(code::IMPORT_UNRECOGNIZED),
+    };
+    Ok(ImportOptions {
+        import_type,
+        mobile_input,
+        rules: StatusRules {
+            as_opt_out: params.flag("asOptOut"),
+            force_opt_in: params.flag("forceOptIn"),
+            confirm_email: params.flag("ConfirmEmail"),
+            as_pending: params.flag("asPending"),
+        },
+        replace_groups: params.flag("replaceGroups"),
+    })
+}
+
+/// The `xmlDoc` read into rows: `-401` when it is empty, `-402` when it
+/// cannot be read.
+fn read_document(
+    params: &dyn Parameters,
+    limits: &Limits,
+    input: MobileInput,
+) -> std::result::Result<subscribers::Subscribers, i32> {
+    let document = params.raw("xmlDoc").unwrap_or("");
+    if document.trim().is_empty() {
+        return Err(code::IMPORT_DOCUMENT_EMPTY);
+    }
+    subscribers::read(document, limits, input).map_err(|e: Unreadable| {
+        log::info!("WSMailUpImport: xmlDoc refused: {e}");
+        code::IMPORT_DOCUMENT_UNREADABLE
+    })
+}
+
+/// Group numbers separated by commas (or semicolons).
+fn group_numbers(text: &str) -> std::result::Result<Vec<i64>, i32> {
+    text.split([',', ';'])
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(|n| n.parse().map_err(|_| code::IMPORT_NOT_CREATED))
+        .collect()
+}
+
+/// Prepares a process; its id, or the code saying why not.
+fn prepare(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    list: &lists::List,
+    groups: Vec<i64>,
+    rows: &subscribers::Subscribers,
+    options: &ImportOptions,
+    confirm_message: Option<i64>,
+) -> Result<i32> {
+    let new = NewImport {
+        list: list.number,
+        groups,
+        rows: rows.rows.clone(),
+        unreadable: rows.unreadable.clone(),
+        import_type: options.import_type,
+        rules: options.rules,
+        replace_groups: options.replace_groups,
+        confirm_message: confirm_message.filter(|_| options.rules.confirm_email),
+        source: "WSMailUpImport".into(),
+        origin: caller.origin.clone(),
+    };
+    match imports::prepare(conn, caller.account.id, &new) {
+        Ok(process) => Ok(process.id as i32),
+        Err(Error::NotFound("message")) => Ok(code::IMPORT_CONFIRMATION),
+        Err(e) if e.is_internal() => Err(e),
+        Err(e) => {
+            log::info!("WSMailUpImport: import refused: {e}");
+            Ok(code::IMPORT_NOT_CREATED)
+        }
+    }
+}
+
+/// Prepares an import into one list; ReturnCode is the process id.
+fn new_import_process(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    params: &dyn Parameters,
+    limits: &Limits,
+) -> Result<String> {
+    let list = match named_list(conn, &caller.account, params)? {
+        Ok(list) => list,
+        Err(code) => return Ok(mailup_message(code, |_| {})),
+    };
+    let prepared = import_options(params).and_then(|options| {
+        let groups = group_numbers(params.get("idGroups").unwrap_or(""))?;
+        let rows = read_document(params, limits, options.mobile_input)?;
+        Ok((options, groups, rows))
+    });
+    let code = match prepared {
+        Ok((options, groups, rows)) => {
+            let confirm = params.int("idConfirmNL").filter(|&id| id > 0);
+            prepare(conn, caller, &list, groups, &rows, &options, confirm)?
+        }
+        Err(code) => code,
+    };
+    Ok(mailup_message(code, |_| {}))
+}
+
+/// Queues a prepared process.
+fn start_process(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    params: &dyn Parameters,
+) -> Result<String> {
+    let list = match named_list(conn, &caller.account, params)? {
+        Ok(list) => list,
+        Err(code) => return Ok(mailup_message(code, |_| {})),
+    };
+    let code = match params.int("idProcess") {
+        Some(id) => start(conn, caller, list.number, id)?,
+        None => code::START_UNRECOGNIZED,
+    };
+    Ok(mailup_message(code, |_| {}))
+}
+
+/// Starts a process; the ReturnCode that reports it.
+fn start(conn: &mut DbConnection, caller: &Caller, list_number: i64, process: i64) -> Result<i32> {
+    match imports::start(conn, caller.account.id, list_number, process) {
+        Ok(Started::Queued) => Ok(0),
+        Ok(Started::AlreadyStarted(State::Queued | State::Running)) => {
+            Ok(code::START_ALREADY_RUNNING)
+        }
+        Ok(Started::AlreadyStarted(_)) => Ok(code::START_STATUS),
+        Err(Error::NotFound(_)) => Ok(code::START_UNRECOGNIZED),
+        Err(e) => Err(e),
+    }
+}
+
+/// One `<process>` of StartImportProcesses' answer.
+struct ProcessOutcome {
+    process: i64,
+    list: i64,
+    code: i32,
+}
+
+/// Prepares and starts an import per list (`;`-separated ids and/or GUIDs,
+/// one `groupsIDs` slot per list), or without an `xmlDoc` starts the lists'
+/// prepared processes. ReturnCode is 0 when every process started, else the
+/// first failing code; each list's outcome is in `<processes>`.
+fn start_import_processes(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    params: &dyn Parameters,
+    limits: &Limits,
+) -> Result<String> {
+    let split = |name: &str| -> Vec<String> {
+        params
+            .get(name)
+            .unwrap_or("")
+            .split(';')
+            .map(|part| part.trim().to_string())
+            .collect::<Vec<_>>()
+    };
+    let present = |parts: &Vec<String>| !(parts.len() == 1 && parts[0].is_empty());
+    let ids = split("listsIDs");
+    let guids = split("listsGUIDs");
+    let slots = split("groupsIDs");
+    let count = match (present(&ids), present(&guids)) {
+        (false, false) => return Ok(mailup_message(code::LIST_UNRECOGNIZED, |_| {})),
+        (true, true) if ids.len() != guids.len() => {
+            return Ok(mailup_message(code::IMPORT_COUNTS_DIFFER, |_| {}));
+        }
+        (true, _) => ids.len(),
+        (false, true) => guids.len(),
+    };
+    if present(&slots) && slots.len() != count {
+        return Ok(mailup_message(code::IMPORT_COUNTS_DIFFER, |_| {}));
+    }
+    let options = match import_options(params) {
+        Ok(options) => options,
+        Err(code) => return Ok(mailup_message(code, |_| {})),
+    };
+    let document_given = params.raw("xmlDoc").is_some_and(|d| !d.trim().is_empty());
+    let rows = if document_given {
+        match read_document(params, limits, options.mobile_input) {
+            Ok(rows) => Some(rows),
+            Err(code) => return Ok(mailup_message(code, |_| {})),
+        }
+    } else {
+        None
+    };
+    let mut outcomes = Vec::with_capacity(count);
+    for index in 0..count {
+        let id = present(&ids).then(|| ids[index].as_str());
+        let guid = present(&guids).then(|| guids[index].as_str());
+        let list = match list_by(conn, &caller.account, id, guid)? {
+            Ok(list) => list,
+            Err(code) => {
+                outcomes.push(ProcessOutcome {
+                    process: 0,
+                    list: id.and_then(|i| i.parse().ok()).unwrap_or(0),
+                    code,
+                });
+                continue;
+            }
+        };
+        match &rows {
+            Some(rows) => {
+                let slot = slots.get(index).map_or("", String::as_str);
+                let outcome = match group_numbers(slot) {
+                    Ok(groups) => {
+                        match prepare(conn, caller, &list, groups, rows, &options, None)? {
+                            process if process > 0 => ProcessOutcome {
+                                process: i64::from(process),
+                                list: list.number,
+                                code: start(conn, caller, list.number, i64::from(process))?,
+                            },
+                            code => ProcessOutcome {
+                                process: 0,
+                                list: list.number,
+                                code,
+                            },
+                        }
+                    }
+                    Err(code) => ProcessOutcome {
+                        process: 0,
+                        list: list.number,
+                        code,
+                    },
+                };
+                outcomes.push(outcome);
+            }
+            None => {
+                let prepared = imports::prepared(conn, caller.account.id, list.number)?;
+                if prepared.is_empty() {
+                    outcomes.push(ProcessOutcome {
+                        process: 0,
+                        list: list.number,
+                        code: code::START_UNRECOGNIZED,
+                    });
+                }
+                for process in prepared {
+                    outcomes.push(ProcessOutcome {
+                        process,
+                        list: list.number,
+                        code: start(conn, caller, list.number, process)?,
+                    });
+                }
+            }
+        }
+    }
+    let global = outcomes
+        .iter()
+        .map(|o| o.code)
+        .find(|&c| c != 0)
+        .unwrap_or(0);
+    Ok(mailup_message(global, |w| {
+        w.open("processes", &[]);
+        for outcome in &outcomes {
+            w.open("process", &[])
+                .leaf("processID", &outcome.process.to_string())
+                .leaf("listID", &outcome.list.to_string())
+                .leaf("ReturnCode", &outcome.code.to_string())
+                .close();
+        }
+        w.close();
+    }))
+}
+
+/// A list named by id, by GUID, or by both (which must agree).
+fn list_by(
+    conn: &mut DbConnection,
+    account: &Account,
+    id: Option<&str>,
+    guid: Option<&str>,
+) -> Result<std::result::Result<lists::List, i32>> {
+    let guid = guid.map(|g| g.trim_matches(|c| c == '{' || c == '}'));
+    if guid.is_some_and(|g| uuid::Uuid::parse_str(g).is_err()) {
+        return Ok(Err(code::GUID_INVALID));
+    }
+    let by_id = match id {
+        Some(id) => match id.parse::<i64>() {
+            Ok(number) => lists::find(conn, account.id, number)?,
+            Err(_) => return Ok(Err(code::LIST_UNRECOGNIZED)),
+        },
+        None => None,
+    };
+    Ok(match (id, by_id, guid) {
+        (Some(_), None, _) => Err(code::LIST_UNRECOGNIZED),
+        (Some(_), Some(list), Some(guid)) if !list.guid.eq_ignore_ascii_case(guid) => {
+            Err(code::LIST_MISMATCH)
+        }
+        (Some(_), Some(list), _) => Ok(list),
+        (None, _, Some(guid)) => {
+            lists::find_by_guid(conn, account.id, guid)?.ok_or(code::LIST_UNRECOGNIZED)
+        }
+        (None, _, None) => Err(code::LIST_UNRECOGNIZED),
+    })
+}
+
+/// A process's counters and state. Dates are Europe/Rome local time, as
+/// MailUp's console showed them.
+fn get_process_details(
+    conn: &mut DbConnection,
+    caller: &Caller,
+    params: &dyn Parameters,
+) -> Result<String> {
+    let list = match named_list(conn, &caller.account, params)? {
+        Ok(list) => list,
+        Err(code) => return Ok(mailup_message(code, |_| {})),
+    };
+    let Some(id) = params.int("idProcess") else {
+        return Ok(mailup_message(code::DETAILS_UNRECOGNIZED, |_| {}));
+    };
+    let Some(process) = imports::find(conn, caller.account.id, list.number, id)? else {
+        return Ok(mailup_message(code::DETAILS_NOT_FOUND, |_| {}));
+    };
+    let state = process.state()?;
+    Ok(mailup_message(0, |w| write_process(w, &process, state)))
+}
+
+fn write_process(w: &mut crate::xml::XmlWriter, process: &Process, state: State) {
+    let date = |t: Option<chrono::NaiveDateTime>| {
+        t.map(|t| super::rome_time(t).format("%d/%m/%Y %H.%M.%S").to_string())
+            .unwrap_or_default()
+    };
+    let status = match state {
+        State::Prepared | State::Queued => 1,
+        State::Running => 2,
+        State::Done => 3,
+        State::Failed => 4,
+    };
+    let yes_no = |b: bool| if b { "True" } else { "False" };
+    let confirmation_sent = if process.confirm_email {
+        yes_no(process.confirmation_sent)
+    } else {
+        ""
+    };
+    w.open("ImportProcess", &[("idProcess", &process.id.to_string())])
+        .leaf("StartDate", &date(process.started_at))
+        .leaf("EndDate", &date(process.ended_at))
+        .leaf("TotalContacts", &process.total_rows.to_string())
+        .leaf("NewMobile", &process.new_mobile.to_string())
+        .leaf("NewEmail", &process.new_email.to_string())
+        .leaf("OptOutMobile", &process.optout_mobile.to_string())
+        .leaf("OptOutEmail", &process.optout_email.to_string())
+        .leaf("ExistingMobile", &process.existing_mobile.to_string())
+        .leaf("ExistingEmail", &process.existing_email.to_string())
+        .leaf("StatusCode", &status.to_string())
+        .leaf("IsRunning", yes_no(state == State::Running))
+        .leaf("ConfirmationEmail", yes_no(process.confirm_email))
+        .leaf("ConfirmationSent", confirmation_sent)
+        .close();
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@ pub mod import;
 pub mod manage;
 pub mod report;
 pub mod send;
+mod subscribers;
 pub mod ws;
 
 use crate::xml::XmlWriter;
@@ -30,4 +31,20 @@ pub fn mailup_message(return_code: i32, payload: impl FnOnce(&mut XmlWriter)) ->
         .leaf("ReturnCode", &return_code.to_string());
     payload(&mut w);
     w.finish()
+}
+
+/// UTC as Europe/Rome's wall clock (CET, CEST from the last Sunday of March
+/// to the last Sunday of October, switching at 01:00 UTC), the time MailUp's
+/// documents show.
+pub fn rome_time(utc: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    use chrono::{Datelike, Duration, NaiveDate, NaiveTime};
+    let last_sunday = |month: u32| {
+        let first_of_next = NaiveDate::from_ymd_opt(utc.year(), month + 1, 1)
+            .expect("months 3 and 10 are followed by a month");
+        let last = first_of_next.pred_opt().expect("a month has a last day");
+        let back = i64::from(last.weekday().num_days_from_sunday());
+        (last - Duration::days(back)).and_time(NaiveTime::from_hms_opt(1, 0, 0).expect("01:00"))
+    };
+    let summer = utc >= last_sunday(3) && utc < last_sunday(10);
+    utc + Duration::hours(if summer { 2 } else { 1 })
 }
