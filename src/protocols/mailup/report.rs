@@ -194,7 +194,7 @@ fn by_message(
 }
 
 fn stamp(at: NaiveDateTime) -> String {
-    at.format("%d/%m/%Y %H:%M:%S").to_string()
+    super::rome_time(at).format("%d/%m/%Y %H:%M:%S").to_string()
 }
 
 /// One recipient: `Channels/Email` and `SMS` status on the list (the other

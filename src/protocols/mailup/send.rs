@@ -313,7 +313,9 @@ fn get_newsletters(
                 .leaf("note", &message.name)
                 .leaf(
                     "creationdate",
-                    &message.created_at.format("%d/%m/%Y %H:%M:%S").to_string(),
+                    &super::rome_time(message.created_at)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string(),
                 )
                 .close();
         }
@@ -409,15 +411,15 @@ fn body_of(html: &str) -> &str {
     }
 }
 
-/// `deliverydt` is `yyyyMMddHHmmss`, read as UTC.
+/// `deliverydt` is `yyyyMMddHHmmss`, Rome time as MailUp's console.
 fn delivery_time(options: &Options) -> Result<Option<NaiveDateTime>> {
-    options
-        .get("deliverydt")
-        .map(|text| {
-            NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
-                .map_err(|_| Error::invalid("deliverydt", "expected yyyyMMddHHmmss"))
-        })
-        .transpose()
+    options.get("deliverydt").map(parse_deliverydt).transpose()
+}
+
+fn parse_deliverydt(text: &str) -> Result<NaiveDateTime> {
+    NaiveDateTime::parse_from_str(text, "%Y%m%d%H%M%S")
+        .map(super::rome_to_utc)
+        .map_err(|_| Error::invalid("deliverydt", "expected yyyyMMddHHmmss"))
 }
 
 fn id_list(text: &str, what: &'static str) -> Result<Vec<i64>> {
@@ -622,7 +624,7 @@ fn write_delivery(w: &mut XmlWriter, send: &Send, message: &Message, list: i64) 
     };
     let stamp = |at: Option<NaiveDateTime>| {
         at.map_or(String::new(), |at| {
-            at.format("%d/%m/%Y %H:%M:%S").to_string()
+            super::rome_time(at).format("%d/%m/%Y %H:%M:%S").to_string()
         })
     };
     let details = format!(
@@ -828,7 +830,9 @@ fn get_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Resul
                 .leaf("text", message.text.as_deref().unwrap_or(""))
                 .leaf(
                     "creationdate",
-                    &message.created_at.format("%d/%m/%Y %H:%M:%S").to_string(),
+                    &super::rome_time(message.created_at)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string(),
                 )
                 .close();
         }
@@ -979,7 +983,7 @@ fn draft(
 }
 
 /// `deliveryDate` (`dd/MM/yyyy` or `yyyy-MM-dd`) and `deliveryTime` (`HH:mm`
-/// or `HH:mm:ss`), read as UTC.
+/// or `HH:mm:ss`), Rome time.
 fn date_and_time(date: &str, time: &str) -> Result<NaiveDateTime> {
     let date = ["%d/%m/%Y", "%Y-%m-%d"]
         .iter()
@@ -992,7 +996,7 @@ fn date_and_time(date: &str, time: &str) -> Result<NaiveDateTime> {
             .find_map(|f| chrono::NaiveTime::parse_from_str(text, f).ok())
             .ok_or_else(|| Error::invalid("deliveryTime", "expected HH:mm"))?,
     };
-    Ok(date.and_time(time))
+    Ok(super::rome_to_utc(date.and_time(time)))
 }
 
 fn schedule_answer(operation: &str, send: &Send) -> String {
@@ -1015,7 +1019,7 @@ fn prepare_schedule(conn: &mut DbConnection, account: &Account, params: &Params)
 
 /// `ScheduleNewsletterQueue(listID, newsletterID, scheduleID, deliverydt,
 /// timezone)` (and ScheduleSMSQueue with `smsID`): queues the newsletter for
-/// `deliverydt` (`yyyyMMddHHmmss`, UTC; `timezone` is not used), as the
+/// `deliverydt` (`yyyyMMddHHmmss`, Rome time; `timezone` is not used), as the
 /// prepared schedule `scheduleID` or, for 0, a new one to the whole list.
 fn schedule_queue(
     conn: &mut DbConnection,
@@ -1035,8 +1039,7 @@ fn schedule_queue(
     } else {
         newsletter(conn, account, list, params.required_int("newsletterID")?)?
     };
-    let at = NaiveDateTime::parse_from_str(params.text("deliverydt"), "%Y%m%d%H%M%S")
-        .map_err(|_| Error::invalid("deliverydt", "expected yyyyMMddHHmmss"))?;
+    let at = parse_deliverydt(params.text("deliverydt"))?;
     let send = match params.int("scheduleID").unwrap_or(0) {
         0 => draft(conn, account, list, &message, Some(at))?,
         id => {
