@@ -473,3 +473,34 @@ fn validate(documents: &[(String, String)]) {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+backend_tests! {
+    fn wrong_passwords_lock_the_user_for_a_while(t) {
+        use espbridge::domain::access_keys::{self, MAX_FAILURES, Refusal};
+        let created = seed(t);
+        let mut conn = t.db.conn().unwrap();
+        let user = created.mailup.console_user.as_str();
+        let password = created.mailup.console_password.as_str();
+        // A success clears earlier failures.
+        for _ in 0..MAX_FAILURES - 1 {
+            assert_eq!(access_keys::login(&mut conn, 1234, user, "guess").unwrap(), Err(Refusal::WrongPassword));
+        }
+        assert!(access_keys::login(&mut conn, 1234, user, password).unwrap().is_ok());
+        for _ in 0..MAX_FAILURES {
+            assert_eq!(access_keys::login(&mut conn, 1234, user, "guess").unwrap(), Err(Refusal::WrongPassword));
+        }
+        // Now even the right password is refused, for this user only.
+        assert_eq!(access_keys::login(&mut conn, 1234, user, password).unwrap(), Err(Refusal::Locked));
+        assert!(access_keys::login(&mut conn, 1234, &created.mailup.ws_user, &created.mailup.ws_password).unwrap().is_ok());
+        // The failures age out of the window.
+        {
+            use diesel::prelude::*;
+            use espbridge::db::schema::login_failures;
+            diesel::update(login_failures::table)
+                .set(login_failures::failed_at.eq(espbridge::domain::now() - chrono::Duration::minutes(access_keys::FAILURE_WINDOW_MINUTES + 1)))
+                .execute(&mut conn)
+                .unwrap();
+        }
+        assert!(access_keys::login(&mut conn, 1234, user, password).unwrap().is_ok());
+    }
+}

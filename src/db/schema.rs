@@ -466,4 +466,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     import_processes,
     import_rows,
     import_row_fields,
+    login_failures,
 );
+
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        protocol -> Text,
+        username -> Text,
+        failed_at -> Timestamp,
+    }
+}

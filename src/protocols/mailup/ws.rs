@@ -241,6 +241,12 @@ fn login(conn: &mut DbConnection, operation: &str, params: &Params) -> Result<St
             "Wrong password",
             |_| {},
         ),
+        Err(Refusal::Locked) => document(
+            "LoginResult",
+            code::SUSPENDED,
+            "Too many wrong passwords; try again later",
+            |_| {},
+        ),
     })
 }
 
@@ -250,6 +256,7 @@ pub mod code {
     pub const GENERIC: i32 = -1000;
     pub const ACCOUNT_INVALID: i32 = -1001;
     pub const PASSWORD_INVALID: i32 = -1002;
+    pub const SUSPENDED: i32 = -1003;
     pub const KEY_INVALID: i32 = -1005;
     pub const LIST_UNRECOGNIZED: i32 = -100;
     pub const PARAMETER_INVALID: i32 = -200;
