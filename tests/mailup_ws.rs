@@ -409,7 +409,8 @@ backend_tests! {
     }
 }
 
-/// Ann opens newsletter 1 twice and clicks its first link; Ben opens it once.
+/// Ann opens newsletter 1 twice and clicks its first link; Ben opens it once,
+/// then unsubscribes.
 fn record_activity(t: &common::TestDb, account_id: i64) {
     use diesel::prelude::*;
     use espbridge::db::schema::deliveries;
@@ -444,6 +445,16 @@ fn record_activity(t: &common::TestDb, account_id: i64) {
         hit(ben, Activity::Open, None),
     ];
     assert_eq!(tracking::record_batch(&mut conn, &hits).unwrap(), 4);
+    // Ben leaves the list: the reports show him no more.
+    subscriptions::unsubscribe(
+        &mut conn,
+        account_id,
+        1,
+        &espbridge::domain::recipients::RecipientKey::Email("ben@example.com".into()),
+        subscriptions::UnsubscribeReason::Link,
+        &Origin::new(Channel::Web, "test"),
+    )
+    .unwrap();
 }
 
 /// Every inner document against `schemas/mailup-ws.xsd`, with lxml.

@@ -1,8 +1,8 @@
 //! MailUpReport (`/MailupReport.asmx`): opens and clicks per message
 //! (ReportByMessage) and one recipient's status, bounces, opens, clicks and
 //! fields (ReportByUser), each in English (`…EN`) and Italian, from the event
-//! store. Opens and clicks by machines (link scanners, image proxies) are
-//! left out. See `../shared/specs/mailup.md` §2.7 and `docs/compat/mailup.md`.
+//! store. Opens and clicks by machines (link scanners, image proxies) and
+//! those of recipients since unsubscribed from the list are left out. See `../shared/specs/mailup.md` §2.7 and `docs/compat/mailup.md`.
 
 use std::collections::BTreeMap;
 
@@ -145,7 +145,9 @@ fn by_message(
 ) -> Result<String> {
     let list = params.required_int("listID")?;
     let messages = messages_of(conn, account, list, params.int("messageID").unwrap_or(0))?;
-    let mut emails: BTreeMap<i64, String> = BTreeMap::new();
+    // Recipients reported (their address) or left out (`None`: unsubscribed
+    // from the list since).
+    let mut emails: BTreeMap<i64, Option<String>> = BTreeMap::new();
     let mut clicks: BTreeMap<String, BTreeMap<i64, i64>> = BTreeMap::new();
     let mut opens: BTreeMap<i64, i64> = BTreeMap::new();
     for (event, _) in activity(conn, account, &messages, None)? {
@@ -153,10 +155,16 @@ fn by_message(
             continue;
         };
         if let std::collections::btree_map::Entry::Vacant(slot) = emails.entry(recipient) {
-            let email = recipients::find(conn, account.id, &RecipientKey::Id(recipient))?
+            let key = RecipientKey::Id(recipient);
+            let unsubscribed =
+                subscriptions::status(conn, account.id, list, &key)? == Some(Status::Unsubscribed);
+            let email = recipients::find(conn, account.id, &key)?
                 .and_then(|r| r.email)
                 .unwrap_or_default();
-            slot.insert(email);
+            slot.insert((!unsubscribed).then_some(email));
+        }
+        if emails[&recipient].is_none() {
+            continue;
         }
         if event.kind == "clicked" {
             *clicks
@@ -176,7 +184,10 @@ fn by_message(
             for (recipient, count) in by_recipient {
                 w.empty(
                     "Click",
-                    &[("Email", &emails[recipient]), (total, &count.to_string())],
+                    &[
+                        ("Email", emails[recipient].as_deref().unwrap_or("")),
+                        (total, &count.to_string()),
+                    ],
                 );
             }
             w.close();
@@ -186,7 +197,10 @@ fn by_message(
         for (recipient, count) in &opens {
             w.empty(
                 "Open",
-                &[("Email", &emails[recipient]), (total, &count.to_string())],
+                &[
+                    ("Email", emails[recipient].as_deref().unwrap_or("")),
+                    (total, &count.to_string()),
+                ],
             );
         }
         w.close();
