@@ -536,4 +536,15 @@ diesel::allow_tables_to_appear_in_same_query!(
     send_senders,
     file_imports,
     export_batches,
+    login_failures,
 );
+
+diesel::table! {
+    login_failures (id) {
+        id -> BigInt,
+        account_id -> BigInt,
+        protocol -> Text,
+        username -> Text,
+        failed_at -> Timestamp,
+    }
+}

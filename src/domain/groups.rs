@@ -115,6 +115,69 @@ pub(crate) fn of_list(
         .load(conn)?)
 }
 
+/// Renames a group or changes its notes (`None` keeps the value). Names stay
+/// unique within the list.
+pub fn update(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i64,
+    name: Option<&str>,
+    notes: Option<&str>,
+) -> Result<Group> {
+    write_transaction(conn, |conn| {
+        let group = find(conn, account_id, number)?.ok_or(Error::NotFound("group"))?;
+        let name = match name.map(str::trim) {
+            Some("") => return Err(Error::invalid("group name", "must not be empty")),
+            Some(name) => {
+                let list = lists::by_id(conn, account_id, group.list_id)?;
+                if find_by_name(conn, account_id, list.number, name)?
+                    .is_some_and(|other| other.id != group.id)
+                {
+                    return Err(Error::Conflict(format!(
+                        "group {name:?} exists in this list"
+                    )));
+                }
+                name.to_string()
+            }
+            None => group.name.clone(),
+        };
+        diesel::update(list_groups::table.find(group.id))
+            .set((
+                list_groups::name.eq(&name),
+                list_groups::notes.eq(notes.unwrap_or(&group.notes)),
+            ))
+            .execute(conn)?;
+        Ok(list_groups::table
+            .find(group.id)
+            .select(Group::as_select())
+            .first(conn)?)
+    })
+}
+
+/// Deletes a group of the list; its members stay in the list (their
+/// memberships go with the group).
+pub fn delete(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    number: i64,
+) -> Result<()> {
+    write_transaction(conn, |conn| {
+        let list = lists::get(conn, account_id, list_number)?;
+        let group = find(conn, account_id, number)?
+            .filter(|g| g.list_id == list.id)
+            .ok_or(Error::NotFound("group"))?;
+        diesel::delete(
+            group_members::table
+                .filter(group_members::account_id.eq(account_id))
+                .filter(group_members::group_id.eq(group.id)),
+        )
+        .execute(conn)?;
+        diesel::delete(list_groups::table.find(group.id)).execute(conn)?;
+        Ok(())
+    })
+}
+
 /// Resolves group numbers that must all belong to the list with row id `list_id`.
 pub(crate) fn resolve_in_list(
     conn: &mut DbConnection,

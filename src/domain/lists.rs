@@ -138,21 +138,6 @@ pub fn all(conn: &mut DbConnection, account_id: i64) -> Result<Vec<List>> {
         .load(conn)?)
 }
 
-/// Renames a list.
-pub fn rename(conn: &mut DbConnection, account_id: i64, number: i64, name: &str) -> Result<List> {
-    let name = name.trim();
-    if name.is_empty() {
-        return Err(Error::invalid("list name", "must not be empty"));
-    }
-    write_transaction(conn, |conn| {
-        let list = get(conn, account_id, number)?;
-        diesel::update(lists::table.find(list.id))
-            .set((lists::name.eq(name), lists::updated_at.eq(now())))
-            .execute(conn)?;
-        by_id(conn, account_id, list.id)
-    })
-}
-
 /// Turns open and click tracking of the list's messages on or off (for
 /// messages sent from now on).
 pub fn set_tracking(
@@ -168,6 +153,46 @@ pub fn set_tracking(
     by_id(conn, account_id, list.id)
 }
 
+/// Changes to a list's settings; `None` keeps the value.
+#[derive(Debug, Clone, Default)]
+pub struct ListChanges {
+    pub name: Option<String>,
+    pub sender_name: Option<String>,
+    pub sender_email: Option<String>,
+    pub reply_to: Option<String>,
+    pub double_opt_in: Option<bool>,
+    pub description: Option<String>,
+    pub tracking: Option<bool>,
+}
+
+pub fn update(
+    conn: &mut DbConnection,
+    account_id: i64,
+    number: i64,
+    changes: &ListChanges,
+) -> Result<List> {
+    if changes.name.as_deref().is_some_and(|n| n.trim().is_empty()) {
+        return Err(Error::invalid("list name", "must not be empty"));
+    }
+    let list = get(conn, account_id, number)?;
+    diesel::update(lists::table.find(list.id))
+        .set((
+            lists::name.eq(changes
+                .name
+                .as_deref()
+                .map_or(list.name.as_str(), str::trim)),
+            lists::sender_name.eq(changes.sender_name.as_ref().unwrap_or(&list.sender_name)),
+            lists::sender_email.eq(changes.sender_email.as_ref().unwrap_or(&list.sender_email)),
+            lists::reply_to.eq(changes.reply_to.as_ref().unwrap_or(&list.reply_to)),
+            lists::double_opt_in.eq(changes.double_opt_in.unwrap_or(list.double_opt_in)),
+            lists::description.eq(changes.description.as_ref().unwrap_or(&list.description)),
+            lists::tracking.eq(changes.tracking.unwrap_or(list.tracking)),
+            lists::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    by_id(conn, account_id, list.id)
+}
+
 pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<List> {
     lists::table
         .filter(lists::account_id.eq(account_id))
@@ -176,33 +201,6 @@ pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<L
         .first(conn)
         .optional()?
         .ok_or(Error::NotFound("list"))
-}
-
-/// Renames a list and sets its description and sender address; `None` leaves
-/// a value as it is.
-pub fn update_details(
-    conn: &mut DbConnection,
-    account_id: i64,
-    number: i64,
-    name: Option<&str>,
-    description: Option<&str>,
-    sender_email: Option<&str>,
-) -> Result<List> {
-    if name.is_some_and(|n| n.trim().is_empty()) {
-        return Err(Error::invalid("list name", "must not be empty"));
-    }
-    write_transaction(conn, |conn| {
-        let list = get(conn, account_id, number)?;
-        diesel::update(lists::table.find(list.id))
-            .set((
-                lists::name.eq(name.map_or(list.name.as_str(), str::trim)),
-                lists::description.eq(description.unwrap_or(&list.description)),
-                lists::sender_email.eq(sender_email.unwrap_or(&list.sender_email)),
-                lists::updated_at.eq(now()),
-            ))
-            .execute(conn)?;
-        by_id(conn, account_id, list.id)
-    })
 }
 
 /// Deletes a list with its groups, subscriptions and barred addresses; its
@@ -221,7 +219,7 @@ pub fn delete(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<(
             .get_result(conn)?;
         if busy > 0 {
             return Err(Error::Conflict(format!(
-                "list {number} has a send in progress"
+                "list {number} has {busy} sends under way"
             )));
         }
         diesel::delete(lists::table.find(list.id)).execute(conn)?;

@@ -215,6 +215,73 @@ pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Message>
         .ok_or(Error::NotFound("message"))
 }
 
+/// New content for a message: subject, HTML and name (`None` keeps the
+/// value). Checked by compiling, as on creation.
+pub fn update_content(
+    conn: &mut DbConnection,
+    account_id: i64,
+    id: i64,
+    subject: Option<&str>,
+    html: Option<&str>,
+    name: Option<&str>,
+) -> Result<Message> {
+    let message = get(conn, account_id, id)?;
+    let subject = subject.unwrap_or(&message.subject);
+    let html = html.map(str::to_string).or(message.html.clone());
+    let parts = Parts {
+        subject: Some(subject),
+        html: html.as_deref(),
+        text: message.text.as_deref(),
+    };
+    compile(&parts, message.dialect()?, &field_names(conn, account_id)?)?;
+    diesel::update(messages::table.find(message.id))
+        .set((
+            messages::subject.eq(subject),
+            messages::html.eq(&html),
+            messages::name.eq(name.unwrap_or(&message.name)),
+            messages::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    get(conn, account_id, id)
+}
+
+/// Sets the sender of a message (`None` keeps the value).
+pub fn set_sender(
+    conn: &mut DbConnection,
+    account_id: i64,
+    id: i64,
+    from_name: Option<&str>,
+    from_email: Option<&str>,
+) -> Result<Message> {
+    let message = get(conn, account_id, id)?;
+    diesel::update(messages::table.find(message.id))
+        .set((
+            messages::from_name.eq(from_name.unwrap_or(&message.from_name)),
+            messages::from_email.eq(from_email.unwrap_or(&message.from_email)),
+            messages::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    get(conn, account_id, id)
+}
+
+/// The messages of a channel that belong to the list with this number, oldest
+/// first.
+pub fn in_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    kind: MessageKind,
+) -> Result<Vec<Message>> {
+    let list = lists::get(conn, account_id, list_number)?;
+    Ok(messages::table
+        .filter(messages::account_id.eq(account_id))
+        .filter(messages::list_id.eq(list.id))
+        .filter(messages::channel.eq(kind.as_str()))
+        .order(messages::id)
+        .select(Message::as_select())
+        .load(conn)?)
+}
+
 /// The account's field names, for MailUp's `[name]` tags.
 pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<String>> {
     Ok(fields::all(conn, account_id)?

@@ -2,6 +2,7 @@
 //! XML or HTTP; every function takes the account it acts for and every query
 //! filters by it.
 
+pub mod access_keys;
 pub mod accounts;
 pub mod bounces;
 pub mod callers;

@@ -307,6 +307,26 @@ pub fn set_tracking(
     get(conn, account_id, send_id)
 }
 
+/// Sets (or clears) the time a draft is to start at.
+pub fn set_schedule(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    at: Option<NaiveDateTime>,
+) -> Result<Send> {
+    let send = get(conn, account_id, send_id)?;
+    if send.status()? != SendStatus::Draft {
+        return Err(Error::Conflict(format!(
+            "send {send_id} is {}; only a draft can be rescheduled",
+            send.status
+        )));
+    }
+    diesel::update(sends::table.find(send_id))
+        .set((sends::scheduled_at.eq(at), sends::updated_at.eq(now())))
+        .execute(conn)?;
+    get(conn, account_id, send_id)
+}
+
 /// Starts a draft: scheduled if its time is in the future, sending otherwise.
 pub fn start(conn: &mut DbConnection, account_id: i64, send_id: i64) -> Result<Send> {
     write_transaction(conn, |conn| {
@@ -732,6 +752,68 @@ pub fn campaigns_started(
         .order(sends::id)
         .limit(limit.clamp(1, 10_000))
         .select(Send::as_select())
+        .load(conn)?)
+}
+
+/// The sends of a message, oldest first.
+pub fn of_message(conn: &mut DbConnection, account_id: i64, message_id: i64) -> Result<Vec<Send>> {
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(sends::message_id.eq(message_id))
+        .order(sends::id)
+        .select(Send::as_select())
+        .load(conn)?)
+}
+
+/// The sends of the messages of the list with row id `list_id` in one of these
+/// states, oldest first.
+pub fn of_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_id: i64,
+    states: &[SendStatus],
+) -> Result<Vec<Send>> {
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(
+            sends::message_id.eq_any(
+                crate::db::schema::messages::table
+                    .filter(crate::db::schema::messages::account_id.eq(account_id))
+                    .filter(crate::db::schema::messages::list_id.eq(list_id))
+                    .select(crate::db::schema::messages::id),
+            ),
+        )
+        .filter(sends::status.eq_any(states))
+        .order(sends::id)
+        .select(Send::as_select())
+        .load(conn)?)
+}
+
+/// The account's campaigns of a channel in one of these states (for pausing
+/// or resuming all of them).
+pub fn campaigns_in(
+    conn: &mut DbConnection,
+    account_id: i64,
+    kind: MessageKind,
+    states: &[SendStatus],
+) -> Result<Vec<i64>> {
+    use crate::db::schema::messages;
+    let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+    Ok(sends::table
+        .filter(sends::account_id.eq(account_id))
+        .filter(
+            sends::message_id.eq_any(
+                messages::table
+                    .filter(messages::account_id.eq(account_id))
+                    .filter(messages::channel.eq(kind.as_str()))
+                    .select(messages::id),
+            ),
+        )
+        .filter(sends::kind.eq(SendKind::Campaign.as_str()))
+        .filter(sends::status.eq_any(states))
+        .order(sends::id)
+        .select(sends::id)
         .load(conn)?)
 }
 

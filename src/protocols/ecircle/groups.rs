@@ -203,13 +203,16 @@ pub fn create_or_update(conn: &mut DbConnection, caller: &Caller, p: &Params) ->
     } else {
         let number = id.parse().map_err(|_| EcmFault::permission())?;
         lists::find(conn, caller.account_id, number)?.ok_or_else(EcmFault::permission)?;
-        lists::update_details(
+        lists::update(
             conn,
             caller.account_id,
             number,
-            name.as_deref().filter(|n| !n.is_empty()),
-            description.as_deref(),
-            email.as_deref(),
+            &lists::ListChanges {
+                name: name.filter(|n| !n.is_empty()),
+                description,
+                sender_email: email,
+                ..lists::ListChanges::default()
+            },
         )?
     };
     Ok(Return::Text(list.number.to_string()))

@@ -62,7 +62,11 @@ pub(super) fn edit(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
     if name.is_empty() {
         return Ok(Reply::fault(code::INVALID, "list_name is required"));
     }
-    lists::rename(conn, call.account_id, number, name)?;
+    let changes = lists::ListChanges {
+        name: Some(name.to_string()),
+        ..lists::ListChanges::default()
+    };
+    lists::update(conn, call.account_id, number, &changes)?;
     Ok(done("List was modified successfully", number))
 }
 

@@ -3,13 +3,20 @@
 
 pub mod frontend;
 pub mod import;
+pub mod manage;
+pub mod report;
+pub mod send;
 mod subscribers;
+pub mod ws;
 
 use crate::xml::XmlWriter;
 
 pub fn configure(cfg: &mut actix_web::web::ServiceConfig) {
     frontend::configure(cfg);
     import::configure(cfg);
+    ws::configure(cfg, &send::SERVICE);
+    ws::configure(cfg, &manage::SERVICE);
+    ws::configure(cfg, &report::SERVICE);
 }
 
 /// The `mailupMessage` document of the Import family and WSActivation:
@@ -40,4 +47,39 @@ pub fn rome_time(utc: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
     };
     let summer = utc >= last_sunday(3) && utc < last_sunday(10);
     utc + Duration::hours(if summer { 2 } else { 1 })
+}
+
+/// A Europe/Rome wall-clock time (as MailUp's clients give dates) in UTC. In
+/// the hour the clocks go back, the earlier of the two instants; in the hour
+/// they skip, an hour later than a clock would have shown.
+pub fn rome_to_utc(local: chrono::NaiveDateTime) -> chrono::NaiveDateTime {
+    let winter = local - chrono::Duration::hours(1);
+    let summer = local - chrono::Duration::hours(2);
+    if rome_time(summer) == local {
+        summer
+    } else {
+        winter
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> chrono::NaiveDateTime {
+        chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap()
+    }
+
+    #[test]
+    fn rome_wall_clock_times_back_to_utc() {
+        assert_eq!(rome_to_utc(at("2026-01-15 10:00")), at("2026-01-15 09:00"));
+        assert_eq!(rome_to_utc(at("2026-07-15 10:00")), at("2026-07-15 08:00"));
+        // 29 March 2026: 02:00 CET is 03:00 CEST; 03:30 CEST is 01:30 UTC.
+        assert_eq!(rome_to_utc(at("2026-03-29 03:30")), at("2026-03-29 01:30"));
+        // 25 October 2026: 02:30 happens twice; the earlier (CEST) one.
+        assert_eq!(rome_to_utc(at("2026-10-25 02:30")), at("2026-10-25 00:30"));
+        for utc in [at("2026-02-01 12:00"), at("2026-08-01 12:00")] {
+            assert_eq!(rome_to_utc(rome_time(utc)), utc);
+        }
+    }
 }
