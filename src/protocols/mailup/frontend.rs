@@ -111,14 +111,14 @@ async fn page(
             Ok(signer) => {
                 state
                     .db
-                    .write(move |conn| subscribe(conn, &signer, &call))
+                    .write_grouped(move |conn| subscribe(conn, &signer, &call))
                     .await
             }
             Err(e) => Err(e),
         },
-        Page::Unsubscribe => state.db.write(move |conn| unsubscribe(conn, &call)).await,
+        Page::Unsubscribe => state.db.write_grouped(move |conn| unsubscribe(conn, &call)).await,
         Page::CheckSubscriber => state.db.run(move |conn| check(conn, &call)).await,
-        Page::UpdateSubscriber => state.db.write(move |conn| update(conn, &call)).await,
+        Page::UpdateSubscriber => state.db.write_grouped(move |conn| update(conn, &call)).await,
     };
     bare_code(page, answer)
 }
