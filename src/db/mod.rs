@@ -77,10 +77,13 @@ impl ManageConnection for Manager {
                 let mut conn = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // busy_timeout first: switching to WAL itself may wait for a lock.
+                // temp_store = MEMORY keeps savepoint journals in memory: a
+                // savepoint that changed more than 64 KiB of pages (a grouped
+                // subscribe, decision 103) otherwise spilled them to a file.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -8192;",
+                     PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
