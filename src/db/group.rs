@@ -129,7 +129,9 @@ fn run_group(writer: &Pool<Manager>, group: Vec<Job>) {
         Err(e) => return fail_all(group, e.into()),
     };
     let begun = match &mut *conn {
-        DbConnection::Sqlite(c) => AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE"),
+        DbConnection::Sqlite(c) => {
+            AnsiTransactionManager::begin_transaction_sql(c, "BEGIN IMMEDIATE")
+        }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c),
     };
     if let Err(e) = begun {

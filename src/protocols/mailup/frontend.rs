@@ -125,9 +125,19 @@ async fn page(
             }
             Err(e) => Err(e),
         },
-        Page::Unsubscribe => state.db.write_grouped(move |conn| unsubscribe(conn, &call)).await,
+        Page::Unsubscribe => {
+            state
+                .db
+                .write_grouped(move |conn| unsubscribe(conn, &call))
+                .await
+        }
         Page::CheckSubscriber => state.db.run(move |conn| check(conn, &call)).await,
-        Page::UpdateSubscriber => state.db.write_grouped(move |conn| update(conn, &call)).await,
+        Page::UpdateSubscriber => {
+            state
+                .db
+                .write_grouped(move |conn| update(conn, &call))
+                .await
+        }
     };
     bare_code(page, answer)
 }
