@@ -587,8 +587,7 @@ pub fn recipients_with_fields(
         .bind::<BigInt, _>(account_id)
         .load(c)?),
         DbConnection::Sqlite(c) => {
-            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-            let ids = format!("[{}]", ids.join(","));
+            let ids = json_ids(ids);
             Ok(diesel::sql_query(
                 "SELECT r.id, r.email, r.mobile_key, v.field_number, v.value \
                  FROM json_each(?) j CROSS JOIN recipients r ON r.id = j.value \

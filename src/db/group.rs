@@ -31,6 +31,8 @@ type Job = Box<dyn FnOnce(std::result::Result<&mut DbConnection, &Error>) -> Fin
 /// Answers a request: given the commit's error, if any.
 type Finish = Box<dyn FnOnce(Option<&Error>) + Send>;
 
+/// The queue is unbounded: each queued job is a request waiting for its
+/// answer, so its length is bounded by the requests in flight.
 pub struct GroupWriter {
     queue: mpsc::UnboundedSender<Job>,
 }
@@ -138,12 +140,25 @@ fn run_group(writer: &Pool<Manager>, group: Vec<Job>) {
         return fail_all(group, e.into());
     }
     let finishers: Vec<Finish> = group.into_iter().map(|job| job(Ok(&mut conn))).collect();
-    let committed = Tm::commit_transaction(&mut *conn).map_err(Error::from);
+    // Only the group's own transaction may be open now; anything else (a
+    // request's savepoint left behind) would make the commit a mere release.
+    let committed = match depth(&mut conn) {
+        Ok(1) => Tm::commit_transaction(&mut *conn).map_err(Error::from),
+        Ok(depth) => Err(Error::Internal(format!(
+            "group transaction at depth {depth} before commit"
+        ))),
+        Err(e) => Err(e),
+    };
     if let Err(e) = &committed {
-        if let Err(rollback) = Tm::rollback_transaction(&mut *conn) {
-            log::error!("rollback after a failed group commit failed: {rollback}");
-        }
         log::error!("group commit of {} writes failed: {e}", finishers.len());
+        // Everything of the group is undone. A connection whose transaction
+        // state is broken is discarded by the pool (`has_broken`).
+        while depth(&mut conn).is_ok_and(|d| d > 0) {
+            if let Err(rollback) = Tm::rollback_transaction(&mut *conn) {
+                log::error!("rollback after a failed group commit failed: {rollback}");
+                break;
+            }
+        }
     }
     for finish in finishers {
         finish(committed.as_ref().err());
