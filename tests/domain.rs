@@ -46,6 +46,46 @@ fn email(address: &str) -> RecipientKey {
 }
 
 backend_tests! {
+    fn grouped_writes_commit_together_and_fail_alone(t) {
+        // Requests queued together share a transaction (group commit on
+        // SQLite); one that fails or panics must undo only its own writes.
+        let c = &mut t.db.conn().unwrap();
+        let a = account(c, "Grouped").account_id;
+        let runtime = tokio::runtime::Runtime::new().unwrap();
+        let results = runtime.block_on(async {
+            let calls = (0..40).map(|i| {
+                let db = t.db.clone();
+                async move {
+                    db.write_grouped(move |conn| {
+                        let new = lists::NewList { name: format!("L{i}"), ..lists::NewList::default() };
+                        lists::create(conn, a, &new)?;
+                        match i % 4 {
+                            1 => Err(Error::invalid("test", "refused after writing")),
+                            3 if i == 3 => panic!("a grouped write panics"),
+                            _ => Ok(i),
+                        }
+                    })
+                    .await
+                }
+            });
+            futures_util::future::join_all(calls).await
+        });
+        for (i, result) in results.iter().enumerate() {
+            match i % 4 {
+                1 => assert!(matches!(result, Err(Error::Invalid { .. }))),
+                3 if i == 3 => assert!(matches!(result, Err(Error::Internal(_)))),
+                _ => assert_eq!(result.as_ref().unwrap(), &i),
+            }
+        }
+        let mut names: Vec<String> = lists::all(c, a).unwrap().into_iter().map(|l| l.name)
+            .filter(|name| name.strip_prefix('L').is_some_and(|n| n.parse::<u32>().is_ok()))
+            .collect();
+        names.sort();
+        let mut expected: Vec<String> = (0..40).filter(|i| i % 4 != 1 && *i != 3).map(|i| format!("L{i}")).collect();
+        expected.sort();
+        assert_eq!(names, expected);
+    }
+
     fn account_creation_sets_up_credentials_list_and_fields(t) {
         let mut conn = t.db.conn().unwrap();
         let c = &mut *conn;

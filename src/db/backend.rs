@@ -5,12 +5,12 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Integer, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
     accounts, caller_ips, deliveries, delivery_events, group_members, recipient_activity,
-    recipient_field_values, recipients, subscriptions,
+    recipient_field_values, recipients, sends, subscriptions,
 };
 use crate::Result;
 use crate::domain::events::NewDeliveryEvent;
@@ -19,7 +19,7 @@ use crate::domain::imports::{StagedField, StagedRow};
 use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
-use crate::domain::tracking::ActivityIncrement;
+use crate::domain::tracking::{ActivityIncrement, SendIncrement};
 
 /// A delivery as tracking needs it: id, account, send, recipient, sent at.
 pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
@@ -94,6 +94,83 @@ pub fn insert_caller_ip_if_absent(
     Ok(inserted == 1)
 }
 
+/// A SQLite statement of fixed text (`?` for each bind, in the order of the
+/// fields) that diesel's statement cache keeps prepared, keyed by its type.
+/// `sql_query` is never cached (diesel prepares it on every run), and a DSL
+/// statement is looked up by SQL text that diesel builds anew on every run; on
+/// the hot paths both cost more than the statement itself.
+macro_rules! sqlite_statement {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $rust:ty as $sql_type:ty),+ $(,)? } = $sql:expr) => {
+        $(#[$doc])*
+        struct $name<'a> {
+            $($field: &'a $rust),+
+        }
+
+        impl diesel::query_builder::QueryId for $name<'_> {
+            type QueryId = $name<'static>;
+            const HAS_STATIC_QUERY_ID: bool = true;
+        }
+
+        impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for $name<'_> {
+            fn walk_ast<'b>(
+                &'b self,
+                mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+            ) -> QueryResult<()> {
+                let mut pieces = $sql.split('?');
+                out.push_sql(pieces.next().unwrap_or_default());
+                $(
+                    out.push_bind_param::<$sql_type, $rust>(self.$field)?;
+                    out.push_sql(pieces.next().unwrap_or_default());
+                )+
+                Ok(())
+            }
+        }
+
+        impl RunQueryDsl<diesel::SqliteConnection> for $name<'_> {}
+    };
+}
+
+sqlite_statement! {
+    InsertEventSqlite {
+        account_id: i64 as BigInt,
+        send_id: i64 as BigInt,
+        delivery_id: i64 as BigInt,
+        recipient_id: Option<i64> as Nullable<BigInt>,
+        kind: str as Text,
+        detail: str as Text,
+        created_at: NaiveDateTime as Timestamp,
+        ip: Option<String> as Nullable<Text>,
+        user_agent: Option<String> as Nullable<Text>,
+        url: Option<String> as Nullable<Text>,
+        machine: bool as Bool,
+    } = "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, kind, \
+         detail, created_at, ip, user_agent, url, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+}
+
+sqlite_statement! {
+    AddActivitySqlite {
+        opens: i64 as BigInt,
+        clicks: i64 as BigInt,
+        last_opened_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+        last_clicked_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+        recipient_id: i64 as BigInt,
+    } = "UPDATE recipient_activity SET opens = opens + ?, clicks = clicks + ?, \
+         last_opened_at = coalesce(?, last_opened_at), \
+         last_clicked_at = coalesce(?, last_clicked_at) WHERE recipient_id = ?"
+}
+
+sqlite_statement! {
+    InsertActivitySqlite {
+        recipient_id: i64 as BigInt,
+        account_id: i64 as BigInt,
+        opens: i64 as BigInt,
+        clicks: i64 as BigInt,
+        last_opened_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+        last_clicked_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+    } = "INSERT INTO recipient_activity (recipient_id, account_id, opens, clicks, \
+         last_opened_at, last_clicked_at) VALUES (?, ?, ?, ?, ?, ?)"
+}
+
 // Batches of rows. On PostgreSQL every statement is a round trip, so a batch
 // goes in few statements of many rows. On SQLite a statement of a new shape
 // (a different number of rows or ids) must be parsed and planned again, which
@@ -111,16 +188,56 @@ pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]
         }
         DbConnection::Sqlite(c) => {
             for row in rows {
-                diesel::insert_into(delivery_events::table)
-                    .values(row)
-                    .execute(c)?;
+                InsertEventSqlite {
+                    account_id: &row.account_id,
+                    send_id: &row.send_id,
+                    delivery_id: &row.delivery_id,
+                    recipient_id: &row.recipient_id,
+                    kind: row.kind,
+                    detail: &row.detail,
+                    created_at: &row.created_at,
+                    ip: &row.ip,
+                    user_agent: &row.user_agent,
+                    url: &row.url,
+                    machine: &row.machine,
+                }
+                .execute(c)?;
             }
         }
     }
     Ok(())
 }
 
-/// (id, account, send, recipient, sent at) of those deliveries that exist.
+#[derive(QueryableByName)]
+struct TrackingTargetRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    account_id: i64,
+    #[diesel(sql_type = BigInt)]
+    send_id: i64,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    recipient_id: Option<i64>,
+    #[diesel(sql_type = Nullable<Timestamp>)]
+    sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(QueryableByName)]
+struct IdRow {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+}
+
+/// A JSON array of ids, the one parameter of SQLite's fixed-shape statements.
+fn json_ids(ids: &[i64]) -> String {
+    let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+    format!("[{}]", ids.join(","))
+}
+
+/// (id, account, send, recipient, sent at) of those deliveries that exist. On
+/// SQLite one statement driven by a JSON array of the ids: a statement per id
+/// was prepared again on every run (SQLite re-plans a statement on `deliveries`,
+/// which has partial indexes, whenever a bound value changes).
 pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<TrackingTarget>> {
     let columns = (
         deliveries::id,
@@ -142,24 +259,26 @@ pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Trac
             }
         }
         DbConnection::Sqlite(c) => {
-            for id in ids {
-                found.extend(
-                    deliveries::table
-                        .find(id)
-                        .select(columns)
-                        .first::<TrackingTarget>(c)
-                        .optional()?,
-                );
-            }
+            let rows: Vec<TrackingTargetRow> = diesel::sql_query(
+                "SELECT d.id, d.account_id, d.send_id, d.recipient_id, d.sent_at \
+                 FROM json_each(?) j CROSS JOIN deliveries d ON d.id = j.value",
+            )
+            .bind::<Text, _>(json_ids(ids))
+            .load(c)?;
+            found.extend(
+                rows.into_iter()
+                    .map(|r| (r.id, r.account_id, r.send_id, r.recipient_id, r.sent_at)),
+            );
         }
     }
     Ok(found)
 }
 
 /// Sets a delivery timestamp column where it is not set yet and returns the
-/// deliveries for which this was the first time.
+/// deliveries for which this was the first time. On SQLite one statement of
+/// fixed shape per batch (see [`tracking_targets`]).
 macro_rules! mark_first {
-    ($conn:expr, $column:expr, $ids:expr, $at:expr) => {{
+    ($conn:expr, $column:expr, $sqlite:expr, $ids:expr, $at:expr) => {{
         let mut first = Vec::new();
         match $conn {
             DbConnection::Postgresql(c) => {
@@ -176,14 +295,12 @@ macro_rules! mark_first {
                 }
             }
             DbConnection::Sqlite(c) => {
-                for id in $ids {
-                    let marked =
-                        diesel::update(deliveries::table.find(id).filter($column.is_null()))
-                            .set($column.eq($at))
-                            .execute(c)?;
-                    if marked == 1 {
-                        first.push(*id);
-                    }
+                if !$ids.is_empty() {
+                    let marked: Vec<IdRow> = diesel::sql_query($sqlite)
+                        .bind::<Timestamp, _>($at)
+                        .bind::<Text, _>(json_ids($ids))
+                        .load(c)?;
+                    first.extend(marked.into_iter().map(|row| row.id));
                 }
             }
         }
@@ -197,7 +314,15 @@ pub fn mark_first_opened(
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
-    mark_first!(conn, deliveries::first_opened_at, ids, at)
+    mark_first!(
+        conn,
+        deliveries::first_opened_at,
+        "UPDATE deliveries SET first_opened_at = ?1 \
+         WHERE id IN (SELECT value FROM json_each(?2)) AND first_opened_at IS NULL \
+         RETURNING id",
+        ids,
+        at
+    )
 }
 
 /// The deliveries among `ids` clicked for the first time now.
@@ -206,7 +331,60 @@ pub fn mark_first_clicked(
     ids: &[i64],
     at: NaiveDateTime,
 ) -> Result<Vec<i64>> {
-    mark_first!(conn, deliveries::first_clicked_at, ids, at)
+    mark_first!(
+        conn,
+        deliveries::first_clicked_at,
+        "UPDATE deliveries SET first_clicked_at = ?1 \
+         WHERE id IN (SELECT value FROM json_each(?2)) AND first_clicked_at IS NULL \
+         RETURNING id",
+        ids,
+        at
+    )
+}
+
+sqlite_statement! {
+    AddSendActivitySqlite {
+        opens: i64 as BigInt,
+        unique_opens: i64 as BigInt,
+        clicks: i64 as BigInt,
+        unique_clicks: i64 as BigInt,
+        machine_opens: i64 as BigInt,
+        machine_clicks: i64 as BigInt,
+        send_id: i64 as BigInt,
+    } = "UPDATE sends SET opens = opens + ?, unique_opens = unique_opens + ?, \
+         clicks = clicks + ?, unique_clicks = unique_clicks + ?, \
+         machine_opens = machine_opens + ?, machine_clicks = machine_clicks + ? WHERE id = ?"
+}
+
+/// Adds a batch's opens and clicks to a send's counters.
+pub fn add_send_activity(conn: &mut DbConnection, send_id: i64, add: &SendIncrement) -> Result<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::update(sends::table.find(send_id))
+                .set((
+                    sends::opens.eq(sends::opens + add.opens),
+                    sends::unique_opens.eq(sends::unique_opens + add.unique_opens),
+                    sends::clicks.eq(sends::clicks + add.clicks),
+                    sends::unique_clicks.eq(sends::unique_clicks + add.unique_clicks),
+                    sends::machine_opens.eq(sends::machine_opens + add.machine_opens),
+                    sends::machine_clicks.eq(sends::machine_clicks + add.machine_clicks),
+                ))
+                .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            AddSendActivitySqlite {
+                opens: &add.opens,
+                unique_opens: &add.unique_opens,
+                clicks: &add.clicks,
+                unique_clicks: &add.unique_clicks,
+                machine_opens: &add.machine_opens,
+                machine_clicks: &add.machine_clicks,
+                send_id: &send_id,
+            }
+            .execute(c)?;
+        }
+    }
+    Ok(())
 }
 
 diesel::define_sql_function! {
@@ -246,18 +424,24 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
         }
         DbConnection::Sqlite(c) => {
             for row in rows {
-                let updated = diesel::update(ra::recipient_activity.find(row.recipient_id))
-                    .set((
-                        ra::opens.eq(ra::opens + row.opens),
-                        ra::clicks.eq(ra::clicks + row.clicks),
-                        ra::last_opened_at.eq(coalesce(row.last_opened_at, ra::last_opened_at)),
-                        ra::last_clicked_at.eq(coalesce(row.last_clicked_at, ra::last_clicked_at)),
-                    ))
-                    .execute(c)?;
+                let updated = AddActivitySqlite {
+                    opens: &row.opens,
+                    clicks: &row.clicks,
+                    last_opened_at: &row.last_opened_at,
+                    last_clicked_at: &row.last_clicked_at,
+                    recipient_id: &row.recipient_id,
+                }
+                .execute(c)?;
                 if updated == 0 {
-                    diesel::insert_into(recipient_activity::table)
-                        .values(row)
-                        .execute(c)?;
+                    InsertActivitySqlite {
+                        recipient_id: &row.recipient_id,
+                        account_id: &row.account_id,
+                        opens: &row.opens,
+                        clicks: &row.clicks,
+                        last_opened_at: &row.last_opened_at,
+                        last_clicked_at: &row.last_clicked_at,
+                    }
+                    .execute(c)?;
                 }
             }
         }
@@ -488,8 +672,7 @@ pub fn recipients_with_fields(
         .bind::<BigInt, _>(account_id)
         .load(c)?),
         DbConnection::Sqlite(c) => {
-            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
-            let ids = format!("[{}]", ids.join(","));
+            let ids = json_ids(ids);
             Ok(diesel::sql_query(
                 "SELECT r.id, r.email, r.mobile_key, v.field_number, v.value \
                  FROM json_each(?) j CROSS JOIN recipients r ON r.id = j.value \

@@ -4,9 +4,11 @@
 
 pub mod backend;
 pub mod bulk;
+mod group;
 pub mod schema;
 
 use std::path::Path;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -73,13 +75,17 @@ impl ManageConnection for Manager {
     fn connect(&self) -> std::result::Result<DbConnection, Self::Error> {
         match &self.target {
             Target::Sqlite(path) => {
+                stable_sqlite_plans();
                 let mut conn = SqliteConnection::establish(path)
                     .map_err(diesel::r2d2::Error::ConnectionError)?;
                 // busy_timeout first: switching to WAL itself may wait for a lock.
+                // temp_store = MEMORY keeps savepoint journals in memory: a
+                // savepoint that changed more than 64 KiB of pages (a grouped
+                // subscribe, decision 39) otherwise spilled them to a file.
                 conn.batch_execute(
                     "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
                      PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON; \
-                     PRAGMA cache_size = -8192;",
+                     PRAGMA cache_size = -8192; PRAGMA temp_store = MEMORY;",
                 )
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 Ok(DbConnection::Sqlite(conn))
@@ -100,6 +106,48 @@ impl ManageConnection for Manager {
     }
 }
 
+/// Turns on SQLite's query planner stability guarantee (QPSG) for every
+/// connection the process opens from now on. Without it SQLite marks a
+/// prepared statement for re-preparing whenever a value is bound to a
+/// parameter its plan looked at, and since 3.4x that includes every `LIMIT ?`:
+/// each diesel `.first()` (which binds `LIMIT 1`) was parsed and planned anew
+/// on every run although diesel had it cached. With QPSG plans never depend
+/// on bound values, which our queries do not rely on (partial indexes are
+/// served by literal values, decision 13). The setting has no PRAGMA, so an
+/// auto-extension applies it: SQLite runs it for each connection it opens.
+fn stable_sqlite_plans() {
+    use std::ffi::{c_char, c_int};
+
+    use libsqlite3_sys as ffi;
+
+    unsafe extern "C" fn enable_qpsg(
+        db: *mut ffi::sqlite3,
+        _error: *mut *mut c_char,
+        _api: *const ffi::sqlite3_api_routines,
+    ) -> c_int {
+        // SAFETY: SQLite passes the connection it is opening; the option
+        // takes an int (1: on) and an optional int pointer for the result.
+        unsafe {
+            ffi::sqlite3_db_config(
+                db,
+                ffi::SQLITE_DBCONFIG_ENABLE_QPSG,
+                1 as c_int,
+                std::ptr::null_mut::<c_int>(),
+            );
+        }
+        ffi::SQLITE_OK
+    }
+
+    static REGISTERED: std::sync::Once = std::sync::Once::new();
+    REGISTERED.call_once(|| {
+        // SAFETY: registers a function with the signature SQLite expects.
+        let rc = unsafe { ffi::sqlite3_auto_extension(Some(enable_qpsg)) };
+        if rc != ffi::SQLITE_OK {
+            log::warn!("SQLite plan stability not enabled (code {rc})");
+        }
+    });
+}
+
 pub type Conn = PooledConnection<Manager>;
 
 /// The database handle shared by the whole process (cheap to clone).
@@ -114,6 +162,9 @@ pub struct Db {
     /// dropped whenever another connection changed the file, so the writer's
     /// stays warm only if it is always the same connection.
     writer: Option<Pool<Manager>>,
+    /// SQLite: the thread that group-commits [`Db::write_grouped`] requests,
+    /// started on first use.
+    group: Arc<OnceLock<group::GroupWriter>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -172,6 +223,7 @@ impl Db {
             pool,
             backend,
             writer,
+            group: Arc::default(),
         })
     }
 
@@ -251,6 +303,34 @@ impl Db {
         })
         .await
         .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
+    }
+
+    /// [`Db::write`] for short requests that many clients make at once. On
+    /// SQLite, `f` runs in a savepoint of a transaction shared with the other
+    /// requests queued at the same moment (group commit, see `group.rs`), and
+    /// the result is returned once that transaction has committed: an `Ok` is
+    /// durable as with [`Db::write`], and an `Err` (or a panic) in `f` undoes
+    /// `f`'s writes only. On PostgreSQL, whose writers run in parallel, this is
+    /// [`Db::write`].
+    pub async fn write_grouped<T, F>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let Some(writer) = &self.writer else {
+            return self.write(f).await;
+        };
+        let group = match self.group.get() {
+            Some(group) => group,
+            None => {
+                let started = group::GroupWriter::start(writer.clone())?;
+                // Two first uses at once start two threads; the loser's ends
+                // when its queue is dropped here.
+                let _ = self.group.set(started);
+                self.group.get().expect("set above")
+            }
+        };
+        group.run(f).await
     }
 
     /// [`Db::write`] for code on a thread of its own (not an async task).

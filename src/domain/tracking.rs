@@ -128,13 +128,13 @@ pub struct ActivityIncrement {
 
 /// Per-send increments of one batch.
 #[derive(Debug, Clone, Copy, Default)]
-struct SendIncrement {
-    opens: i64,
-    unique_opens: i64,
-    clicks: i64,
-    unique_clicks: i64,
-    machine_opens: i64,
-    machine_clicks: i64,
+pub struct SendIncrement {
+    pub opens: i64,
+    pub unique_opens: i64,
+    pub clicks: i64,
+    pub unique_clicks: i64,
+    pub machine_opens: i64,
+    pub machine_clicks: i64,
 }
 
 /// Records a batch of hits in the caller's transaction with a few statements
@@ -238,17 +238,8 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
             per_send.entry(row.2).or_default().unique_clicks += 1;
         }
     }
-    for (send_id, add) in per_send {
-        diesel::update(sends::table.find(send_id))
-            .set((
-                sends::opens.eq(sends::opens + add.opens),
-                sends::unique_opens.eq(sends::unique_opens + add.unique_opens),
-                sends::clicks.eq(sends::clicks + add.clicks),
-                sends::unique_clicks.eq(sends::unique_clicks + add.unique_clicks),
-                sends::machine_opens.eq(sends::machine_opens + add.machine_opens),
-                sends::machine_clicks.eq(sends::machine_clicks + add.machine_clicks),
-            ))
-            .execute(conn)?;
+    for (send_id, add) in &per_send {
+        backend::add_send_activity(conn, *send_id, add)?;
     }
     let increments: Vec<ActivityIncrement> = per_recipient.into_values().collect();
     backend::add_recipient_activity(conn, &increments)?;

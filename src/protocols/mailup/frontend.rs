@@ -108,17 +108,36 @@ async fn page(
     let answer = match page {
         Page::Activation => return activation_page(&state, call).await,
         Page::Subscribe => match state.link_signer().await {
+            // The caller is checked on a pooled reading connection, so that
+            // the one writer of SQLite, the bottleneck under load, only writes.
             Ok(signer) => {
-                state
-                    .db
-                    .write(move |conn| subscribe(conn, &signer, &call))
-                    .await
+                let (host, ip) = (call.host.clone(), call.ip);
+                match state.db.run(move |conn| account_for(conn, &host, ip)).await {
+                    Ok(Ok(account)) => {
+                        state
+                            .db
+                            .write_grouped(move |conn| subscribe(conn, &signer, &account, &call))
+                            .await
+                    }
+                    Ok(Err(code)) => Ok(code),
+                    Err(e) => Err(e),
+                }
             }
             Err(e) => Err(e),
         },
-        Page::Unsubscribe => state.db.write(move |conn| unsubscribe(conn, &call)).await,
+        Page::Unsubscribe => {
+            state
+                .db
+                .write_grouped(move |conn| unsubscribe(conn, &call))
+                .await
+        }
         Page::CheckSubscriber => state.db.run(move |conn| check(conn, &call)).await,
-        Page::UpdateSubscriber => state.db.write(move |conn| update(conn, &call)).await,
+        Page::UpdateSubscriber => {
+            state
+                .db
+                .write_grouped(move |conn| update(conn, &call))
+                .await
+        }
     };
     bare_code(page, answer)
 }
@@ -137,11 +156,15 @@ fn bare_code(page: Page, answer: Result<i32>) -> HttpResponse {
 
 /// The account a call is for (by its Host, or the only account) if the caller
 /// may use the frontend: `Err(code)` otherwise.
-fn account_for(conn: &mut DbConnection, call: &Call) -> Result<std::result::Result<Account, i32>> {
-    let Some(account) = accounts::for_host(conn, &call.host)? else {
+fn account_for(
+    conn: &mut DbConnection,
+    host: &str,
+    ip: Option<IpAddr>,
+) -> Result<std::result::Result<Account, i32>> {
+    let Some(account) = accounts::for_host(conn, host)? else {
         return Ok(Err(code::GENERIC_ERROR));
     };
-    let allowed = match call.ip {
+    let allowed = match ip {
         Some(ip) => callers::is_allowed(conn, &account, Service::FrontEnd, ip)?,
         None => false,
     };
@@ -246,8 +269,12 @@ fn refusal(error: Error, invalid_address: i32) -> Result<i32> {
     }
 }
 
-fn subscribe(conn: &mut DbConnection, signer: &LinkSigner, call: &Call) -> Result<i32> {
-    let account = or_code!(account_for(conn, call)?);
+fn subscribe(
+    conn: &mut DbConnection,
+    signer: &LinkSigner,
+    account: &Account,
+    call: &Call,
+) -> Result<i32> {
     let form = &call.form;
     let contact = or_code!(contact(form));
     let Some(list_numbers) = form.non_empty("List") else {
@@ -397,7 +424,7 @@ fn named_list(
 }
 
 fn check(conn: &mut DbConnection, call: &Call) -> Result<i32> {
-    let account = or_code!(account_for(conn, call)?);
+    let account = or_code!(account_for(conn, &call.host, call.ip)?);
     let list = or_code!(named_list(conn, &account, &call.form)?);
     let contact = or_code!(contact(&call.form).map_err(|_| code::GENERIC_ERROR));
     let status = match subscriptions::status(conn, account.id, list, &key_of(&contact)) {
@@ -413,7 +440,7 @@ fn check(conn: &mut DbConnection, call: &Call) -> Result<i32> {
 }
 
 fn unsubscribe(conn: &mut DbConnection, call: &Call) -> Result<i32> {
-    let account = or_code!(account_for(conn, call)?);
+    let account = or_code!(account_for(conn, &call.host, call.ip)?);
     let list = or_code!(named_list(conn, &account, &call.form)?);
     let contact = or_code!(contact(&call.form).map_err(|_| code::GENERIC_ERROR));
     let done = subscriptions::unsubscribe(
@@ -432,7 +459,7 @@ fn unsubscribe(conn: &mut DbConnection, call: &Call) -> Result<i32> {
 }
 
 fn update(conn: &mut DbConnection, call: &Call) -> Result<i32> {
-    let account = or_code!(account_for(conn, call)?);
+    let account = or_code!(account_for(conn, &call.host, call.ip)?);
     let form = &call.form;
     let list = or_code!(named_list(conn, &account, form)?);
     let contact = or_code!(contact(form).map_err(|_| code::GENERIC_ERROR));
