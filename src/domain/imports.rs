@@ -496,6 +496,31 @@ pub fn start(
     })
 }
 
+/// Prepares and queues an import unless the account already has one from the
+/// same `source` (a file seen before). The check and the queueing commit
+/// together, so a file is imported once even when two runners scan its folder
+/// or a runner stopped before moving the file away.
+pub fn queue_once(
+    conn: &mut DbConnection,
+    account_id: i64,
+    new: &NewImport,
+) -> Result<Option<Process>> {
+    write_transaction(conn, |conn| {
+        backend::lock_account(conn, account_id)?;
+        let seen: i64 = import_processes::table
+            .filter(import_processes::account_id.eq(account_id))
+            .filter(import_processes::source.eq(&new.source))
+            .count()
+            .get_result(conn)?;
+        if seen > 0 {
+            return Ok(None);
+        }
+        let process = prepare(conn, account_id, new)?;
+        start(conn, account_id, new.list, process.id)?;
+        Ok(Some(get(conn, process.id)?))
+    })
+}
+
 /// Applies one waiting process, if any, to the end, or until `stopping` says
 /// so: then the process goes back to the queue to be resumed after its last
 /// chunk. Returns whether there was one. `owner` names this runner in the lease.

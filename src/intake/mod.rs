@@ -1,9 +1,11 @@
 //! Where bounce and complaint reports come in from: a Maildir that the local
-//! MTA delivers the VERP addresses into, and provider webhooks (an IMAP mailbox
-//! later). Each report is applied exactly once: its source key is recorded in
-//! the transaction that applies it.
+//! MTA delivers the VERP addresses into, an IMAP mailbox, and provider
+//! webhooks. Each report is applied exactly once: its source key is recorded in
+//! the transaction that applies it. (`import_folder` takes in recipient files
+//! the same way.)
 
 pub mod imap;
+pub mod import_folder;
 pub mod maildir;
 
 use diesel::prelude::*;

@@ -32,7 +32,7 @@ use crate::domain::messages::{self, MessageKind};
 use crate::domain::providers::{self, Category, ProviderKind};
 use crate::domain::sends::{self, Lane};
 use crate::domain::{fields, imports, lists, recipients, sessions, variables};
-use crate::intake::{imap, maildir};
+use crate::intake::{imap, import_folder, maildir};
 use crate::render::{Compiled, RecipientData, RenderContext, template_value};
 use crate::{Error, Result};
 
@@ -754,6 +754,7 @@ impl Sender {
             if ticks.is_multiple_of(self.settings.bounce_poll_seconds.max(1)) {
                 self.take_bounces().await;
             }
+            self.take_import_files().await;
             let purge_sessions = ticks.is_multiple_of(60);
             let work = self
                 .db
@@ -786,6 +787,22 @@ impl Sender {
     }
 
     /// One poll of the bounce Maildir and IMAP mailbox, when configured.
+    /// Queues the files dropped into the MailUp import folders.
+    async fn take_import_files(&self) {
+        let data_dir = self.data_dir.clone();
+        match self
+            .db
+            .run(move |conn| import_folder::scan(conn, &data_dir))
+            .await
+        {
+            Ok(pass) if pass != import_folder::Pass::default() => {
+                log::info!("import folders: {pass:?}");
+            }
+            Ok(_) => {}
+            Err(e) => log::error!("import folders: {e}"),
+        }
+    }
+
     async fn take_bounces(&self) {
         let maildir = self.settings.bounce_maildir.clone();
         let mailbox = match self
