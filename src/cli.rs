@@ -51,12 +51,40 @@ pub enum Command {
         #[command(subcommand)]
         command: AccountCommand,
     },
+    /// Write MailUp's unsubscriber export (CSV) of an account: who left which
+    /// list, when and why. Run it from cron or a timer for a regular export.
+    ExportUnsubscribers(ExportUnsubscribersArgs),
     /// Manage ExactTarget triggered-send definitions (the CustomerKeys that
     /// `triggeredsend/add` calls fire).
     TriggeredSend {
         #[command(subcommand)]
         command: TriggeredSendCommand,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct ExportUnsubscribersArgs {
+    /// The account, by its console id.
+    #[arg(long)]
+    pub console_id: i64,
+    /// A list id to export (repeatable); every list when none is given.
+    #[arg(long = "list")]
+    pub lists: Vec<i64>,
+    /// Unsubscribes from this time on (UTC, `YYYY-MM-DD` or `YYYY-MM-DDTHH:MM:SS`).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Unsubscribes before this time (UTC, same forms).
+    #[arg(long)]
+    pub until: Option<String>,
+    /// Only these reason codes, comma-separated (e.g. `2,32,64`).
+    #[arg(long, value_delimiter = ',')]
+    pub reasons: Vec<i32>,
+    /// Leave out these reason codes, comma-separated.
+    #[arg(long = "exclude-reasons", value_delimiter = ',')]
+    pub excluded_reasons: Vec<i32>,
+    /// Where to write [default: DATA_DIR/ftp/CONSOLE_ID/export/unsubscribers-TIME.csv]
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -147,6 +175,7 @@ fn execute(cli: Cli) -> Result<()> {
             println!("database {} is up to date", db.backend().name());
             Ok(())
         }
+        Command::ExportUnsubscribers(args) => export_unsubscribers(&db, &settings, args),
         Command::RotateLinkKey => {
             crate::domain::links::LinkSigner::rotate(&mut *db.conn()?)?;
             println!(
@@ -233,6 +262,48 @@ fn triggered_send(db: &Db, command: TriggeredSendCommand) -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn export_unsubscribers(db: &Db, settings: &Settings, args: ExportUnsubscribersArgs) -> Result<()> {
+    let mut conn = db.conn()?;
+    let account = accounts::find_by_console_id(&mut conn, args.console_id)?
+        .ok_or(Error::NotFound("account"))?;
+    let filter = crate::domain::history::UnsubscriberFilter {
+        lists: args.lists,
+        from: args.from.as_deref().map(parse_time).transpose()?,
+        until: args.until.as_deref().map(parse_time).transpose()?,
+        reasons: args.reasons,
+        excluded_reasons: args.excluded_reasons,
+    };
+    let rows = crate::domain::history::unsubscribers(&mut conn, account.id, &filter)?;
+    let path = args.out.unwrap_or_else(|| {
+        settings
+            .data_dir
+            .join(format!("ftp/{}/export", account.console_id))
+            .join(format!(
+                "unsubscribers-{}.csv",
+                crate::domain::now().format("%Y%m%dT%H%M%S")
+            ))
+    });
+    let write = |path: &std::path::Path| -> std::io::Result<()> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        std::fs::write(path, crate::protocols::mailup::csv::unsubscribers(&rows))
+    };
+    write(&path).map_err(|e| Error::Unavailable(format!("writing {}: {e}", path.display())))?;
+    println!("{} unsubscribes written to {}", rows.len(), path.display());
+    Ok(())
+}
+
+/// `YYYY-MM-DD` (midnight) or `YYYY-MM-DDTHH:MM:SS`, UTC.
+fn parse_time(text: &str) -> Result<chrono::NaiveDateTime> {
+    chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S")
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default())
+        })
+        .map_err(|_| Error::invalid("time", format!("{text:?} is not YYYY-MM-DD[THH:MM:SS]")))
 }
 
 /// Connects and brings the schema up to date (every command needs both).

@@ -1,8 +1,10 @@
-//! MailUp's batch import folder on both backends: a file dropped into
-//! `ftp/import/<list>/` is imported once and moved to `done/`; the same file
-//! found again (a restart before it was moved) is not imported twice; a file
-//! still being written is left alone; a file with an unusable header goes to
-//! `failed/` with the reason; bad rows are reported, not fatal.
+//! MailUp's batch file exchange on both backends. The import folder: a file
+//! dropped into `ftp/import/<list>/` is imported once and moved to `done/`;
+//! the same file found again (a restart before it was moved) is not imported
+//! twice; a file still being written is left alone; a file with an unusable
+//! header goes to `failed/` with the reason; bad rows are reported, not fatal.
+//! The unsubscriber export: `espbridge export-unsubscribers` with its list and
+//! reason filters.
 
 mod common;
 
@@ -13,6 +15,8 @@ use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::imports;
 use espbridge::domain::lists;
 use espbridge::domain::recipients::{self, RecipientKey};
+use espbridge::domain::subscriptions::{self, UnsubscribeReason};
+use espbridge::domain::{Channel, Origin};
 use espbridge::intake::import_folder::{self, Pass};
 
 /// Writes a file as an upload that finished a minute ago.
@@ -63,5 +67,44 @@ backend_tests! {
         assert_eq!(pass, Pass { queued: 0, repeated: 1, refused: 0 });
         assert!(!imports::run_next(&t.db, "test", &|| false).unwrap(), "nothing new to run");
         assert!(folder.join("done/recipients.csv").exists());
+    }
+}
+
+backend_tests! {
+    fn unsubscribers_are_exported_with_reasons_and_filters(t) {
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Export".into(), console_id: Some(4242), ..NewAccount::default() }).unwrap();
+        for (email, reason) in [("link@example.com", UnsubscribeReason::Link), ("hard@example.com", UnsubscribeReason::HardBounce), ("kept@example.com", UnsubscribeReason::Imported)] {
+            common::subscribe(&mut conn, account.account_id, email);
+            subscriptions::unsubscribe(&mut conn, account.account_id, 1, &RecipientKey::Email(email.into()), reason, &Origin::new(Channel::Cli, "test")).unwrap();
+        }
+        common::subscribe(&mut conn, account.account_id, "stays@example.com");
+        let dir = tempfile::tempdir().unwrap();
+        let export = |args: &[&str]| -> Vec<String> {
+            let out = dir.path().join("out.csv");
+            let status = std::process::Command::new(env!("CARGO_BIN_EXE_espbridge"))
+                .env("ESPBRIDGE_DATABASE_URL", &t.url)
+                .env("ESPBRIDGE_DATA_DIR", dir.path())
+                .args(["export-unsubscribers", "--console-id", "4242", "--out", out.to_str().unwrap()])
+                .args(args)
+                .status()
+                .unwrap();
+            assert!(status.success());
+            std::fs::read_to_string(&out).unwrap().lines().map(str::to_string).collect()
+        };
+        let all = export(&[]);
+        assert_eq!(all[0], "email;Phone Number;idList;OptOut_Date;Subscription Date;optout_type");
+        assert_eq!(all.len(), 4, "{all:?}");
+        let link: Vec<&str> = all[1].split(';').collect();
+        assert_eq!((link[0], link[2], link[5]), ("link@example.com", "1", "2"));
+        assert_eq!(link[3].len(), "20210122T111244".len());
+        let no_bounces = export(&["--list", "1", "--exclude-reasons", "8"]);
+        assert_eq!(no_bounces.len(), 3, "{no_bounces:?}");
+        assert!(no_bounces.iter().all(|l| !l.starts_with("hard@")));
+        let bounces = export(&["--reasons", "8,16"]);
+        assert_eq!(bounces.len(), 2, "{bounces:?}");
+        assert!(bounces[1].starts_with("hard@example.com;") && bounces[1].ends_with(";8"));
+        assert_eq!(export(&["--list", "2"]).len(), 1, "only the header for a list without unsubscribes");
+        assert_eq!(export(&["--until", "2000-01-01"]).len(), 1);
     }
 }

@@ -73,6 +73,92 @@ pub fn for_recipient(
         .load(conn)?)
 }
 
+/// Which unsubscribes an export lists; empty lists mean all.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct UnsubscriberFilter {
+    /// Public list numbers.
+    pub lists: Vec<i64>,
+    pub from: Option<NaiveDateTime>,
+    pub until: Option<NaiveDateTime>,
+    /// Reason codes to include.
+    pub reasons: Vec<i32>,
+    /// Reason codes to leave out.
+    pub excluded_reasons: Vec<i32>,
+}
+
+/// One unsubscribe, as MailUp's unsubscriber export lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unsubscriber {
+    pub email: Option<String>,
+    pub mobile: Option<String>,
+    pub list: i64,
+    pub unsubscribed_at: NaiveDateTime,
+    pub subscribed_at: NaiveDateTime,
+    pub reason: Option<i32>,
+}
+
+/// The account's unsubscribes in the window, oldest first, with the
+/// recipient's addresses and when the subscription began. An erased
+/// recipient is left out (nothing identifies them any more).
+pub fn unsubscribers(
+    conn: &mut DbConnection,
+    account_id: i64,
+    filter: &UnsubscriberFilter,
+) -> Result<Vec<Unsubscriber>> {
+    use std::collections::HashMap;
+    let mut list_numbers: HashMap<i64, i64> = HashMap::new();
+    let mut found = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = unsubscribes(conn, account_id, filter.from, filter.until, after, 1_000)?;
+        let Some(last) = page.last() else {
+            return Ok(found);
+        };
+        after = last.id;
+        for entry in page {
+            let reason = entry.reason;
+            let wanted = (filter.reasons.is_empty()
+                || reason.is_some_and(|r| filter.reasons.contains(&r)))
+                && !reason.is_some_and(|r| filter.excluded_reasons.contains(&r));
+            if !wanted {
+                continue;
+            }
+            let list = match list_numbers.get(&entry.list_id) {
+                Some(number) => *number,
+                None => match super::lists::by_id(conn, account_id, entry.list_id) {
+                    Ok(list) => *list_numbers.entry(entry.list_id).or_insert(list.number),
+                    Err(crate::Error::NotFound(_)) => continue,
+                    Err(e) => return Err(e),
+                },
+            };
+            if !filter.lists.is_empty() && !filter.lists.contains(&list) {
+                continue;
+            }
+            let key = super::recipients::RecipientKey::Id(entry.recipient_id);
+            let Some(recipient) =
+                super::recipients::find(conn, account_id, &key)?.filter(|r| r.erased_at.is_none())
+            else {
+                continue;
+            };
+            let subscribed_at = crate::db::schema::subscriptions::table
+                .filter(crate::db::schema::subscriptions::id.eq(entry.subscription_id))
+                .filter(crate::db::schema::subscriptions::account_id.eq(account_id))
+                .select(crate::db::schema::subscriptions::created_at)
+                .first(conn)
+                .optional()?
+                .unwrap_or(entry.created_at);
+            found.push(Unsubscriber {
+                email: recipient.email,
+                mobile: recipient.mobile_key,
+                list,
+                unsubscribed_at: entry.created_at,
+                subscribed_at,
+                reason,
+            });
+        }
+    }
+}
+
 /// One page of the account's changes to `unsubscribed` recorded in
 /// `[from, until)`, in id order (pass the last id as `after`).
 pub fn unsubscribes(

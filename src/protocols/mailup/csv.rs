@@ -4,7 +4,12 @@
 //! slot ignores its column), then one recipient per row, separated by `|` (the
 //! English documentation) or `;` (the older Italian example), whichever the
 //! header uses. Values may be double-quoted, with `""` for a quote.
+//!
+//! And the unsubscriber export (§3.2): `email`, `Phone Number`, `idList`,
+//! `OptOut_Date`, `Subscription Date` (`yyyyMMddTHHmmss`, Europe/Rome time)
+//! and `optout_type` (the reason code), separated by `;`.
 
+use crate::domain::history::Unsubscriber;
 use crate::domain::imports::Row;
 use crate::domain::recipients::Mobile;
 
@@ -136,6 +141,35 @@ fn split(line: &str, separator: char) -> Vec<String> {
     values
 }
 
+/// The unsubscriber export file.
+pub fn unsubscribers(rows: &[Unsubscriber]) -> String {
+    let date = |t| super::rome_time(t).format("%Y%m%dT%H%M%S").to_string();
+    let mut out =
+        String::from("email;Phone Number;idList;OptOut_Date;Subscription Date;optout_type\r\n");
+    for row in rows {
+        let values = [
+            row.email.clone().unwrap_or_default(),
+            row.mobile.clone().unwrap_or_default(),
+            row.list.to_string(),
+            date(row.unsubscribed_at),
+            date(row.subscribed_at),
+            row.reason.map(|r| r.to_string()).unwrap_or_default(),
+        ];
+        let quoted: Vec<String> = values.iter().map(|v| quote(v)).collect();
+        out.push_str(&quoted.join(";"));
+        out.push_str("\r\n");
+    }
+    out
+}
+
+fn quote(value: &str) -> String {
+    if value.contains([';', '"', '\r', '\n']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value.to_string()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -176,6 +210,25 @@ mod tests {
             Some(Mobile::new("+393330001111"))
         );
         assert_eq!(semicolons.rows[0].email.as_deref(), Some("e@f.it"));
+    }
+
+    #[test]
+    fn writes_the_unsubscriber_export() {
+        let at =
+            |text: &str| chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S").unwrap();
+        let file = unsubscribers(&[Unsubscriber {
+            email: Some("a;b@x.it".into()),
+            mobile: None,
+            list: 3,
+            unsubscribed_at: at("2021-01-22 10:12:44"),
+            subscribed_at: at("2020-07-01 22:30:00"),
+            reason: Some(2),
+        }]);
+        assert_eq!(
+            file,
+            "email;Phone Number;idList;OptOut_Date;Subscription Date;optout_type\r\n\
+             \"a;b@x.it\";;3;20210122T111244;20200702T003000;2\r\n"
+        );
     }
 
     #[test]
