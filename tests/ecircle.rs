@@ -384,8 +384,24 @@ fn journey(
     assert!(html.contains("Hello Zoe (Z-42)"), "{html}");
     assert!(!html.contains("no body"), "{html}");
 
-    // The reader opens it a while after delivery, with images on.
+    // The reader opens it a while after delivery, with images on. The sender
+    // records the delivery after the SMTP server has the mail: wait for that
+    // record before dating it back, or the sender's own write would undo it.
     let mut conn = t.db.conn().unwrap();
+    while deliveries::table
+        .filter(deliveries::address.eq(email))
+        .filter(deliveries::sent_at.is_not_null())
+        .count()
+        .get_result::<i64>(&mut conn)
+        .unwrap()
+        == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{script}: the delivery was not recorded as sent"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
     diesel::update(deliveries::table.filter(deliveries::address.eq(email)))
         .set(deliveries::sent_at.eq(Some(
             espbridge::domain::now() - chrono::Duration::minutes(10),
