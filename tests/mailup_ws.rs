@@ -1,13 +1,16 @@
-//! MailUpSend, MailUpManage and MailUpReport on both backends. Interop: zeep
+//! MailUpSend, MailUpManage and MailUpReport on both backends (and
+//! WSMailUpImport's golden pairs, replayed after theirs). Interop: zeep
 //! and PHP's SoapClient load the WSDLs from a running server, log in, read
 //! lists, groups and fields, create a newsletter, send it to a group (to a real
 //! SMTP server) and poll its delivery status to completion; the test opens and
 //! clicks the delivered messages; the clients read ReportByMessageEN and log
 //! out; wrong password, expired key, unknown list and wrong GUID answer their
-//! codes. Golden: the request/response pairs in `fixtures/mailup/{manage,send,report}/`
-//! replayed in that order on one database (one access key per service
-//! directory, opens and clicks recorded before the reports), and every inner
-//! document they hold validated against `schemas/mailup-ws.xsd`.
+//! codes. Golden: the request/response pairs in
+//! `fixtures/mailup/{manage,send,report,import}/` replayed in that order on one
+//! database (one access key per service directory, opens and clicks recorded
+//! before the reports, queued imports run before each Import request), and
+//! every inner document they hold validated against `schemas/mailup-ws.xsd`
+//! or, for Import, `schemas/mailup-import.xsd`.
 //!
 //! Values that differ per run are written as placeholders: `{password}`,
 //! `{wsPassword}`, `{accessKey}` and `{guid}` (list 1's GUID) in requests;
@@ -29,11 +32,22 @@ use espbridge::domain::{Channel, Origin};
 use espbridge::server::{AppState, configure};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mailup");
-const SERVICES: [(&str, &str); 3] = [
-    ("manage", "/MailupManage.asmx"),
-    ("send", "/mailupsend.asmx"),
-    ("report", "/MailupReport.asmx"),
+/// Each service's fixture directory, path, namespace and the schema of its
+/// inner documents. WSMailUpImport authenticates by a header in every request
+/// and comes last (its fixtures see the lists and groups the others made).
+const SERVICES: [(&str, &str, &str, &str); 4] = [
+    ("manage", "/MailupManage.asmx", WS, "mailup-ws.xsd"),
+    ("send", "/mailupsend.asmx", WS, "mailup-ws.xsd"),
+    ("report", "/MailupReport.asmx", WS, "mailup-ws.xsd"),
+    (
+        "import",
+        "/Services/WSMailUpImport.asmx",
+        IMPORT,
+        "mailup-import.xsd",
+    ),
 ];
+const WS: &str = "http://services.mailupnet.it/WS/";
+const IMPORT: &str = "http://ws.mailupnet.it/";
 
 fn seed(t: &common::TestDb) -> CreatedAccount {
     let mut conn = t.db.conn().unwrap();
@@ -107,7 +121,8 @@ fn mask(text: &str) -> String {
             && s.iter().enumerate().all(|(j, b)| match j {
                 2 | 5 => *b == b'/',
                 10 => *b == b' ',
-                13 | 16 => *b == b':',
+                // MailUpSend writes `HH:mm:ss`, WSMailUpImport `HH.mm.ss`.
+                13 | 16 => *b == b':' || *b == b'.',
                 _ => b.is_ascii_digit(),
             })
     };
@@ -148,11 +163,14 @@ backend_tests! {
         actix_web::rt::System::new().block_on(async {
             let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
             let mut key = String::new();
-            for (service, path) in SERVICES {
+            for (service, path, namespace, schema) in SERVICES {
                 if service == "report" {
                     record_activity(t, created.account_id);
                 }
                 for request_path in requests(service) {
+                    // Imports started by an earlier request are applied first,
+                    // as the runner would by then.
+                    while espbridge::domain::imports::run_next(&t.db, "golden", &|| false).unwrap() {}
                     let name = request_path.file_name().unwrap().to_string_lossy().replace(".request.xml", "");
                     let request = std::fs::read_to_string(&request_path).unwrap()
                         .replace("{password}", &created.mailup.console_password)
@@ -161,16 +179,18 @@ backend_tests! {
                         .replace("{guid}", &created.default_list.guid);
                     let operation = name.split_once('-').unwrap().1.to_string();
                     let content_type = if request.contains("http://www.w3.org/2003/05/soap-envelope") {
-                        format!("application/soap+xml; charset=utf-8; action=\"http://services.mailupnet.it/WS/{operation}\"")
+                        format!("application/soap+xml; charset=utf-8; action=\"{namespace}{operation}\"")
                     } else {
                         "text/xml; charset=utf-8".to_string()
                     };
+                    // Import callers must be registered or on loopback.
+                    let peer = if service == "import" { "127.0.0.1:4000" } else { "198.51.100.7:4000" };
                     let mut builder = test::TestRequest::post()
                         .uri(path)
                         .insert_header(("Content-Type", content_type))
-                        .peer_addr("198.51.100.7:4000".parse().unwrap());
+                        .peer_addr(peer.parse().unwrap());
                     if !request.contains("2003/05/soap-envelope") {
-                        builder = builder.insert_header(("SOAPAction", format!("\"http://services.mailupnet.it/WS/{operation}\"")));
+                        builder = builder.insert_header(("SOAPAction", format!("\"{namespace}{operation}\"")));
                     }
                     let response = test::call_service(&app, builder.set_payload(request).to_request()).await;
                     let status = response.status().as_u16();
@@ -191,13 +211,20 @@ backend_tests! {
                         assert_eq!(actual, expected, "{service}/{name}");
                     }
                     if let Some(document) = inner(&body) {
-                        documents.push((format!("{service}/{name}"), document));
+                        documents.push((schema, format!("{service}/{name}"), document));
                     }
                 }
             }
         });
-        assert!(documents.len() > 40, "{}", documents.len());
-        validate(&documents);
+        assert!(documents.len() > 60, "{}", documents.len());
+        for schema in ["mailup-ws.xsd", "mailup-import.xsd"] {
+            let of_schema: Vec<(String, String)> = documents
+                .iter()
+                .filter(|(s, _, _)| *s == schema)
+                .map(|(_, name, document)| (name.clone(), document.clone()))
+                .collect();
+            validate(schema, &of_schema);
+        }
     }
 }
 
@@ -458,7 +485,7 @@ fn record_activity(t: &common::TestDb, account_id: i64) {
 }
 
 /// Every inner document against `schemas/mailup-ws.xsd`, with lxml.
-fn validate(documents: &[(String, String)]) {
+fn validate(schema: &str, documents: &[(String, String)]) {
     let Some(python) = common::test_python() else {
         return;
     };
@@ -469,7 +496,7 @@ fn validate(documents: &[(String, String)]) {
         std::fs::write(&file, document).unwrap();
         names.push((name.clone(), file));
     }
-    let schema = concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/mailup-ws.xsd");
+    let schema = format!("{}/schemas/{schema}", env!("CARGO_MANIFEST_DIR"));
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/support/validate_xsd.py");
     let mut command = std::process::Command::new(python);
     command.arg(script).arg(schema);
