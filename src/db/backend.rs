@@ -505,7 +505,7 @@ pub fn insert_import_rows(
                 "INSERT INTO import_rows (process_id, row_no, email, email_key, mobile_prefix, \
                      mobile_number, mobile_key) \
                  SELECT $1, (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5 \
-                 FROM json_array_elements($2::json) r"
+                 FROM jsonb_array_elements($2::jsonb) r"
             }
             DbConnection::Sqlite(_) => {
                 "INSERT INTO import_rows (process_id, row_no, email, email_key, mobile_prefix, \
@@ -541,7 +541,7 @@ pub fn insert_import_fields(
             DbConnection::Postgresql(_) => {
                 "INSERT INTO import_row_fields (process_id, row_no, field_number, value) \
                  SELECT $1, (f->>0)::bigint, (f->>1)::integer, f->>2 \
-                 FROM json_array_elements($2::json) f"
+                 FROM jsonb_array_elements($2::jsonb) f"
             }
             DbConnection::Sqlite(_) => {
                 "INSERT INTO import_row_fields (process_id, row_no, field_number, value) \
