@@ -266,7 +266,8 @@ backend_tests! {
         message.list = Some(1);
         let message = messages::create(&mut conn, account, &message).unwrap();
         // The list says no: its campaign goes out untracked.
-        espbridge::domain::lists::set_tracking(&mut conn, account, 1, false).unwrap();
+        let untracked = espbridge::domain::lists::ListChanges { tracking: Some(false), ..Default::default() };
+        espbridge::domain::lists::update(&mut conn, account, 1, &untracked).unwrap();
         common::start_list_campaign(&t.db, account, message.id);
         // A single message sent for no list, its send switched off before it starts.
         let plain = messages::create(&mut conn, account, &NewMessage::email("Receipt", html)).unwrap();

@@ -138,21 +138,6 @@ pub fn all(conn: &mut DbConnection, account_id: i64) -> Result<Vec<List>> {
         .load(conn)?)
 }
 
-/// Turns open and click tracking of the list's messages on or off (for
-/// messages sent from now on).
-pub fn set_tracking(
-    conn: &mut DbConnection,
-    account_id: i64,
-    number: i64,
-    on: bool,
-) -> Result<List> {
-    let list = get(conn, account_id, number)?;
-    diesel::update(lists::table.find(list.id))
-        .set((lists::tracking.eq(on), lists::updated_at.eq(now())))
-        .execute(conn)?;
-    by_id(conn, account_id, list.id)
-}
-
 /// Changes to a list's settings; `None` keeps the value.
 #[derive(Debug, Clone, Default)]
 pub struct ListChanges {
@@ -165,6 +150,7 @@ pub struct ListChanges {
     pub tracking: Option<bool>,
 }
 
+/// Changes a list's settings (tracking applies to messages sent from then on).
 pub fn update(
     conn: &mut DbConnection,
     account_id: i64,

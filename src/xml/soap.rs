@@ -59,6 +59,37 @@ pub struct Request {
 }
 
 impl Request {
+    /// Reads a SOAP request off an HTTP POST: the body up to `max_bytes`, then
+    /// the envelope ([`Request::parse`]). Whatever is wrong is answered with
+    /// the Fault the client's SOAP version expects, ready to send.
+    pub async fn read(
+        req: &actix_web::HttpRequest,
+        payload: actix_web::web::Payload,
+        max_bytes: usize,
+    ) -> Result<Request, HttpResponse> {
+        let header = |name: &str| {
+            req.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("")
+                .to_string()
+        };
+        let content_type = header("content-type");
+        let limits = Limits {
+            max_bytes,
+            ..Limits::default()
+        };
+        let body = match crate::web::read_body(payload, max_bytes).await {
+            Ok(body) => body,
+            Err(e) => {
+                let version = Version::from_content_type(&content_type);
+                return Err(Fault::client(version, &format!("{e}.")).response());
+            }
+        };
+        Request::parse(&body, &content_type, &header("soapaction"), &limits)
+            .map_err(|fault| fault.response())
+    }
+
     /// Reads an envelope. `content_type` and `soap_action` are the request's
     /// headers (empty when absent).
     pub fn parse(

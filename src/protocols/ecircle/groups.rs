@@ -242,7 +242,11 @@ pub fn clone(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
         },
     )?;
     if !template.tracking {
-        lists::set_tracking(conn, caller.account_id, list.number, false)?;
+        let untracked = lists::ListChanges {
+            tracking: Some(false),
+            ..lists::ListChanges::default()
+        };
+        lists::update(conn, caller.account_id, list.number, &untracked)?;
     }
     Ok(Return::Text(list.number.to_string()))
 }

@@ -16,14 +16,13 @@ mod params;
 mod session;
 mod users;
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::server::AppState;
-use crate::web::{base_url, read_body};
+use crate::web::base_url;
+use crate::xml::XmlWriter;
 use crate::xml::soap::{self, Fault, Request, Version};
-use crate::xml::{Limits, XmlWriter};
 use crate::{Error, Result};
 
 pub use fault::EcmFault;
@@ -233,30 +232,9 @@ async fn soap_post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let content_type = req
-        .headers()
-        .get(CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let soap_action = req
-        .headers()
-        .get("soapaction")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_string();
-    let version = Version::from_content_type(&content_type);
-    let limits = Limits {
-        max_bytes: state.settings.max_xml_bytes,
-        ..Limits::default()
-    };
-    let body = match read_body(payload, limits.max_bytes).await {
-        Ok(body) => body,
-        Err(e) => return Fault::client(version, &format!("{e}.")).response(),
-    };
-    let request = match Request::parse(&body, &content_type, &soap_action, &limits) {
+    let request = match Request::read(&req, payload, state.settings.max_xml_bytes).await {
         Ok(request) => request,
-        Err(fault) => return fault.response(),
+        Err(fault) => return fault,
     };
     let version = request.version;
     let name = match request.operation_in(&[NAMESPACE]) {

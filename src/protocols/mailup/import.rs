@@ -22,7 +22,7 @@ use crate::domain::{Channel, Origin, groups, lists, users};
 use crate::protocols::form::Form;
 use crate::server::AppState;
 use crate::web::{BodyError, base_url, client_ip, read_body};
-use crate::xml::soap::{self, Fault, Request, Version};
+use crate::xml::soap::{self, Fault, Request};
 use crate::xml::{Element, Limits};
 use crate::{Error, Result};
 
@@ -164,21 +164,11 @@ async fn soap_post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let content_type = header(&req, CONTENT_TYPE.as_str());
-    let version = Version::from_content_type(&content_type);
     // An import's recipients travel inside the envelope, so this service takes
     // larger documents than the others.
-    let limits = Limits {
-        max_bytes: state.settings.max_import_bytes,
-        ..Limits::default()
-    };
-    let body = match read_body(payload, limits.max_bytes).await {
-        Ok(body) => body,
-        Err(e) => return Fault::client(version, &format!("{e}.")).response(),
-    };
-    let request = match Request::parse(&body, &content_type, &header(&req, "soapaction"), &limits) {
+    let request = match Request::read(&req, payload, state.settings.max_import_bytes).await {
         Ok(request) => request,
-        Err(fault) => return fault.response(),
+        Err(fault) => return fault,
     };
     let version = request.version;
     let name = match request.operation_in(&[NAMESPACE]) {
@@ -448,19 +438,13 @@ fn named_list(
     account: &Account,
     params: &dyn Parameters,
 ) -> Result<std::result::Result<lists::List, i32>> {
-    let Some(number) = params.get("idList").and_then(|n| n.parse::<i64>().ok()) else {
-        return Ok(Err(code::LIST_UNRECOGNIZED));
-    };
-    let guid = params.get("listGUID").unwrap_or("");
-    let guid = guid.trim_matches(|c| c == '{' || c == '}');
-    if uuid::Uuid::parse_str(guid).is_err() {
-        return Ok(Err(code::GUID_INVALID));
-    }
-    match lists::find(conn, account.id, number)? {
-        Some(list) if list.guid.eq_ignore_ascii_case(guid) => Ok(Ok(list)),
-        Some(_) => Ok(Err(code::LIST_MISMATCH)),
-        None => Ok(Err(code::LIST_UNRECOGNIZED)),
-    }
+    let id = params.get("idList").unwrap_or("");
+    list_by(
+        conn,
+        account,
+        Some(id),
+        Some(params.get("listGUID").unwrap_or("")),
+    )
 }
 
 /// Creates a group in a list; ReturnCode is its id. A name the list already has
@@ -808,22 +792,26 @@ fn start_import_processes(
     }))
 }
 
-/// A list named by id, by GUID, or by both (which must agree).
+/// A list named by id, by GUID, or by both (which must agree): an id that is
+/// not a number or names no list is `-100`, a malformed GUID (braces allowed)
+/// `-102`, a GUID of another list `-101`.
 fn list_by(
     conn: &mut DbConnection,
     account: &Account,
     id: Option<&str>,
     guid: Option<&str>,
 ) -> Result<std::result::Result<lists::List, i32>> {
+    let number = match id.map(str::parse::<i64>) {
+        Some(Ok(number)) => Some(number),
+        Some(Err(_)) => return Ok(Err(code::LIST_UNRECOGNIZED)),
+        None => None,
+    };
     let guid = guid.map(|g| g.trim_matches(|c| c == '{' || c == '}'));
     if guid.is_some_and(|g| uuid::Uuid::parse_str(g).is_err()) {
         return Ok(Err(code::GUID_INVALID));
     }
-    let by_id = match id {
-        Some(id) => match id.parse::<i64>() {
-            Ok(number) => lists::find(conn, account.id, number)?,
-            Err(_) => return Ok(Err(code::LIST_UNRECOGNIZED)),
-        },
+    let by_id = match number {
+        Some(number) => lists::find(conn, account.id, number)?,
         None => None,
     };
     Ok(match (id, by_id, guid) {

@@ -566,19 +566,47 @@ fn send_single(conn: &mut DbConnection, account: &Account, params: &Params) -> R
     } else {
         new_newsletter(conn, account, params, &options)?
     };
-    let email = params.text("recipientEmail");
-    let key = RecipientKey::Email(email.to_string());
+    let contact = Contact::email(params.text("recipientEmail"));
+    let send_id = send_to_one(
+        conn,
+        account,
+        list,
+        &message,
+        contact,
+        "SendSingleNewsletter",
+    )?;
+    Ok(ws::ok("SendSingleNewsletter", |w| {
+        w.leaf("newsletterID", &message.id.to_string())
+            .leaf("deliveryID", &send_id.to_string());
+    }))
+}
+
+/// Sends a message to one recipient of the list, subscribing them first when
+/// they are not on it (as MailUp's single sends did). Returns the send's id.
+fn send_to_one(
+    conn: &mut DbConnection,
+    account: &Account,
+    list: i64,
+    message: &Message,
+    contact: Contact,
+    operation: &str,
+) -> Result<i64> {
+    let key = match (&contact.email, &contact.mobile) {
+        (Some(email), _) => RecipientKey::Email(email.clone()),
+        (None, Some(mobile)) => RecipientKey::Mobile(mobile.clone()),
+        (None, None) => return Err(Error::invalid("recipient", "an address is required")),
+    };
     if subscriptions::status(conn, account.id, list, &key)?.is_none() {
         subscriptions::subscribe(
             conn,
             account.id,
             &Subscribe {
                 list,
-                contact: Contact::email(email),
+                contact,
                 fields: Vec::new(),
                 groups: Vec::new(),
                 double_opt_in: Some(false),
-                source: "SendSingleNewsletter".into(),
+                source: operation.into(),
                 origin: Origin::new(Channel::MailupSoap, "MailUpSend"),
             },
         )?;
@@ -594,10 +622,7 @@ fn send_single(conn: &mut DbConnection, account: &Account, params: &Params) -> R
             idempotency_key: None,
         },
     )?;
-    Ok(ws::ok("SendSingleNewsletter", |w| {
-        w.leaf("newsletterID", &message.id.to_string())
-            .leaf("deliveryID", &enqueued.send_id.to_string());
-    }))
+    Ok(enqueued.send_id)
 }
 
 /// MailUp's words for a send's state.
@@ -898,38 +923,12 @@ fn send_single_sms(conn: &mut DbConnection, account: &Account, params: &Params) 
             &options,
         )?
     };
-    let mobile = Mobile::new(params.text("numero"));
-    let key = RecipientKey::Mobile(mobile.clone());
-    if subscriptions::status(conn, account.id, list, &key)?.is_none() {
-        subscriptions::subscribe(
-            conn,
-            account.id,
-            &Subscribe {
-                list,
-                contact: Contact {
-                    email: None,
-                    mobile: Some(mobile),
-                },
-                fields: Vec::new(),
-                groups: Vec::new(),
-                double_opt_in: Some(false),
-                source: "SendSingleSMS".into(),
-                origin: Origin::new(Channel::MailupSoap, "MailUpSend"),
-            },
-        )?;
-    }
-    let enqueued = sends::enqueue_single(
-        conn,
-        account.id,
-        &NewSingle {
-            kind: SendKind::Single,
-            message_id: message.id,
-            to: To::Recipient(key),
-            params: serde_json::Map::new(),
-            idempotency_key: None,
-        },
-    )?;
-    Ok(sms_sent("SendSingleSMS", &message, enqueued.send_id))
+    let contact = Contact {
+        email: None,
+        mobile: Some(Mobile::new(params.text("numero"))),
+    };
+    let send_id = send_to_one(conn, account, list, &message, contact, "SendSingleSMS")?;
+    Ok(sms_sent("SendSingleSMS", &message, send_id))
 }
 
 /// `SendDirectSMS(listID, content, numero, options)`: one SMS to a number,

@@ -5,16 +5,15 @@
 //! payload) carried as escaped strings. See `../shared/specs/mailup.md` §2.2,
 //! §2.3 and `docs/compat/mailup.md`.
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::access_keys::{self, Refusal};
 use crate::domain::accounts::{self, Account};
 use crate::server::AppState;
-use crate::web::{base_url, read_body};
+use crate::web::base_url;
 use crate::xml::soap::{self, Fault, Request};
-use crate::xml::{Element, Limits, XmlWriter};
+use crate::xml::{Element, XmlWriter};
 use crate::{Error, Result};
 
 pub const NAMESPACE: &str = "http://services.mailupnet.it/WS";
@@ -79,26 +78,9 @@ async fn soap_post(
     req: HttpRequest,
     payload: web::Payload,
 ) -> HttpResponse {
-    let header = |name: &str| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .to_string()
-    };
-    let content_type = header(CONTENT_TYPE.as_str());
-    let version = soap::Version::from_content_type(&content_type);
-    let limits = Limits {
-        max_bytes: state.settings.max_xml_bytes,
-        ..Limits::default()
-    };
-    let body = match read_body(payload, limits.max_bytes).await {
-        Ok(body) => body,
-        Err(e) => return Fault::client(version, &format!("{e}.")).response(),
-    };
-    let request = match Request::parse(&body, &content_type, &header("soapaction"), &limits) {
+    let request = match Request::read(&req, payload, state.settings.max_xml_bytes).await {
         Ok(request) => request,
-        Err(fault) => return fault.response(),
+        Err(fault) => return fault,
     };
     let version = request.version;
     let name = match request.operation_in(&[NAMESPACE]) {
