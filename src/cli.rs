@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
-use crate::db::Db;
+use crate::db::{Db, write_transaction};
+use crate::domain::credentials::{self, CredentialKind};
 use crate::domain::accounts::{self, CreatedAccount, NewAccount};
 use crate::domain::triggered_sends::{self, NewTriggeredSend};
 use crate::sender;
@@ -140,9 +141,22 @@ pub enum AccountCommand {
         /// Host name the account's frontend requests arrive on (repeatable).
         #[arg(long = "console-host")]
         console_hosts: Vec<String>,
+        /// E-mail address of the account's eCircle API user (where
+        /// `sendEmailToMe` writes); none if omitted.
+        #[arg(long)]
+        ecircle_email: Option<String>,
         /// Print one JSON object instead of text.
         #[arg(long)]
         json: bool,
+    },
+    /// Give an existing account's eCircle API user an e-mail address (an
+    /// empty one removes it).
+    EcircleEmail {
+        /// The account, by its console id.
+        #[arg(long)]
+        console_id: i64,
+        #[arg(long)]
+        email: String,
     },
 }
 
@@ -190,23 +204,50 @@ fn execute(cli: Cli) -> Result<()> {
                     name,
                     console_id,
                     console_hosts,
+                    ecircle_email,
                     json,
                 },
         } => {
-            let created = accounts::create(
-                &mut *db.conn()?,
-                &NewAccount {
-                    name,
-                    console_id,
-                    console_hosts,
-                },
-            )?;
+            // The account and its API user's address are written together.
+            let created = write_transaction(&mut *db.conn()?, |conn| {
+                let mut created = accounts::create(
+                    conn,
+                    &NewAccount {
+                        name,
+                        console_id,
+                        console_hosts,
+                    },
+                )?;
+                if let Some(email) = &ecircle_email {
+                    credentials::set_email(
+                        conn,
+                        created.account_id,
+                        CredentialKind::Ecircle,
+                        email,
+                    )?;
+                    created.ecircle.email = email.trim().to_string();
+                }
+                Ok(created)
+            })?;
             if json {
                 let text = serde_json::to_string_pretty(&created)
                     .map_err(|e| Error::Internal(e.to_string()))?;
                 println!("{text}");
             } else {
                 print_credentials(&created);
+            }
+            Ok(())
+        }
+        Command::Account {
+            command: AccountCommand::EcircleEmail { console_id, email },
+        } => {
+            let mut conn = db.conn()?;
+            let account = accounts::find_by_console_id(&mut conn, console_id)?
+                .ok_or(Error::NotFound("account"))?;
+            credentials::set_email(&mut conn, account.id, CredentialKind::Ecircle, &email)?;
+            match email.trim() {
+                "" => println!("the eCircle API user of account {console_id} has no address now"),
+                address => println!("the eCircle API user of account {console_id} writes to {address}"),
             }
             Ok(())
         }
@@ -363,7 +404,7 @@ fn print_credentials(created: &CreatedAccount) {
          \x20 MailUp WS user        {ws_user} / {ws_password}\n\
          \x20 MailUp console user   {console_user} / {console_password}\n\
          \x20 ExactTarget API user  {et_user} / {et_password}\n\
-         \x20 eCircle               realm {realm} user {ec_user} / {ec_password}\n\
+         \x20 eCircle               realm {realm} user {ec_user} / {ec_password} {ec_email}\n\
          \x20 REST API key          {api_key}",
         name = created.name,
         id = created.account_id,
@@ -379,6 +420,10 @@ fn print_credentials(created: &CreatedAccount) {
         realm = created.ecircle.realm,
         ec_user = created.ecircle.user,
         ec_password = created.ecircle.password,
+        ec_email = match created.ecircle.email.as_str() {
+            "" => String::new(),
+            email => format!("(mail to {email})"),
+        },
         api_key = created.api_key,
     );
 }

@@ -42,6 +42,7 @@ diesel::table! {
         username -> Text,
         secret_hash -> Text,
         created_at -> Timestamp,
+        email -> Text,
     }
 }
 
@@ -537,6 +538,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_imports,
     export_batches,
     login_failures,
+    list_decorations,
 );
 
 diesel::table! {
@@ -546,5 +548,17 @@ diesel::table! {
         protocol -> Text,
         username -> Text,
         failed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    list_decorations (list_id) {
+        list_id -> BigInt,
+        account_id -> BigInt,
+        subject_prefix -> Text,
+        text_header -> Text,
+        text_footer -> Text,
+        html_header -> Text,
+        html_footer -> Text,
     }
 }

@@ -100,6 +100,8 @@ pub struct EcircleCredentials {
     pub realm: String,
     pub user: String,
     pub password: String,
+    /// The API user's own address (sendEmailToMe); empty when it has none.
+    pub email: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -211,6 +213,7 @@ pub fn create(conn: &mut DbConnection, new: &NewAccount) -> Result<CreatedAccoun
             },
             user: format!("ecm{console_id}"),
             password: secrets::random_token(PASSWORD_LENGTH),
+            email: String::new(),
         };
         credentials::create(
             conn,

@@ -4,16 +4,15 @@
 //! nor stretched; following it confirms every subscription it names.
 
 use chrono::{Duration, NaiveDateTime};
-use diesel::prelude::*;
 
 use super::links::{LinkSigner, Purpose};
 use super::lists::List;
-use super::messages::{self, NewMessage};
+use super::messages::NewMessage;
+use super::notices;
 use super::sends::{self, Enqueued, NewSingle, SendKind, To};
 use super::subscriptions::{self, Confirmed};
 use super::{Origin, now, recipients::RecipientKey};
-use crate::db::schema::system_messages;
-use crate::db::{DbConnection, backend};
+use crate::db::DbConnection;
 use crate::{Error, Result};
 
 /// How long a confirmation link works.
@@ -131,43 +130,19 @@ fn confirmation_message(
         None => format!("confirmation:list:{}", list.number),
         Some(s) => format!("confirmation:list:{}:{}:{}", list.number, s.email, s.name),
     };
-    if let Some(id) = find(conn, account_id, &key)? {
-        return Ok(id);
-    }
-    // Two first subscribers at once must not both create it.
-    backend::lock_account(conn, account_id)?;
-    if let Some(id) = find(conn, account_id, &key)? {
-        return Ok(id);
-    }
-    let mut message = NewMessage::email(
-        "Please confirm your subscription to {{ list.name }}",
-        "<p>Hello,</p>\n<p>please confirm your subscription to <b>{{ list.name }}</b> by \
-         following this link:</p>\n<p><a href=\"{{ params.confirm_url }}\">Confirm my \
-         subscription</a></p>\n<p>If you did not ask for it, ignore this message; you will \
-         not be subscribed.</p>",
-    );
-    message.name = key.clone();
-    message.list = Some(list.number);
-    if let Some(sender) = sender {
-        message.from_email = sender.email.clone();
-        message.from_name = sender.name.clone();
-    }
-    let created = messages::create(conn, account_id, &message)?;
-    diesel::insert_into(system_messages::table)
-        .values((
-            system_messages::account_id.eq(account_id),
-            system_messages::key.eq(&key),
-            system_messages::message_id.eq(created.id),
-        ))
-        .execute(conn)?;
-    Ok(created.id)
-}
-
-fn find(conn: &mut DbConnection, account_id: i64, key: &str) -> Result<Option<i64>> {
-    Ok(system_messages::table
-        .filter(system_messages::account_id.eq(account_id))
-        .filter(system_messages::key.eq(key))
-        .select(system_messages::message_id)
-        .first(conn)
-        .optional()?)
+    notices::system_message(conn, account_id, &key, || {
+        let mut message = NewMessage::email(
+            "Please confirm your subscription to {{ list.name }}",
+            "<p>Hello,</p>\n<p>please confirm your subscription to <b>{{ list.name }}</b> by \
+             following this link:</p>\n<p><a href=\"{{ params.confirm_url }}\">Confirm my \
+             subscription</a></p>\n<p>If you did not ask for it, ignore this message; you will \
+             not be subscribed.</p>",
+        );
+        message.list = Some(list.number);
+        if let Some(sender) = sender {
+            message.from_email = sender.email.clone();
+            message.from_name = sender.name.clone();
+        }
+        message
+    })
 }

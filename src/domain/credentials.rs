@@ -36,6 +36,9 @@ pub struct Credential {
     pub realm: String,
     pub username: String,
     secret_hash: String,
+    /// Where mail for the API user itself goes (eCircle's sendEmailToMe);
+    /// empty when it has no address.
+    pub email: String,
 }
 
 /// Adds a credential. `(kind, realm, username)` is unique across all accounts,
@@ -75,6 +78,38 @@ pub fn create(
         .find(id)
         .select(Credential::as_select())
         .first(conn)?)
+}
+
+/// A credential of the account by id.
+pub fn get(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Credential> {
+    credentials::table
+        .filter(credentials::account_id.eq(account_id))
+        .filter(credentials::id.eq(id))
+        .select(Credential::as_select())
+        .first(conn)
+        .optional()?
+        .ok_or(Error::NotFound("credential"))
+}
+
+/// Gives the account's API users of one kind an e-mail address (empty: none);
+/// answers how many there are.
+pub fn set_email(
+    conn: &mut DbConnection,
+    account_id: i64,
+    kind: CredentialKind,
+    email: &str,
+) -> Result<usize> {
+    let email = match email.trim() {
+        "" => String::new(),
+        address => super::recipients::checked_email(address)?,
+    };
+    Ok(diesel::update(
+        credentials::table
+            .filter(credentials::account_id.eq(account_id))
+            .filter(credentials::kind.eq(kind.as_str())),
+    )
+    .set(credentials::email.eq(email))
+    .execute(conn)?)
 }
 
 pub fn find(

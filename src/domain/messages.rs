@@ -290,22 +290,6 @@ pub fn field_names(conn: &mut DbConnection, account_id: i64) -> Result<Vec<Strin
         .collect())
 }
 
-/// The account's messages in id order, `limit` of them after skipping `offset`.
-pub fn page(
-    conn: &mut DbConnection,
-    account_id: i64,
-    offset: i64,
-    limit: i64,
-) -> Result<Vec<Message>> {
-    Ok(messages::table
-        .filter(messages::account_id.eq(account_id))
-        .order(messages::id)
-        .offset(offset.max(0))
-        .limit(limit.clamp(1, 1000))
-        .select(Message::as_select())
-        .load(conn)?)
-}
-
 /// Deletes a message that was never sent. Returns `false` (and keeps it) when
 /// sends refer to it: their reports need it.
 pub fn delete(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<bool> {
@@ -409,4 +393,179 @@ pub fn emails(
         }
         None => found,
     })
+}
+
+/// Where a message stands with its sends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SendState {
+    /// Never sent.
+    New,
+    /// A send is scheduled, sending or paused.
+    Sending,
+    /// Sent, and nothing under way.
+    Sent,
+}
+
+/// What to sort messages by; ties go by id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MessageOrder {
+    #[default]
+    Id,
+    Name,
+    Subject,
+    Created,
+    /// When its first send started; never-sent messages come last.
+    FirstSent,
+    /// Its list's number; messages of no list come last.
+    List,
+}
+
+/// Which messages to list, in which order; every condition is optional.
+#[derive(Debug, Clone, Default)]
+pub struct MessageSearch {
+    pub id: Option<i64>,
+    /// Part of the name, compared without regard to case.
+    pub name_contains: Option<String>,
+    /// Part of the subject, compared without regard to case.
+    pub subject_contains: Option<String>,
+    /// `Some(true)`: only messages of a list; `Some(false)`: only of none.
+    pub of_a_list: Option<bool>,
+    /// Only messages of these lists (internal ids).
+    pub lists: Option<Vec<i64>>,
+    /// Created in `[from, to]`.
+    pub created_from: Option<NaiveDateTime>,
+    pub created_to: Option<NaiveDateTime>,
+    /// First sent in `[from, to]` (a never-sent message matches neither).
+    pub first_sent_from: Option<NaiveDateTime>,
+    pub first_sent_to: Option<NaiveDateTime>,
+    pub state: Option<SendState>,
+    pub order: MessageOrder,
+    pub descending: bool,
+    pub offset: i64,
+    pub limit: i64,
+}
+
+diesel::define_sql_function! {
+    /// SQL's LOWER, for substring matches without regard to case on both backends.
+    fn lower(text: diesel::sql_types::Text) -> diesel::sql_types::Text;
+}
+
+/// `%part%` for LIKE, with LIKE's own characters escaped by `\`.
+fn like_pattern(part: &str) -> String {
+    let mut pattern = String::from("%");
+    for c in part.to_lowercase().chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+/// The account's messages that match, sorted, `limit` of them after `offset`.
+pub fn search(
+    conn: &mut DbConnection,
+    account_id: i64,
+    search: &MessageSearch,
+) -> Result<Vec<Message>> {
+    use crate::db::schema::{lists as lists_table, sends};
+    let first_sent = || {
+        sends::table
+            .filter(sends::message_id.eq(messages::id))
+            .select(diesel::dsl::min(sends::started_at))
+            .single_value()
+    };
+    let any_send = || diesel::dsl::exists(sends::table.filter(sends::message_id.eq(messages::id)));
+    let under_way = || {
+        diesel::dsl::exists(
+            sends::table
+                .filter(sends::message_id.eq(messages::id))
+                .filter(sends::status.eq_any(["scheduled", "sending", "paused"])),
+        )
+    };
+    let list_number = || {
+        lists_table::table
+            .filter(lists_table::id.nullable().eq(messages::list_id))
+            .select(lists_table::number)
+            .single_value()
+    };
+    let mut query = messages::table
+        .filter(messages::account_id.eq(account_id))
+        .into_boxed();
+    if let Some(id) = search.id {
+        query = query.filter(messages::id.eq(id));
+    }
+    if let Some(part) = &search.name_contains {
+        query = query.filter(lower(messages::name).like(like_pattern(part)).escape('\\'));
+    }
+    if let Some(part) = &search.subject_contains {
+        query = query.filter(
+            lower(messages::subject)
+                .like(like_pattern(part))
+                .escape('\\'),
+        );
+    }
+    match search.of_a_list {
+        Some(true) => query = query.filter(messages::list_id.is_not_null()),
+        Some(false) => query = query.filter(messages::list_id.is_null()),
+        None => {}
+    }
+    if let Some(ids) = &search.lists {
+        query = query.filter(messages::list_id.eq_any(ids.clone()));
+    }
+    if let Some(from) = search.created_from {
+        query = query.filter(messages::created_at.ge(from));
+    }
+    if let Some(to) = search.created_to {
+        query = query.filter(messages::created_at.le(to));
+    }
+    if let Some(from) = search.first_sent_from {
+        query = query.filter(first_sent().ge(from));
+    }
+    if let Some(to) = search.first_sent_to {
+        query = query.filter(first_sent().le(to));
+    }
+    match search.state {
+        Some(SendState::New) => query = query.filter(diesel::dsl::not(any_send())),
+        Some(SendState::Sending) => query = query.filter(under_way()),
+        Some(SendState::Sent) => {
+            query = query
+                .filter(any_send())
+                .filter(diesel::dsl::not(under_way()))
+        }
+        None => {}
+    }
+    query = match (search.order, search.descending) {
+        (MessageOrder::Id, _) => query,
+        (MessageOrder::Name, false) => query.order(lower(messages::name).asc()),
+        (MessageOrder::Name, true) => query.order(lower(messages::name).desc()),
+        (MessageOrder::Subject, false) => query.order(lower(messages::subject).asc()),
+        (MessageOrder::Subject, true) => query.order(lower(messages::subject).desc()),
+        (MessageOrder::Created, false) => query.order(messages::created_at.asc()),
+        (MessageOrder::Created, true) => query.order(messages::created_at.desc()),
+        // NULLs sort differently on the two backends: put them last explicitly.
+        (MessageOrder::FirstSent, false) => query
+            .order(first_sent().is_null().asc())
+            .then_order_by(first_sent().asc()),
+        (MessageOrder::FirstSent, true) => query
+            .order(first_sent().is_null().asc())
+            .then_order_by(first_sent().desc()),
+        (MessageOrder::List, false) => query
+            .order(messages::list_id.is_null().asc())
+            .then_order_by(list_number().asc()),
+        (MessageOrder::List, true) => query
+            .order(messages::list_id.is_null().asc())
+            .then_order_by(list_number().desc()),
+    };
+    query = if search.descending {
+        query.then_order_by(messages::id.desc())
+    } else {
+        query.then_order_by(messages::id.asc())
+    };
+    Ok(query
+        .offset(search.offset.max(0))
+        .limit(search.limit.clamp(1, 1000))
+        .select(Message::as_select())
+        .load(conn)?)
 }

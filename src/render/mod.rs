@@ -3,6 +3,7 @@
 //! translated to Jinja first (`legacy`), so there is one render path. A message is
 //! compiled once per send and rendered once per recipient.
 
+pub mod decoration;
 pub mod legacy;
 pub mod tracking;
 

@@ -31,8 +31,9 @@ use crate::domain::links::{LinkSigner, Purpose};
 use crate::domain::messages::{self, MessageKind};
 use crate::domain::providers::{self, Category, ProviderKind};
 use crate::domain::sends::{self, Lane};
-use crate::domain::{fields, imports, lists, recipients, sessions, variables};
+use crate::domain::{fields, imports, list_decorations, lists, recipients, sessions, variables};
 use crate::intake::{imap, import_folder, maildir};
+use crate::render::decoration::Decoration;
 use crate::render::{Compiled, RecipientData, RenderContext, template_value};
 use crate::{Error, Result};
 
@@ -127,6 +128,8 @@ struct Prepared {
     provider_rate: Option<(String, f64)>,
     /// Links rewritten for click tracking and an open pixel added.
     tracking: bool,
+    /// The list's subject prefix, headers and footers, when it has any.
+    decoration: Option<Decoration>,
 }
 
 /// A delivery ready to go out.
@@ -541,8 +544,23 @@ impl Sender {
             list_data.insert("sender_email".into(), l.sender_email.clone());
             list_data.insert("description".into(), l.description.clone());
         }
+        // Mail to the list carries its decoration; confirmations, welcomes
+        // and OTPs are the system's words to one person, not the list's.
+        let decoration = match &list {
+            Some(l)
+                if kind == MessageKind::Email
+                    && matches!(
+                        send.kind()?,
+                        sends::SendKind::Campaign | sends::SendKind::Single
+                    ) =>
+            {
+                Some(list_decorations::get(conn, account_id, l.id)?).filter(|d| !d.is_empty())
+            }
+            _ => None,
+        };
         Ok(Prepared {
             kind,
+            decoration,
             compiled,
             letterhead: compose::Letterhead::new(&from, reply_to.as_ref(), &message.headers())
                 .map_err(|e| Error::invalid("message headers", e))?,
@@ -682,6 +700,9 @@ impl Sender {
             Ok(rendered) => rendered,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
+        if let Some(decoration) = &work.prepared.decoration {
+            decoration.apply(&mut rendered);
+        }
         if work.prepared.tracking
             && let Some(html) = rendered.html.take()
         {

@@ -6,6 +6,7 @@ use super::session::Caller;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::db::DbConnection;
 use crate::domain::lists::{self, List, NewList};
+use crate::domain::list_decorations::{self, DecorationChanges};
 use crate::domain::{list_blocklist, list_properties};
 use crate::xml::tree::{self, Limits};
 
@@ -241,6 +242,8 @@ pub fn clone(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
             ..NewList::default()
         },
     )?;
+    let decoration = list_decorations::get(conn, caller.account_id, template.id)?;
+    list_decorations::set(conn, caller.account_id, list.id, &decoration)?;
     if !template.tracking {
         let untracked = lists::ListChanges {
             tracking: Some(false),
@@ -249,6 +252,35 @@ pub fn clone(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
         lists::update(conn, caller.account_id, list.number, &untracked)?;
     }
     Ok(Return::Text(list.number.to_string()))
+}
+
+/// `changeGroupSettings(groupId, description, prefix, textFooter, textHeader,
+/// htmlFooter, htmlHeader)`: the group's description, and the subject prefix,
+/// headers and footers every message sent to the group gets from now on. A
+/// parameter left out or nil keeps its setting; an empty one clears it.
+pub fn change_settings(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let group = group_number(conn, caller, p, "groupId")?;
+    let own = |name: &str| p.setting(name).map(str::to_string);
+    if let Some(description) = own("description") {
+        let changes = lists::ListChanges {
+            description: Some(description),
+            ..lists::ListChanges::default()
+        };
+        lists::update(conn, caller.account_id, group, &changes)?;
+    }
+    list_decorations::change(
+        conn,
+        caller.account_id,
+        group,
+        &DecorationChanges {
+            subject_prefix: own("prefix"),
+            text_header: own("textHeader"),
+            text_footer: own("textFooter"),
+            html_header: own("htmlHeader"),
+            html_footer: own("htmlFooter"),
+        },
+    )?;
+    Ok(Return::Nothing)
 }
 
 /// `deleteGroup(groupId)`: the group with its memberships. One client sends

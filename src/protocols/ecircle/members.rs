@@ -9,7 +9,7 @@ use super::users;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::Result;
 use crate::db::DbConnection;
-use crate::domain::lists;
+use crate::domain::{confirmations, lists, notices};
 use crate::domain::recipients::{Contact, Mobile, Recipient, RecipientKey};
 use crate::domain::subscriptions::{self, Status, Subscribe, UnsubscribeReason, Unsubscribed};
 
@@ -29,11 +29,31 @@ fn group_param(
     Ok(number)
 }
 
+/// The mails a new membership brings (the `invite` and `sendMessage` flags).
+#[derive(Debug, Clone, Copy)]
+struct Mails {
+    /// The membership waits for the double opt-in confirmation, whose link is
+    /// mailed (the confirmation flow of every protocol).
+    invite: bool,
+    /// A member subscribed directly gets the group's welcome mail.
+    welcome: bool,
+}
+
+impl Mails {
+    fn of(p: &Params) -> Mails {
+        Mails {
+            invite: p.flag("invite"),
+            welcome: p.flag("sendMessage"),
+        }
+    }
+}
+
 fn subscribe(
     conn: &mut DbConnection,
     caller: &Caller,
     group: i64,
     recipient: &Recipient,
+    mails: Mails,
 ) -> std::result::Result<String, Failure> {
     let contact = match &recipient.email {
         Some(email) => Contact::email(email.clone()),
@@ -42,6 +62,8 @@ fn subscribe(
             mobile: recipient.mobile_key.clone().map(Mobile::new),
         },
     };
+    // Only a mailbox can confirm: a mobile-only user joins directly.
+    let invite = mails.invite && contact.email.is_some();
     let subscribed = subscriptions::subscribe(
         conn,
         caller.account_id,
@@ -50,11 +72,33 @@ fn subscribe(
             contact,
             fields: Vec::new(),
             groups: Vec::new(),
-            double_opt_in: Some(false),
+            double_opt_in: Some(invite),
             source: "ecircle".into(),
             origin: caller.origin.clone(),
         },
     )?;
+    let member = RecipientKey::Id(subscribed.recipient_id);
+    let list = lists::get(conn, caller.account_id, group)?;
+    if let Some(token) = subscribed.confirmation_token.clone() {
+        confirmations::enqueue(
+            conn,
+            &caller.links.signer,
+            caller.account_id,
+            &confirmations::Request {
+                list: &list,
+                recipient: member,
+                tokens: vec![token],
+                sender: None,
+                confirm_page: &caller.links.confirm_page,
+            },
+        )?;
+    } else if mails.welcome
+        && recipient.email.is_some()
+        && subscribed.status == Status::Subscribed
+        && !subscribed.was_already_subscribed()
+    {
+        notices::welcome(conn, caller.account_id, &list, member)?;
+    }
     Ok(documents::member_id(subscribed.recipient_id, group))
 }
 
@@ -62,7 +106,13 @@ fn subscribe(
 pub fn create(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
     let recipient = users::by_id_param(conn, caller, p, "userId")?;
     let group = group_param(conn, caller, p, &["groupId"])?;
-    Ok(Return::Text(subscribe(conn, caller, group, &recipient)?))
+    Ok(Return::Text(subscribe(
+        conn,
+        caller,
+        group,
+        &recipient,
+        Mails::of(p),
+    )?))
 }
 
 /// `subscribeMemberByEmail(email, groupId, sendMessage)`: the user is created
@@ -72,7 +122,13 @@ pub fn subscribe_by_email(conn: &mut DbConnection, caller: &Caller, p: &Params) 
     let group = group_param(conn, caller, p, &["groupId"])?;
     let (recipient, _) =
         crate::domain::recipients::find_or_create(conn, caller.account_id, &Contact::email(email))?;
-    Ok(Return::Text(subscribe(conn, caller, group, &recipient)?))
+    Ok(Return::Text(subscribe(
+        conn,
+        caller,
+        group,
+        &recipient,
+        Mails::of(p),
+    )?))
 }
 
 /// `createOrUpdateUserMemberByEmail(memberXml, groupId, sendMessage)`: the
@@ -86,7 +142,13 @@ pub fn create_or_update_by_email(conn: &mut DbConnection, caller: &Caller, p: &P
     let recipient = users::create_or_update(conn, caller, &document)?;
     // Checked after the user is written: an unknown group undoes it.
     let group = group_param(conn, caller, p, &["groupId"])?;
-    Ok(Return::Text(subscribe(conn, caller, group, &recipient)?))
+    Ok(Return::Text(subscribe(
+        conn,
+        caller,
+        group,
+        &recipient,
+        Mails::of(p),
+    )?))
 }
 
 /// The member an id names: its user and group, if the user is on the group.

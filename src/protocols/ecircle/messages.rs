@@ -11,9 +11,9 @@ use super::users;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::Error;
 use crate::db::DbConnection;
-use crate::domain::lists;
 use crate::domain::message_stats;
-use crate::domain::messages::{self, Message};
+use crate::domain::{credentials, lists, notices};
+use crate::domain::messages::{self, Message, MessageOrder, MessageSearch, SendState};
 use crate::domain::recipients::RecipientKey;
 use crate::domain::sends::{self, Audience, NewCampaign, NewSingle, SendKind, To};
 
@@ -66,6 +66,31 @@ pub fn send_group_message(conn: &mut DbConnection, caller: &Caller, p: &Params) 
             params: serde_json::Map::new(),
             idempotency_key: None,
         },
+    )?;
+    Ok(Return::Nothing)
+}
+
+/// `sendEmailToMe(subject, message)`: the message, as plain text, to the
+/// address of the API user the session was opened with, in the system lane.
+/// An API user without an address gets eC-M's permission fault.
+pub fn send_email_to_me(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
+    let address = match caller.credential_id {
+        Some(id) => credentials::get(conn, caller.account_id, id)?.email,
+        None => String::new(),
+    };
+    if address.is_empty() {
+        log::info!(
+            "eCircle sendEmailToMe refused: the API user of account {} has no address",
+            caller.account_id
+        );
+        return Err(EcmFault::permission().into());
+    }
+    notices::note_to(
+        conn,
+        caller.account_id,
+        &address,
+        p.raw("subject").unwrap_or("").trim(),
+        p.raw("message").unwrap_or(""),
     )?;
     Ok(Return::Nothing)
 }
@@ -153,9 +178,12 @@ fn parameters(
 /// Largest page `lookupMessages` answers.
 const MAX_BATCH: i64 = 500;
 
-/// `lookupMessages(lookupParams)`: `MessageInfo` of the account's messages,
-/// filtered by `messageId`, `messageName`, `messageSubject`, `messageType`
-/// and `groupId` when given, a batch at a time.
+/// `lookupMessages(lookupParams)`: `MessageInfo` of the account's messages
+/// that match every filter given (`messageId`, `messageName`,
+/// `messageSubject`, `messageType`, `messageStatus`, `groupId`, `groupName`,
+/// the creation and send date ranges), sorted by `sortProperty` (a
+/// `MessageInfo` field name: `id`, `name`, `subject`, `creationDate`,
+/// `sendDate`, `groupId`; anything else is `id`), a batch at a time.
 pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
     let lookup = p.child("lookupParams");
     let param = |name: &str| {
@@ -164,39 +192,79 @@ pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
             .map(str::trim)
             .filter(|t| !t.is_empty())
     };
-    let offset: i64 = param("batchOffset")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(0);
-    let size: i64 = param("batchSize")
-        .and_then(|t| t.parse().ok())
-        .unwrap_or(MAX_BATCH)
-        .clamp(1, MAX_BATCH);
-    let candidates = match param("messageId") {
-        Some(id) => match id.parse() {
-            Ok(id) => match messages::get(conn, caller.account_id, id) {
-                Ok(message) => vec![message],
-                Err(Error::NotFound(_)) => Vec::new(),
-                Err(e) => return Err(e.into()),
-            },
-            Err(_) => Vec::new(),
-        },
-        None => messages::page(conn, caller.account_id, offset, size)?,
+    let date = |name: &str| param(name).map(|text| date_time_value(name, text)).transpose();
+    let mut search = MessageSearch {
+        name_contains: param("messageName").map(str::to_string),
+        subject_contains: param("messageSubject").map(str::to_string),
+        created_from: date("messageCreationDateFrom")?,
+        created_to: date("messageCreationDateTo")?,
+        first_sent_from: date("messageSendDateFrom")?,
+        first_sent_to: date("messageSendDateTo")?,
+        offset: param("batchOffset")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(0),
+        limit: param("batchSize")
+            .and_then(|t| t.parse().ok())
+            .unwrap_or(MAX_BATCH)
+            .clamp(1, MAX_BATCH),
+        descending: param("sortAscending").is_some_and(|s| s.eq_ignore_ascii_case("false") || s == "0"),
+        ..MessageSearch::default()
     };
+    search.order = match param("sortProperty").map(str::to_ascii_lowercase).as_deref() {
+        Some("name") => MessageOrder::Name,
+        Some("subject") => MessageOrder::Subject,
+        Some("creationdate") => MessageOrder::Created,
+        Some("senddate") => MessageOrder::FirstSent,
+        Some("groupid") => MessageOrder::List,
+        _ => MessageOrder::Id,
+    };
+    // A filter no message can match answers an empty list.
+    let nothing = Ok(Return::Records(Vec::new()));
+    if let Some(id) = param("messageId") {
+        match id.parse() {
+            Ok(id) => search.id = Some(id),
+            Err(_) => return nothing,
+        }
+    }
+    match param("messageType").map(str::to_ascii_lowercase).as_deref() {
+        None => {}
+        Some("normal") => search.of_a_list = Some(true),
+        Some("single") => search.of_a_list = Some(false),
+        Some(_) => return nothing,
+    }
+    match param("messageStatus").map(str::to_ascii_lowercase).as_deref() {
+        None => {}
+        Some("new") => search.state = Some(SendState::New),
+        Some("sending") => search.state = Some(SendState::Sending),
+        Some("sent") => search.state = Some(SendState::Sent),
+        Some(_) => return nothing,
+    }
+    if param("groupId").is_some() || param("groupName").is_some() {
+        let number = param("groupId").map(|g| g.parse::<i64>().ok());
+        let name = param("groupName").map(str::to_lowercase);
+        let ids: Vec<i64> = lists::all(conn, caller.account_id)?
+            .into_iter()
+            .filter(|l| number.is_none_or(|n| n == Some(l.number)))
+            .filter(|l| {
+                name.as_deref()
+                    .is_none_or(|n| l.name.to_lowercase().contains(n))
+            })
+            .map(|l| l.id)
+            .collect();
+        if ids.is_empty() {
+            return nothing;
+        }
+        search.lists = Some(ids);
+    }
     let mut records = Vec::new();
-    for message in candidates {
+    for message in messages::search(conn, caller.account_id, &search)? {
         let group = match message.list_id {
             Some(list_id) => Some(lists::by_id(conn, caller.account_id, list_id)?.number),
             None => None,
         };
         let kind = if group.is_some() { "normal" } else { "single" };
-        let wanted = param("messageName").is_none_or(|n| message.name.contains(n))
-            && param("messageSubject").is_none_or(|s| message.subject.contains(s))
-            && param("messageType").is_none_or(|t| t.eq_ignore_ascii_case(kind))
-            && param("groupId").is_none_or(|g| group.is_some_and(|n| n.to_string() == g));
-        if wanted {
-            let totals = message_stats::totals(conn, caller.account_id, message.id)?;
-            records.push(message_info(&message, group, kind, &totals));
-        }
+        let totals = message_stats::totals(conn, caller.account_id, message.id)?;
+        records.push(message_info(&message, group, kind, &totals));
     }
     Ok(Return::Records(records))
 }
@@ -226,9 +294,12 @@ pub fn hourly_stats(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Out
     ))
 }
 
-/// An `xsd:dateTime`, with an offset (converted to UTC) or without (read as UTC).
 fn date_param(p: &Params, name: &str) -> std::result::Result<NaiveDateTime, EcmFault> {
-    let text = p.required(name)?;
+    date_time_value(name, p.required(name)?)
+}
+
+/// An `xsd:dateTime`, with an offset (converted to UTC) or without (read as UTC).
+fn date_time_value(name: &str, text: &str) -> std::result::Result<NaiveDateTime, EcmFault> {
     chrono::DateTime::parse_from_rfc3339(text)
         .map(|d| d.naive_utc())
         .or_else(|_| NaiveDateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%.f"))

@@ -27,7 +27,7 @@ use crate::{Error, Result};
 
 pub use fault::EcmFault;
 use params::Params;
-use session::Caller;
+use session::{Caller, Links};
 
 /// The namespace of operations, wrappers and the fault (no hyphen in
 /// "ecircleag", unlike the documents' namespace).
@@ -112,6 +112,8 @@ enum Operation {
     DeleteGroup,
     DeleteMessage,
     CopyAndSendDraftMessage,
+    ChangeGroupSettings,
+    SendEmailToMe,
 }
 
 impl Operation {
@@ -183,6 +185,8 @@ impl Operation {
             "deleteGroup" => DeleteGroup,
             "deleteMessage" => DeleteMessage,
             "copyAndSendDraftMessage" => CopyAndSendDraftMessage,
+            "changeGroupSettings" => ChangeGroupSettings,
+            "sendEmailToMe" => SendEmailToMe,
             _ => return None,
         })
     }
@@ -246,12 +250,26 @@ async fn soap_post(
         return Fault::server(version, &format!("No such operation '{name}'")).response();
     };
     let idle_seconds = state.settings.ecircle_session_idle_seconds;
+    let links = match state.link_signer().await {
+        Ok(signer) => Links {
+            signer,
+            confirm_page: format!(
+                "{}{}",
+                base_url(&req, &state.settings),
+                crate::web::confirm::PATH
+            ),
+        },
+        Err(e) => {
+            log::error!("eCircle {name}: {e}");
+            return EcmFault::internal().to_soap(version).response();
+        }
+    };
     let element = request.operation;
     let outcome = state
         .db
         .write(move |conn| {
             let params = Params::new(&element);
-            dispatch(conn, operation, &params, idle_seconds)
+            dispatch(conn, operation, &params, idle_seconds, &links)
         })
         .await;
     match outcome {
@@ -271,12 +289,13 @@ fn dispatch(
     operation: Operation,
     params: &Params,
     idle_seconds: u64,
+    links: &Links,
 ) -> Result<std::result::Result<Return, EcmFault>> {
     let caller = match operation {
         Operation::GetVersion => return Ok(Ok(Return::Text(VERSION.into()))),
         Operation::Logon => return session::logon(conn, params, idle_seconds),
         Operation::Logout => return session::logout(conn, params).map(Ok),
-        _ => match session::caller(conn, params)? {
+        _ => match session::caller(conn, params, links)? {
             Ok(caller) => caller,
             Err(fault) => return Ok(Err(fault)),
         },
@@ -350,6 +369,8 @@ fn run(conn: &mut DbConnection, operation: Operation, caller: &Caller, p: &Param
         DeleteGroup => groups::delete(conn, caller, p),
         DeleteMessage => messages::delete(conn, caller, p),
         CopyAndSendDraftMessage => messages::copy_and_send(conn, caller, p),
+        ChangeGroupSettings => groups::change_settings(conn, caller, p),
+        SendEmailToMe => messages::send_email_to_me(conn, caller, p),
     }
 }
 

@@ -28,6 +28,16 @@ impl<'a> Params<'a> {
         self.element.child_text(name)
     }
 
+    /// A setting to change: `None` (keep it) when absent or `xsi:nil`, else
+    /// its untrimmed text, empty to clear it.
+    pub fn setting(&self, name: &str) -> Option<&'a str> {
+        let child = self.element.child(name)?;
+        let nil = child
+            .attribute("nil")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1");
+        (!nil).then_some(child.text.as_str())
+    }
+
     pub fn required(&self, name: &str) -> Result<&'a str, EcmFault> {
         self.text(name)
             .ok_or_else(|| EcmFault::invalid(format!("{name} is missing")))

@@ -8,6 +8,7 @@ use super::params::Params;
 use super::{EcmFault, Return};
 use crate::db::DbConnection;
 use crate::domain::credentials::{self, CredentialKind};
+use crate::domain::links::LinkSigner;
 use crate::domain::sessions::{self, Lifetime, Principal};
 use crate::domain::{Channel, Origin};
 use crate::{Error, Result};
@@ -17,11 +18,23 @@ const PROTOCOL: &str = "ecircle";
 /// "Not authenticated", as they must after the idle timeout anyway.
 const MAX_AGE_HOURS: i64 = 24;
 
-/// The account a call acts for, and who is acting.
-#[derive(Debug, Clone)]
+/// The account a call acts for, who is acting, and how its confirmation
+/// links are made.
+#[derive(Clone)]
 pub struct Caller {
     pub account_id: i64,
     pub origin: Origin,
+    /// The API user (credential) the session was opened with.
+    pub credential_id: Option<i64>,
+    pub links: Links,
+}
+
+/// What double opt-in invitations need: the key that signs their links and
+/// the confirmation page the links lead to.
+#[derive(Clone)]
+pub struct Links {
+    pub signer: LinkSigner,
+    pub confirm_page: String,
 }
 
 pub fn logon(
@@ -83,6 +96,7 @@ pub fn logout(conn: &mut DbConnection, params: &Params) -> Result<Return> {
 pub fn caller(
     conn: &mut DbConnection,
     params: &Params,
+    links: &Links,
 ) -> Result<std::result::Result<Caller, EcmFault>> {
     let Some(token) = params.text("session") else {
         return Ok(Err(EcmFault::not_authenticated()));
@@ -94,6 +108,8 @@ pub fn caller(
                 Channel::Ecircle,
                 format!("ecircle credential {}", session.credential_id.unwrap_or(0)),
             ),
+            credential_id: session.credential_id,
+            links: links.clone(),
         })),
         Ok(_) | Err(Error::Unauthenticated) => Ok(Err(EcmFault::not_authenticated())),
         Err(e) => Err(e),

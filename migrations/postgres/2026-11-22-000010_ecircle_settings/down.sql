@@ -1,0 +1,2 @@
+ALTER TABLE credentials DROP COLUMN email;
+DROP TABLE list_decorations;
