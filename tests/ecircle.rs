@@ -14,7 +14,10 @@ use diesel::prelude::*;
 use espbridge::config::Settings;
 use espbridge::db::schema::{api_sessions, deliveries};
 use espbridge::domain::accounts::{self, CreatedAccount, NewAccount};
+use espbridge::domain::credentials::{self, CredentialKind};
+use espbridge::domain::list_decorations;
 use espbridge::domain::lists::{self, NewList};
+use espbridge::render::decoration::Decoration;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, RecipientKey};
 use espbridge::domain::subscriptions::{self, Status};
@@ -91,6 +94,8 @@ fn seed(t: &common::TestDb) -> Seeded {
         &NewMessage::email("Draft", "<p>later</p>"),
     )
     .unwrap();
+    // The API user's own address, for sendEmailToMe; the other's has none.
+    credentials::set_email(&mut conn, created.account_id, CredentialKind::Ecircle, "ops@news.example.com").unwrap();
     Seeded {
         created,
         other,
@@ -144,8 +149,13 @@ backend_tests! {
             let body = String::from_utf8(test::read_body(response).await.to_vec()).unwrap();
             let session = element_text(&body, "logonReturn");
             assert_eq!(session.len(), 40, "{body}");
+            let ec = &seeded.other.ecircle;
+            let logon = envelope("logon", &format!("<realm>{}</realm><user>{}</user><passwd>{}</passwd>", ec.realm, ec.user, ec.password));
+            let response = test::call_service(&app, test::TestRequest::post().uri("/rpc").insert_header(("Content-Type", "text/xml")).set_payload(logon).to_request()).await;
+            let other_session = element_text(std::str::from_utf8(&test::read_body(response).await).unwrap(), "logonReturn");
             let vars = BTreeMap::from([
                 ("session", session),
+                ("other_session", other_session),
                 ("realm", seeded.created.ecircle.realm.clone()),
                 ("user", seeded.created.ecircle.user.clone()),
                 ("password", seeded.created.ecircle.password.clone()),
@@ -212,13 +222,37 @@ backend_tests! {
             .select((deliveries::address, deliveries::params))
             .load(&mut conn)
             .unwrap();
-        assert_eq!(queued.len(), 4, "{queued:?}");
+        assert_eq!(queued.len(), 7, "{queued:?}");
         assert_eq!(queued[0].0, "anna@example.com");
         let params: serde_json::Value = serde_json::from_str(queued[0].1.as_deref().unwrap()).unwrap();
         assert_eq!(params, serde_json::json!({"SUBJECT": "Your code", "MSG_BODY": "<b>K-77</b>"}));
         assert_eq!((queued[1].0.as_str(), queued[1].1.as_deref()), ("dora@example.com", None));
         assert_eq!((queued[2].0.as_str(), queued[2].1.as_deref()), ("dora@example.com", None));
         assert_eq!((queued[3].0.as_str(), queued[3].1.as_deref()), ("anna@example.com", None));
+        // sendEmailToMe: the note's subject and text as given, never templates.
+        assert_eq!(queued[4].0, "ops@news.example.com");
+        let params: serde_json::Value = serde_json::from_str(queued[4].1.as_deref().unwrap()).unwrap();
+        assert_eq!(params, serde_json::json!({"subject": "Import finished", "text": "3 rows imported <%parameter.X%> {{ 1 + 1 }}"}));
+        // invite: Anna's confirmation link; sendMessage: Gil's welcome (once).
+        assert_eq!(queued[5].0, "anna@example.com");
+        let params: serde_json::Value = serde_json::from_str(queued[5].1.as_deref().unwrap()).unwrap();
+        assert!(params["confirm_url"].as_str().unwrap().starts_with("http://news.example.com/confirm?t="), "{params}");
+        assert_eq!((queued[6].0.as_str(), queued[6].1.as_deref()), ("gil@example.com", None));
+        assert_eq!(subscriptions::status(&mut conn, account, 2, &key("anna@example.com")).unwrap(), Some(Status::Pending));
+        assert_eq!(subscriptions::status(&mut conn, account, 2, &key("gil@example.com")).unwrap(), Some(Status::Subscribed));
+        // Group 2's settings: nil kept the prefix, empty cleared the HTML footer.
+        let offers = lists::get(&mut conn, account, 2).unwrap();
+        assert_eq!(offers.description, "Weekly offers");
+        assert_eq!(
+            list_decorations::get(&mut conn, account, offers.id).unwrap(),
+            Decoration {
+                subject_prefix: "[Offers]".into(),
+                text_header: "OFFERS OF THE WEEK".into(),
+                text_footer: "-- \nOffers by Example".into(),
+                html_header: "<h1>Offers of the week</h1>".into(),
+                html_footer: String::new(),
+            }
+        );
         // The fixtures' session was logged out; only the one the `logon`
         // fixture opened is left.
         let sessions: i64 = api_sessions::table.filter(api_sessions::account_id.eq(account)).count().get_result(&mut conn).unwrap();
