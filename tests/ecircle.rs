@@ -542,3 +542,120 @@ backend_tests! {
         }
     }
 }
+
+/// The first mail the SMTP server received for `address` whose subject
+/// satisfies `wanted`, waiting for the sender up to a minute.
+fn mail_for(smtp: &common::SmtpServer, address: &str, wanted: impl Fn(&str) -> bool) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        for mail in smtp.received() {
+            if !mail.rcpt_tos.iter().any(|r| r == address) {
+                continue;
+            }
+            let parsed = mail_parser::MessageParser::default()
+                .parse(mail.data.as_bytes())
+                .expect("a MIME message");
+            if wanted(parsed.subject().unwrap_or("")) {
+                return mail.data;
+            }
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no mail for {address}: {:?}",
+            smtp.received()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+backend_tests! {
+    fn group_settings_invitations_welcomes_and_notes_arrive(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let seeded = seed(t);
+        let account = seeded.created.account_id;
+        // A message of group 2 with both parts, to show each gets its own header and footer.
+        let mut offer = NewMessage::email("Autumn sale", "<html><body><p>All coats half price.</p></body></html>");
+        offer.text = Some("All coats half price.".into());
+        offer.list = Some(2);
+        let offer = messages::create(&mut t.db.conn().unwrap(), account, &offer).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let call = |operation: &str, children: &str| -> String {
+            let answer = common::http(
+                server.port,
+                "POST",
+                "/rpc",
+                &[("Content-Type", "text/xml; charset=utf-8"), ("SOAPAction", "\"\"")],
+                envelope(operation, children).into_bytes(),
+                std::time::Duration::from_secs(30),
+            )
+            .unwrap();
+            assert_eq!(answer.status, 200, "{operation}: {}", answer.body);
+            answer.body
+        };
+        let ec = &seeded.created.ecircle;
+        let session = element_text(&call("logon", &format!("<realm>{}</realm><user>{}</user><passwd>{}</passwd>", ec.realm, ec.user, ec.password)), "logonReturn");
+        let with_session = |children: &str| format!("<session>{session}</session>{children}");
+        call("changeGroupSettings", &with_session("<groupId>2</groupId><description>Weekly offers</description><prefix>[Offers]</prefix><textFooter>Offers by Example</textFooter><textHeader>OFFERS OF THE WEEK</textHeader><htmlFooter>&lt;p&gt;Sent by Example&lt;/p&gt;</htmlFooter><htmlHeader>&lt;h1&gt;Offers of the week&lt;/h1&gt;</htmlHeader>"));
+        // sendMessage: Hal joins directly and is welcomed.
+        let hal = element_text(&call("subscribeMemberByEmail", &with_session("<email>hal@example.com</email><groupId>2</groupId><sendMessage>true</sendMessage>")), "subscribeMemberByEmailReturn");
+        let hal_user = hal.strip_suffix("g2").unwrap().to_string();
+        // invite: Ivy waits for her confirmation.
+        let ivy_user = element_text(&call("createOrUpdateUserByEmail", &with_session("<userXml>&lt;user&gt;&lt;email&gt;ivy@example.com&lt;/email&gt;&lt;/user&gt;</userXml><sendMessage>false</sendMessage>")), "createOrUpdateUserByEmailReturn");
+        call("createMember", &with_session(&format!("<userId>{ivy_user}</userId><groupId>2</groupId><invite>true</invite><sendMessage>true</sendMessage>")));
+        let pending = call("lookupMemberById_v2_0", &with_session(&format!("<memberid>{ivy_user}g2</memberid><onlyActive>true</onlyActive>")));
+        assert!(pending.contains("xsi:nil=\"true\""), "{pending}");
+        call("sendEmailToMe", &with_session("<subject>Import finished</subject><message>3 rows imported.\nNothing refused.</message>"));
+
+        let welcome = mail_for(&smtp, "hal@example.com", |s| s.starts_with("Welcome"));
+        let parsed = mail_parser::MessageParser::default().parse(welcome.as_bytes()).unwrap();
+        // The system's own mail carries no group decoration.
+        assert_eq!(parsed.subject(), Some("Welcome to Offers"));
+        assert!(!welcome.contains("Offers of the week"), "{welcome}");
+
+        let invitation = mail_for(&smtp, "ivy@example.com", |s| s.starts_with("Please confirm"));
+        let parsed = mail_parser::MessageParser::default().parse(invitation.as_bytes()).unwrap();
+        // The link is HTML-escaped in the href (`/` as `&#x2f;`).
+        let html = parsed.body_html(0).unwrap().replace("&#x2f;", "/");
+        let start = html.find("/confirm?t=").expect("a confirmation link");
+        let end = start + html[start..].find('"').unwrap();
+        let link = html[start..end].to_string();
+        let page = common::http(server.port, "GET", &link, &[], Vec::new(), std::time::Duration::from_secs(30)).unwrap();
+        assert_eq!(page.status, 200, "{}", page.body);
+        let active = call("lookupMemberById_v2_0", &with_session(&format!("<memberid>{ivy_user}g2</memberid><onlyActive>true</onlyActive>")));
+        assert!(active.contains("&lt;email&gt;ivy@example.com&lt;/email&gt;"), "{active}");
+
+        let note = mail_for(&smtp, "ops@news.example.com", |s| s == "Import finished");
+        let parsed = mail_parser::MessageParser::default().parse(note.as_bytes()).unwrap();
+        assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n").trim_end(), "3 rows imported.\nNothing refused.");
+        assert!(!note.contains("text/html"), "{note}");
+
+        // Mail to the group carries its prefix, headers and footers: a single
+        // group message with both parts, and a campaign to the whole group.
+        call("sendGroupMessageToUser", &with_session(&format!("<groupid>2</groupid><messageId>{}</messageId><userId>{hal_user}</userId>", offer.id)));
+        let single = mail_for(&smtp, "hal@example.com", |s| s.contains("Autumn sale"));
+        let parsed = mail_parser::MessageParser::default().parse(single.as_bytes()).unwrap();
+        assert_eq!(parsed.subject(), Some("[Offers] Autumn sale"));
+        let html = parsed.body_html(0).unwrap().into_owned();
+        assert!(html.contains("<body><h1>Offers of the week</h1><p>All coats half price.</p><p>Sent by Example</p>"), "{html}");
+        assert_eq!(parsed.body_text(0).unwrap().replace("\r\n", "\n").trim_end(), "OFFERS OF THE WEEK\nAll coats half price.\nOffers by Example");
+        call("copyAndSendDraftMessage", &with_session(&format!("<groupId>2</groupId><messageId>{}</messageId>", seeded.draft_message_id)));
+        for member in ["hal@example.com", "ivy@example.com"] {
+            let campaign = mail_for(&smtp, member, |s| s.contains("Draft"));
+            let parsed = mail_parser::MessageParser::default().parse(campaign.as_bytes()).unwrap();
+            assert_eq!(parsed.subject(), Some("[Offers] Draft"), "{member}");
+            let html = parsed.body_html(0).unwrap().into_owned();
+            assert!(html.starts_with("<h1>Offers of the week</h1><p>later</p><p>Sent by Example</p>"), "{member}: {html}");
+        }
+        // Following the link made Ivy's membership active for good.
+        assert_eq!(
+            subscriptions::status(&mut t.db.conn().unwrap(), account, 2, &RecipientKey::Email("ivy@example.com".into())).unwrap(),
+            Some(Status::Subscribed)
+        );
+    }
+}
