@@ -105,6 +105,32 @@ backend_tests! {
         assert!(again.stdout.is_empty());
     }
 
+    fn the_ecircle_api_user_gets_an_address(t) {
+        use espbridge::domain::credentials::{self, CredentialKind};
+        let dir = tempfile::tempdir().unwrap();
+        let url = database(t, &dir);
+        let run = |args: &[&str]| espbridge(&url, &dir).args(args).output().unwrap();
+        let out = run(&["account", "create", "--name", "Shop", "--console-id", "1300", "--ecircle-email", " ops@shop.example ", "--json"]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json["ecircle"]["email"], "ops@shop.example");
+        let (realm, user) = (json["ecircle"]["realm"].as_str().unwrap(), json["ecircle"]["user"].as_str().unwrap());
+        let db = espbridge::db::Db::connect(&url, Some(1)).unwrap();
+        let email = |db: &espbridge::db::Db| credentials::find(&mut db.conn().unwrap(), CredentialKind::Ecircle, realm, user).unwrap().unwrap().email;
+        assert_eq!(email(&db), "ops@shop.example");
+        // A bad address refuses the whole account.
+        let bad = run(&["account", "create", "--name", "Bad", "--console-id", "1301", "--ecircle-email", "not an address"]);
+        assert!(!bad.status.success());
+        assert!(espbridge::domain::accounts::find_by_console_id(&mut db.conn().unwrap(), 1301).unwrap().is_none());
+        // Changed and removed later.
+        let changed = run(&["account", "ecircle-email", "--console-id", "1300", "--email", "it@shop.example"]);
+        assert!(changed.status.success(), "{}", String::from_utf8_lossy(&changed.stderr));
+        assert_eq!(email(&db), "it@shop.example");
+        assert!(run(&["account", "ecircle-email", "--console-id", "1300", "--email", ""]).status.success());
+        assert_eq!(email(&db), "");
+        assert!(!run(&["account", "ecircle-email", "--console-id", "999", "--email", "x@shop.example"]).status.success());
+    }
+
     fn serve_migrates_creates_a_demo_account_and_gets_ready(t) {
         let dir = tempfile::tempdir().unwrap();
         let url = database(t, &dir);
