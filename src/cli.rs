@@ -8,8 +8,8 @@ use clap::{Args, Parser, Subcommand};
 
 use crate::config::{Overrides, Settings};
 use crate::db::{Db, write_transaction};
-use crate::domain::credentials::{self, CredentialKind};
 use crate::domain::accounts::{self, CreatedAccount, NewAccount};
+use crate::domain::credentials::{self, CredentialKind};
 use crate::domain::triggered_sends::{self, NewTriggeredSend};
 use crate::sender;
 use crate::server::{self, AppState};
@@ -247,7 +247,9 @@ fn execute(cli: Cli) -> Result<()> {
             credentials::set_email(&mut conn, account.id, CredentialKind::Ecircle, &email)?;
             match email.trim() {
                 "" => println!("the eCircle API user of account {console_id} has no address now"),
-                address => println!("the eCircle API user of account {console_id} writes to {address}"),
+                address => {
+                    println!("the eCircle API user of account {console_id} writes to {address}")
+                }
             }
             Ok(())
         }

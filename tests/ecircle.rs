@@ -17,11 +17,11 @@ use espbridge::domain::accounts::{self, CreatedAccount, NewAccount};
 use espbridge::domain::credentials::{self, CredentialKind};
 use espbridge::domain::list_decorations;
 use espbridge::domain::lists::{self, NewList};
-use espbridge::render::decoration::Decoration;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, RecipientKey};
 use espbridge::domain::subscriptions::{self, Status};
 use espbridge::render::Dialect;
+use espbridge::render::decoration::Decoration;
 use espbridge::server::{AppState, configure};
 
 use common::golden;
@@ -95,7 +95,13 @@ fn seed(t: &common::TestDb) -> Seeded {
     )
     .unwrap();
     // The API user's own address, for sendEmailToMe; the other's has none.
-    credentials::set_email(&mut conn, created.account_id, CredentialKind::Ecircle, "ops@news.example.com").unwrap();
+    credentials::set_email(
+        &mut conn,
+        created.account_id,
+        CredentialKind::Ecircle,
+        "ops@news.example.com",
+    )
+    .unwrap();
     Seeded {
         created,
         other,

@@ -5,10 +5,10 @@
 use diesel::prelude::*;
 
 use super::lists;
-use crate::{Error, Result};
 use crate::db::DbConnection;
 use crate::db::schema::list_decorations;
 use crate::render::decoration::Decoration;
+use crate::{Error, Result};
 
 /// Changes to a decoration; `None` keeps the part as it is.
 #[derive(Debug, Clone, Default)]
@@ -37,15 +37,15 @@ pub fn get(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<Dec
         ))
         .first(conn)
         .optional()?;
-    Ok(row.map_or_else(Decoration::default, |(prefix, th, tf, hh, hf)| {
-        Decoration {
+    Ok(
+        row.map_or_else(Decoration::default, |(prefix, th, tf, hh, hf)| Decoration {
             subject_prefix: prefix,
             text_header: th,
             text_footer: tf,
             html_header: hh,
             html_footer: hf,
-        }
-    }))
+        }),
+    )
 }
 
 /// Changes the decoration of list `list_number`; answers the new one. Runs in

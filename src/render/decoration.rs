@@ -59,7 +59,10 @@ fn around_html(html: &str, header: &str, footer: &str) -> String {
         .find("<body")
         .and_then(|at| lower[at..].find('>').map(|end| at + end + 1))
         .unwrap_or(0);
-    let body_end = lower.rfind("</body").filter(|&at| at >= body_start).unwrap_or(html.len());
+    let body_end = lower
+        .rfind("</body")
+        .filter(|&at| at >= body_start)
+        .unwrap_or(html.len());
     let mut out = String::with_capacity(html.len() + header.len() + footer.len());
     out.push_str(&html[..body_start]);
     out.push_str(header);
@@ -124,7 +127,10 @@ mod tests {
         };
         decoration().apply(&mut again);
         assert_eq!(again.subject, "[News] Hello");
-        assert_eq!(again.html.as_deref(), Some("<p>top</p><p>Hi</p><p>bottom</p>"));
+        assert_eq!(
+            again.html.as_deref(),
+            Some("<p>top</p><p>Hi</p><p>bottom</p>")
+        );
         assert_eq!(again.text, None);
     }
 

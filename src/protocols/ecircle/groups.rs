@@ -5,8 +5,8 @@ use super::params::Params;
 use super::session::Caller;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::db::DbConnection;
-use crate::domain::lists::{self, List, NewList};
 use crate::domain::list_decorations::{self, DecorationChanges};
+use crate::domain::lists::{self, List, NewList};
 use crate::domain::{list_blocklist, list_properties};
 use crate::xml::tree::{self, Limits};
 

@@ -9,9 +9,9 @@ use super::users;
 use super::{EcmFault, Failure, Outcome, Return};
 use crate::Result;
 use crate::db::DbConnection;
-use crate::domain::{confirmations, lists, notices};
 use crate::domain::recipients::{Contact, Mobile, Recipient, RecipientKey};
 use crate::domain::subscriptions::{self, Status, Subscribe, UnsubscribeReason, Unsubscribed};
+use crate::domain::{confirmations, lists, notices};
 
 /// The group (list) number a parameter names; an unusable one is a
 /// permission problem, as eC-M answers for groups it does not know.

@@ -12,10 +12,10 @@ use super::{EcmFault, Failure, Outcome, Return};
 use crate::Error;
 use crate::db::DbConnection;
 use crate::domain::message_stats;
-use crate::domain::{credentials, lists, notices};
 use crate::domain::messages::{self, Message, MessageOrder, MessageSearch, SendState};
 use crate::domain::recipients::RecipientKey;
 use crate::domain::sends::{self, Audience, NewCampaign, NewSingle, SendKind, To};
+use crate::domain::{credentials, lists, notices};
 
 /// `sendSingleMessageToUser(singleMessageId, userId)` and the parametrised form
 /// with its paired `names`/`values` (the priority variants land here too).
@@ -192,7 +192,11 @@ pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
             .map(str::trim)
             .filter(|t| !t.is_empty())
     };
-    let date = |name: &str| param(name).map(|text| date_time_value(name, text)).transpose();
+    let date = |name: &str| {
+        param(name)
+            .map(|text| date_time_value(name, text))
+            .transpose()
+    };
     let mut search = MessageSearch {
         name_contains: param("messageName").map(str::to_string),
         subject_contains: param("messageSubject").map(str::to_string),
@@ -207,10 +211,14 @@ pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
             .and_then(|t| t.parse().ok())
             .unwrap_or(MAX_BATCH)
             .clamp(1, MAX_BATCH),
-        descending: param("sortAscending").is_some_and(|s| s.eq_ignore_ascii_case("false") || s == "0"),
+        descending: param("sortAscending")
+            .is_some_and(|s| s.eq_ignore_ascii_case("false") || s == "0"),
         ..MessageSearch::default()
     };
-    search.order = match param("sortProperty").map(str::to_ascii_lowercase).as_deref() {
+    search.order = match param("sortProperty")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("name") => MessageOrder::Name,
         Some("subject") => MessageOrder::Subject,
         Some("creationdate") => MessageOrder::Created,
@@ -232,7 +240,10 @@ pub fn lookup(conn: &mut DbConnection, caller: &Caller, p: &Params) -> Outcome {
         Some("single") => search.of_a_list = Some(false),
         Some(_) => return nothing,
     }
-    match param("messageStatus").map(str::to_ascii_lowercase).as_deref() {
+    match param("messageStatus")
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         None => {}
         Some("new") => search.state = Some(SendState::New),
         Some("sending") => search.state = Some(SendState::Sending),
