@@ -518,6 +518,38 @@ fn journey(
     if script.starts_with("zeep") {
         assert_eq!(second["hourly_openings"], 1, "{second}");
     }
+    // The date filters as each client writes dates.
+    assert_eq!(
+        second["sent_in_range"],
+        serde_json::json!([message]),
+        "{second}"
+    );
+    assert_eq!(second["created_later"], 0, "{second}");
+    // changeGroupSettings: what a client sends as None/null (nil) is kept.
+    // zeep runs first and sets the prefix and the HTML header; PHP then
+    // changes only the text footer and the description.
+    let offers = lists::get(&mut conn, account, 2).unwrap();
+    let zeep = Decoration {
+        subject_prefix: "[zeep]".into(),
+        html_header: "<p>zeep</p>".into(),
+        ..Decoration::default()
+    };
+    let (description, decoration) = if script.starts_with("zeep") {
+        ("Set by zeep", zeep)
+    } else {
+        (
+            "Set by PHP",
+            Decoration {
+                text_footer: "php footer".into(),
+                ..zeep
+            },
+        )
+    };
+    assert_eq!(offers.description, description);
+    assert_eq!(
+        list_decorations::get(&mut conn, account, offers.id).unwrap(),
+        decoration
+    );
     assert_eq!(second["unsubscribed"], true, "{second}");
     assert!(second["member_after"].is_null(), "{second}");
     let not_authenticated = serde_json::json!({"code": 501, "errorMessage": "Not authenticated", "faultstring": "Not authenticated"});

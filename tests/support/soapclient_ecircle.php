@@ -52,6 +52,33 @@ if ($phase === 'first') {
         'readerCount' => $info->readerCount,
         'openRate' => $info->openRate,
     ]];
+    $day = new DateInterval('P1D');
+    $now = new DateTimeImmutable('now', new DateTimeZone('UTC'));
+    $inRange = $client->lookupMessages(['session' => $session, 'lookupParams' => [
+        'messageId' => $message,
+        'messageSendDateFrom' => $now->sub($day)->format(DATE_ATOM),
+        'messageSendDateTo' => $now->add($day)->format(DATE_ATOM),
+        'sortProperty' => 'sendDate',
+        'sortAscending' => false,
+    ]]);
+    $found = $inRange->lookupMessagesReturn ?? null;
+    $result['sent_in_range'] = $found === null ? [] : [$found->id];
+    $later = $client->lookupMessages(['session' => $session, 'lookupParams' => [
+        'messageId' => $message,
+        'messageCreationDateFrom' => $now->add($day)->format(DATE_ATOM),
+    ]]);
+    $result['created_later'] = isset($later->lookupMessagesReturn) ? 1 : 0;
+    // null goes out as xsi:nil: those settings stay as they are.
+    $client->changeGroupSettings([
+        'session' => $session,
+        'groupId' => $group,
+        'description' => 'Set by PHP',
+        'prefix' => null,
+        'textFooter' => 'php footer',
+        'textHeader' => null,
+        'htmlFooter' => null,
+        'htmlHeader' => null,
+    ]);
     $result['unsubscribed'] = $client->unsubscribeMemberByEmail(['session' => $session, 'email' => $email, 'groupId' => $group, 'sendMessage' => false])->unsubscribeMemberByEmailReturn;
     $result['member_after'] = $client->lookupMemberByEmail(['session' => $session, 'groupId' => $group, 'email' => $email])->lookupMemberByEmailReturn ?? null;
     $client->logout(['session' => $session]);

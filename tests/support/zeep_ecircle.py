@@ -62,6 +62,33 @@ else:
         periodEndDate=datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(days=1),
     )
     result["hourly_openings"] = sum(h["noOfOpenings"] for h in hours)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    in_range = service.lookupMessages(
+        session=session,
+        lookupParams={
+            "messageId": message,
+            "messageSendDateFrom": now - datetime.timedelta(days=1),
+            "messageSendDateTo": now + datetime.timedelta(days=1),
+            "sortProperty": "sendDate",
+            "sortAscending": False,
+        },
+    )
+    result["sent_in_range"] = [i["id"] for i in in_range or []]
+    later = service.lookupMessages(
+        session=session, lookupParams={"messageId": message, "messageCreationDateFrom": now + datetime.timedelta(days=1)}
+    )
+    result["created_later"] = len(later or [])
+    # None goes out as xsi:nil: those settings stay as they are.
+    service.changeGroupSettings(
+        session=session,
+        groupId=group,
+        description="Set by zeep",
+        prefix="[zeep]",
+        textFooter=None,
+        textHeader=None,
+        htmlFooter=None,
+        htmlHeader="<p>zeep</p>",
+    )
     result["unsubscribed"] = service.unsubscribeMemberByEmail(session=session, email=email, groupId=group, sendMessage=False)
     result["member_after"] = service.lookupMemberByEmail(session=session, groupId=group, email=email)
     result["logout"] = service.logout(session=session)
