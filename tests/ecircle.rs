@@ -38,8 +38,8 @@ struct Seeded {
 }
 
 /// An account reached at `news.example.com` with group (list) 1 "News" and
-/// group 2 "Offers", a single message in eCircle's dialect, and a second
-/// account whose data must stay out of reach.
+/// group 2 "Offers", a single message in eCircle's dialect, a message of each
+/// group, a draft, and a second account whose data must stay out of reach.
 fn seed(t: &common::TestDb) -> Seeded {
     let mut conn = t.db.conn().unwrap();
     let created = accounts::create(
@@ -94,6 +94,11 @@ fn seed(t: &common::TestDb) -> Seeded {
         &NewMessage::email("Draft", "<p>later</p>"),
     )
     .unwrap();
+    // A message of group 2 that is never sent (lookupMessages' status filter).
+    let mut offer = NewMessage::email("Autumn offer", "<p>Coats</p>");
+    offer.name = "Autumn offer".into();
+    offer.list = Some(2);
+    messages::create(&mut conn, created.account_id, &offer).unwrap();
     // The API user's own address, for sendEmailToMe; the other's has none.
     credentials::set_email(
         &mut conn,
