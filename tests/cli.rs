@@ -1,5 +1,6 @@
-//! The real binary: `account create --json`, `migrate`, and `serve` answering
-//! `/readyz`, on both backends.
+//! The real binary: `account create --json`, the eCircle API user's address
+//! (`--ecircle-email`, `account ecircle-email`), `migrate`, and `serve`
+//! answering `/readyz`, on both backends.
 
 mod common;
 

@@ -3,7 +3,9 @@
 //! afterwards; the WSDL at both its URLs; and Python's zeep and PHP's
 //! SoapClient loading it over a real port, with the parametrised single message
 //! arriving at a real SMTP server and its open read back through
-//! lookupMessages.
+//! lookupMessages; and the mails of changeGroupSettings (a group's prefix,
+//! headers and footers), invite (the confirmation link, followed), sendMessage
+//! (the welcome) and sendEmailToMe arriving at a real SMTP server.
 
 mod common;
 
