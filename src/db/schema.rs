@@ -537,6 +537,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_imports,
     export_batches,
     login_failures,
+    send_lists,
 );
 
 diesel::table! {
@@ -546,5 +547,16 @@ diesel::table! {
         protocol -> Text,
         username -> Text,
         failed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_lists (id) {
+        id -> BigInt,
+        send_id -> BigInt,
+        account_id -> BigInt,
+        list_id -> BigInt,
+        group_ids -> Text,
+        excluded -> Bool,
     }
 }
