@@ -18,6 +18,7 @@ use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::credentials::{self, CredentialKind};
 use espbridge::domain::fields::{self, FieldRef};
 use espbridge::domain::file_imports;
+use espbridge::domain::image_library;
 use espbridge::domain::lists;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, Contact, RecipientKey};
@@ -251,9 +252,16 @@ backend_tests! {
             // The import files in the account's import folder.
             let folder = file_imports::folder(data_dir.path(), 1001);
             std::fs::create_dir_all(&folder).unwrap();
-            for name in ["subscribers.csv", "more.txt"] {
+            for name in ["subscribers.csv", "more.txt", "partners.csv"] {
                 std::fs::copy(Path::new(FIXTURES).join("imports").join(name), folder.join(name)).unwrap();
             }
+            // Images for filemove; the library has a logo.png already.
+            std::fs::write(folder.join("banner.gif"), GIF).unwrap();
+            std::fs::write(folder.join("logo.png"), PNG).unwrap();
+            std::fs::write(folder.join("big.jpg"), vec![0u8; 200 * 1024 + 1]).unwrap();
+            let library = image_library::folder(data_dir.path(), 1001);
+            std::fs::create_dir_all(&library).unwrap();
+            std::fs::write(library.join("logo.png"), b"the old logo").unwrap();
             let settings = Settings { data_dir: data_dir.path().to_path_buf(), ..Settings::default() };
             let state = AppState::new(t.db.clone(), settings);
             let app = test::init_service(App::new().configure(configure(state))).await;
@@ -303,7 +311,7 @@ backend_tests! {
         // List 2 is gone; list 1's counters are in step.
         assert!(lists::find(&mut conn, id, 2).unwrap().is_none());
         let news = lists::get(&mut conn, id, 1).unwrap();
-        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (3, 0, 2), "the imports subscribed three");
+        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (5, 0, 2), "the imports subscribed five");
         // The e-mail got its text version, in the ExactTarget dialect.
         let email_id: i64 = seeded.vars["email_id"].parse().unwrap();
         let welcome = messages::get(&mut conn, id, email_id).unwrap();
@@ -328,6 +336,17 @@ backend_tests! {
         let first = file_imports::get(&mut conn, id, 1).unwrap();
         assert_eq!((first.imported, first.rejected, first.status.as_str()), (2, 2, "Complete"));
         assert!(recipients::get(&mut conn, id, &key("tom@example.com")).unwrap().email_blocklisted);
+        // The import into lists 1 and 3: each row on both, the bad one
+        // rejected once; the import naming an unknown list changed nothing.
+        let partners = file_imports::get(&mut conn, id, 3).unwrap();
+        assert_eq!((partners.imported, partners.rejected), (3, 1));
+        for email in ["pia@example.com", "sam@example.com", "una@example.com"] {
+            for list in [1, 3] {
+                assert_eq!(subscriptions::status(&mut conn, id, list, &key(email)).unwrap(), Some(Status::Subscribed), "{email} on {list}");
+            }
+        }
+        assert_eq!(subscriptions::status(&mut conn, id, 3, &key("rae@example.com")).unwrap(), None);
+        assert_eq!(lists::get(&mut conn, id, 3).unwrap().subscribed_count, 3);
 
         // The first export is a zip that unzip reads, with everyone's status.
         let zip = espbridge::domain::exports::folder(data_dir.path(), 1001).join("SubsStatus_1.zip");
@@ -360,7 +379,8 @@ backend_tests! {
         let owner = Some(("Desk".to_string(), "desk@example.com".to_string()));
         // The seeded job, job/send, the scheduled one, send_single, amy (the
         // definition's sender), ben (his Owner's); carla's call was refused whole.
-        assert_eq!(senders, vec![None, shop.clone(), None, shop, desk, owner]);
+        // The job to several lists last.
+        assert_eq!(senders, vec![None, shop.clone(), None, shop, desk, owner, None]);
         let params: Vec<(String, Option<String>)> = espbridge::db::schema::deliveries::table
             .filter(espbridge::db::schema::deliveries::account_id.eq(id))
             .filter(espbridge::db::schema::deliveries::params.is_not_null())
@@ -372,8 +392,59 @@ backend_tests! {
             ("amy@example.com".to_string(), Some(r#"{"attributes":{"first name":"Amy"}}"#.to_string())),
             ("ben@example.com".to_string(), Some(r#"{"attributes":{"first name":"Ben & Co"}}"#.to_string())),
         ]);
+
+        // The job to lists 1 and 3 less list 4, expanded as the sender does:
+        // each subscriber once, una (on all three) left out.
+        let several: i64 = espbridge::db::schema::send_lists::table
+            .filter(espbridge::db::schema::send_lists::account_id.eq(id))
+            .select(espbridge::db::schema::send_lists::send_id)
+            .first(&mut conn)
+            .unwrap();
+        let job = sends::ExpansionJob { account_id: id, send_id: several };
+        while sends::expand_next_batch(&mut conn, job, 2, chrono::Duration::minutes(1)).unwrap() > 0 {}
+        let mut addresses: Vec<String> = espbridge::db::schema::deliveries::table
+            .filter(espbridge::db::schema::deliveries::send_id.eq(several))
+            .select(espbridge::db::schema::deliveries::address)
+            .load(&mut conn)
+            .unwrap();
+        addresses.sort();
+        assert_eq!(addresses, ["pia@example.com", "quinn@example.com", "rae@example.com", "sam@example.com"]);
+
+        // The exports: no sent record for a job never sent; the jobs of the
+        // send-date range, none with activity in 2001, the Enterprise variant
+        // the account's own.
+        let exports = espbridge::domain::exports::folder(data_dir.path(), 1001);
+        let unzip = |name: &str| {
+            let out = Command::new("unzip").arg("-p").arg(exports.join(name)).output().unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(unzip("Sent_all_ToFTP_7.zip"), "<?xml version=\"1.0\" encoding=\"utf-8\"?><sent></sent>");
+        assert!(unzip("Sent_all_attributes_ToFTP_8.zip").starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><sent"));
+        for name in ["all_jobs_ToFTP_9.zip", "all_jobs_ToFTP_11.zip"] {
+            let jobs = unzip(name);
+            assert_eq!(jobs.matches("<job>").count(), 2, "{name}: {jobs}");
+            assert!(jobs.contains(&format!("<jobID>{several}</jobID>")), "{name}: {jobs}");
+        }
+        let none = unzip("all_jobs_ToFTP_10.zip");
+        assert!(!none.contains("<job>"), "{none}");
+
+        // filemove: the images in the library, the old logo kept; what was
+        // not moved is still in the import folder.
+        let library = image_library::folder(data_dir.path(), 1001);
+        let imports = file_imports::folder(data_dir.path(), 1001);
+        assert_eq!(std::fs::read(library.join("banner.gif")).unwrap(), GIF);
+        assert_eq!(std::fs::read(library.join("logo_1.png")).unwrap(), PNG);
+        assert_eq!(std::fs::read(library.join("logo.png")).unwrap(), b"the old logo");
+        assert!(!imports.join("banner.gif").exists() && !imports.join("logo.png").exists());
+        assert!(imports.join("more.txt").exists() && imports.join("big.jpg").exists());
+        assert!(!library.join("more.txt").exists() && !library.join("big.jpg").exists());
     }
 }
+
+/// A one-pixel GIF and the start of a PNG, for filemove.
+const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
 
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
