@@ -676,3 +676,104 @@ backend_tests! {
         }
     }
 }
+
+backend_tests! {
+    fn a_job_to_several_lists_mails_each_once_and_not_the_suppressed(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[
+            ("ESPBRIDGE_SMTP_URL", smtp_url.as_str()),
+            ("ESPBRIDGE_CONFIG", config.to_str().unwrap()),
+            ("ESPBRIDGE_DATA_DIR", dir.path().to_str().unwrap()),
+        ]);
+        let url = format!("{}/integrate.aspx", server.base());
+        let account = {
+            let mut conn = t.db.conn().unwrap();
+            let account = accounts::only_account(&mut conn).unwrap().expect("the demo account");
+            credentials::create(&mut conn, account.id, CredentialKind::ExactTarget, "", "api_user", "secret").unwrap();
+            fields::define(&mut conn, account.id, 12, "First Name", "").unwrap();
+            account
+        };
+        let call = |system: &str| {
+            let document = format!("<exacttarget><authorization><username>api_user</username><password>secret</password></authorization><system>{system}</system></exacttarget>");
+            let answer = curl(&["--data", &form_body(&document), &url]);
+            assert!(!answer.contains("<error>"), "{system}\n{answer}");
+            answer
+        };
+        let add_list = |name: &str| -> String {
+            let answer = call(&format!("<system_name>list</system_name><action>add</action><list_type>public</list_type><list_name>{name}</list_name>"));
+            element(&answer, "list_description").to_string()
+        };
+        let partners = add_list("Partners");
+        let blocked = add_list("Blocked");
+        // Bob is on both lists, Dan on list 1 and on the suppression list.
+        for (list, email, name) in [
+            ("1", "ann@example.com", "Ann"),
+            ("1", "bob@example.com", "Bob"),
+            ("1", "dan@example.com", "Dan"),
+            (partners.as_str(), "bob@example.com", "Bob"),
+            (partners.as_str(), "cat@example.com", "Cat"),
+            (blocked.as_str(), "dan@example.com", "Dan"),
+        ] {
+            call(&format!("<system_name>subscriber</system_name><action>add</action><search_type>listid</search_type><search_value>{list}</search_value><values><Email__Address>{email}</Email__Address><First__Name>{name}</First__Name><status>active</status></values><update>true</update>"));
+        }
+        let answer = call("<system_name>email</system_name><action>add</action><sub_action>HTMLPaste</sub_action><email_name>News</email_name><email_subject>News for %%First Name%%</email_subject><email_body><![CDATA[<p>Dear %%First Name%%,</p>]]></email_body>");
+        let email_id = element(&answer, "emailID").to_string();
+        let answer = call(&format!("<system_name>job</system_name><action>send</action><search_type>emailid</search_type><search_value>{email_id}</search_value><send_date>immediate</send_date><lists><list>1</list><list>{partners}</list></lists><suppress><list>{blocked}</list></suppress>"));
+        let job: i64 = element(&answer, "job_description").parse().unwrap();
+
+        // Every delivery of the job reaches its end: nothing more can come.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let send = sends::get(&mut t.db.conn().unwrap(), account.id, job).unwrap();
+            if send.status().unwrap() == sends::SendStatus::Completed {
+                assert_eq!((send.to_send, send.sent), (3, 3));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "job not completed");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let recipients: Vec<Vec<String>> = received.iter().map(|m| m.rcpt_tos.clone()).collect();
+        assert_eq!(recipients, [["ann@example.com"], ["bob@example.com"], ["cat@example.com"]], "each once, Dan not at all");
+        for (mail, name) in received.iter().zip(["Ann", "Bob", "Cat"]) {
+            let (subject, html, _) = parsed(&mail.data);
+            assert_eq!(subject, format!("News for {name}"));
+            assert!(html.contains(&format!("Dear {name},")), "{html}");
+        }
+
+        // Cat came from Partners: her one-click unsubscribe takes her off it.
+        let header = received[2].data.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe header");
+        let link = header.trim().trim_start_matches('<').trim_end_matches('>');
+        let status = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-d", "List-Unsubscribe=One-Click", link]);
+        assert_eq!(status, "200");
+        let partners_number: i64 = partners.parse().unwrap();
+        let mut conn = t.db.conn().unwrap();
+        assert_eq!(subscriptions::status(&mut conn, account.id, partners_number, &key("cat@example.com")).unwrap(), Some(Status::Unsubscribed));
+
+        // The sent records with attributes, as a zip batch/inquire names.
+        let answer = call(&format!("<system_name>tracking</system_name><action>Sent_BulkAsync</action><sub_action>all_attributes_ToFTP</sub_action><search_type>jobID</search_type><search_value>{job}</search_value>"));
+        let batch = element(&answer, "batchID").to_string();
+        let answer = call(&format!("<system_name>batch</system_name><action>inquire</action><search_type>batchid</search_type><search_value>{batch}</search_value>"));
+        let file = element(&answer, "filename").to_string();
+        assert_eq!(file, format!("Sent_all_attributes_ToFTP_{batch}.zip"));
+        let zip = espbridge::domain::exports::folder(dir.path(), account.console_id).join(&file);
+        let unzipped = Command::new("unzip").arg("-p").arg(&zip).output().unwrap();
+        assert!(unzipped.status.success(), "{}", String::from_utf8_lossy(&unzipped.stderr));
+        let records = String::from_utf8(unzipped.stdout).unwrap();
+        for (email, name) in [("ann@example.com", "Ann"), ("bob@example.com", "Bob"), ("cat@example.com", "Cat")] {
+            let block = format!("<email_address>{email}</email_address><sendDate>");
+            assert_eq!(records.matches(&block).count(), 1, "{email}: {records}");
+            assert!(records.contains(&format!("<First__Name>{name}</First__Name>")), "{records}");
+        }
+        assert_eq!(records.matches("<subscriber>").count(), 3, "{records}");
+        assert!(records.contains(&format!("<jobID>{job}</jobID>")), "{records}");
+        assert!(!records.contains("dan@example.com"), "{records}");
+    }
+}
