@@ -464,7 +464,7 @@ backend_tests! {
         let join = |conn: &mut espbridge::db::DbConnection, list: i64, i: usize, groups: Vec<i64>| {
             subscriptions::subscribe(conn, a, &Subscribe {
                 list,
-                contact: Contact::email(&format!("user{i}@example.com")),
+                contact: Contact::email(format!("user{i}@example.com")),
                 fields: vec![(espbridge::domain::fields::FieldRef::Number(1), format!("Name{i}"))],
                 groups,
                 double_opt_in: Some(false),
