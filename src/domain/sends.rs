@@ -436,6 +436,16 @@ fn stored_parts(
     Ok((targets, exclude))
 }
 
+/// The lists (row ids) a send goes to: its targets, or its one list.
+pub fn target_lists(conn: &mut DbConnection, send: &Send) -> Result<Vec<i64>> {
+    let (targets, _) = stored_parts(conn, send)?;
+    Ok(if targets.is_empty() {
+        send.list_id.into_iter().collect()
+    } else {
+        targets.iter().map(|p| p.list_id).collect()
+    })
+}
+
 /// The list (row id) a recipient had a send for: of a send to several lists,
 /// the first target the recipient is subscribed to (else the first target);
 /// otherwise the send's list. The unsubscribe page takes them off that one.
@@ -932,7 +942,7 @@ pub fn campaigns_started(
 }
 
 /// A message of a send that went out.
-#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SentRecord {
     pub delivery_id: i64,
     pub recipient_id: Option<i64>,
@@ -1181,13 +1191,13 @@ pub fn expand_next_batch(
         if send.expanded || send.status()? != SendStatus::Sending {
             return Ok(0);
         }
-        let list_id = send
-            .list_id
-            .ok_or(Error::Internal("list campaign without list".into()))?;
         let message = messages::get(conn, send.account_id, send.message_id)?;
         let kind = message.kind()?;
         let (targets, exclude) = stored_parts(conn, &send)?;
         let members = if targets.is_empty() {
+            let list_id = send
+                .list_id
+                .ok_or(Error::Internal("list campaign without list".into()))?;
             one_list_batch(conn, &send, list_id, kind, batch)?
         } else {
             several_lists_batch(conn, &send, &targets, &exclude, kind, batch)?
