@@ -515,6 +515,21 @@ backend_tests! {
         assert_eq!(expand(&mut conn, vec![whole(2)], vec![], vec![]), users(&[4, 5, 6]));
         let after: i64 = espbridge::db::schema::send_lists::table.count().get_result(&mut *conn).unwrap();
         assert_eq!(before, after);
+        // A list one of a send under way, or left out by it, cannot be
+        // deleted; once the send is over it can.
+        let running = sends::create_campaign(&mut conn, a, &NewCampaign {
+            message_id: m,
+            audience: Audience::Lists { targets: vec![whole(1)], exclude: vec![whole(3)], filter: vec![] },
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        }).unwrap();
+        sends::start(&mut conn, a, running.id).unwrap();
+        assert!(matches!(lists::delete(&mut conn, a, 3), Err(espbridge::Error::Conflict(_))));
+        for send in sends::campaigns_in(&mut conn, a, messages::MessageKind::Email, &[SendStatus::Sending]).unwrap() {
+            sends::cancel(&mut conn, a, send).unwrap();
+        }
+        lists::delete(&mut conn, a, 3).unwrap();
         // Refused: no list, an unknown list to leave out.
         for (targets, exclude) in [(vec![], vec![]), (vec![whole(1)], vec![whole(9)])] {
             assert!(sends::create_campaign(&mut conn, a, &NewCampaign {
