@@ -1,8 +1,8 @@
 //! Sending: `job/send` (an e-mail to lists or groups, less the members of
-//! suppression lists, now or at a time), `job/send_single` (to one subscriber) and `triggeredsend/add` (a
-//! triggered-send definition fired for one or more addresses, with attribute
-//! values per recipient). Messages go out through the sender; the job id is the
-//! send's id.
+//! suppression lists, now or at a time), `job/send_single` (to one
+//! subscriber) and `triggeredsend/add` (a triggered-send definition fired for
+//! one or more addresses, with attribute values per recipient). Messages go
+//! out through the sender; the job id is the send's id.
 
 use super::{Call, Reply, code, decode_name, or_fault, parse_date};
 use crate::db::DbConnection;
