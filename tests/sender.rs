@@ -510,6 +510,9 @@ backend_tests! {
         // An unsubscribed member of a target is not mailed.
         subscriptions::unsubscribe(&mut conn, a, 2, &RecipientKey::Email("user7@example.com".into()), subscriptions::UnsubscribeReason::Link, &Origin::new(Channel::Cli, "test")).unwrap();
         assert_eq!(expand(&mut conn, vec![whole(2)], vec![whole(3)], vec![]), users(&[4, 5, 6]));
+        // A whole batch left out (user4 and user5 are on list 1) does not end
+        // the expansion.
+        assert_eq!(expand(&mut conn, vec![whole(2)], vec![whole(1)], vec![]), users(&[6]));
         // One list and nothing excluded is stored as a send to one list.
         let before: i64 = espbridge::db::schema::send_lists::table.count().get_result(&mut *conn).unwrap();
         assert_eq!(expand(&mut conn, vec![whole(2)], vec![], vec![]), users(&[4, 5, 6]));

@@ -1194,7 +1194,7 @@ pub fn expand_next_batch(
         let message = messages::get(conn, send.account_id, send.message_id)?;
         let kind = message.kind()?;
         let (targets, exclude) = stored_parts(conn, &send)?;
-        let members = if targets.is_empty() {
+        let next = if targets.is_empty() {
             let list_id = send
                 .list_id
                 .ok_or(Error::Internal("list campaign without list".into()))?;
@@ -1202,7 +1202,11 @@ pub fn expand_next_batch(
         } else {
             several_lists_batch(conn, &send, &targets, &exclude, kind, batch)?
         };
-        let Some(&(last, _, _)) = members.last() else {
+        let Some(Batch {
+            members,
+            cursor: last,
+        }) = next
+        else {
             diesel::update(sends::table.find(send.id))
                 .set((
                     sends::expanded.eq(true),
@@ -1258,6 +1262,13 @@ pub fn expand_next_batch(
 /// An expansion batch's members as (recipient id, e-mail, mobile key).
 type Members = Vec<(i64, Option<String>, Option<String>)>;
 
+/// The next members of a send, and the recipient id its cursor moves to (the
+/// last one looked at, which may not be a member).
+struct Batch {
+    members: Members,
+    cursor: i64,
+}
+
 /// The next members of a send to one list (or groups of it).
 fn one_list_batch(
     conn: &mut DbConnection,
@@ -1265,7 +1276,7 @@ fn one_list_batch(
     list_id: i64,
     kind: MessageKind,
     batch: i64,
-) -> Result<Members> {
+) -> Result<Option<Batch>> {
     let mut query = subscriptions::table
         .inner_join(recipients_table::table)
         .filter(subscriptions::account_id.eq(send.account_id))
@@ -1299,7 +1310,7 @@ fn one_list_batch(
                 .filter(group_members::group_id.eq_any(group_ids)),
         ));
     }
-    Ok(query
+    let members: Members = query
         .order(subscriptions::recipient_id)
         .limit(batch)
         .select((
@@ -1307,7 +1318,11 @@ fn one_list_batch(
             recipients_table::email,
             recipients_table::mobile_key,
         ))
-        .load(conn)?)
+        .load(conn)?;
+    Ok(members
+        .last()
+        .map(|&(id, _, _)| id)
+        .map(|cursor| Batch { members, cursor }))
 }
 
 /// A condition on a recipient, built at run time.
@@ -1315,21 +1330,16 @@ type Condition = Box<
     dyn BoxableExpression<recipients_table::table, MultiBackend, SqlType = diesel::sql_types::Bool>,
 >;
 
-/// The recipient is on the part's list (subscribed, or of any status) and,
-/// for some of its groups, in one of them.
-fn member_of(part: &StoredPart, subscribed_only: bool) -> Condition {
-    let on_list = subscriptions::table
-        .filter(subscriptions::recipient_id.eq(recipients_table::id))
-        .filter(subscriptions::list_id.eq(part.list_id));
-    let on_list: Condition = if subscribed_only {
-        Box::new(diesel::dsl::exists(
-            on_list.filter(subscriptions::status.eq("subscribed")),
-        ))
-    } else {
-        Box::new(diesel::dsl::exists(on_list))
-    };
+/// The recipient is on the part's list (of any status) and, for some of its
+/// groups, in one of them.
+fn on_part(part: &StoredPart) -> Condition {
+    let on_list = diesel::dsl::exists(
+        subscriptions::table
+            .filter(subscriptions::recipient_id.eq(recipients_table::id))
+            .filter(subscriptions::list_id.eq(part.list_id)),
+    );
     if part.group_ids.is_empty() {
-        return on_list;
+        return Box::new(on_list);
     }
     Box::new(
         on_list.and(diesel::dsl::exists(
@@ -1340,8 +1350,41 @@ fn member_of(part: &StoredPart, subscribed_only: bool) -> Condition {
     )
 }
 
+/// The first `batch` subscribed members of a target part after `cursor`, by
+/// recipient id (from the list's members index, as a one-list send reads).
+fn part_candidates(
+    conn: &mut DbConnection,
+    account_id: i64,
+    part: &StoredPart,
+    cursor: i64,
+    batch: i64,
+) -> Result<Vec<i64>> {
+    let mut query = subscriptions::table
+        .filter(subscriptions::account_id.eq(account_id))
+        .filter(subscriptions::list_id.eq(part.list_id))
+        .filter(subscriptions::status.eq("subscribed"))
+        .filter(subscriptions::recipient_id.gt(cursor))
+        .into_boxed();
+    if !part.group_ids.is_empty() {
+        query = query.filter(diesel::dsl::exists(
+            group_members::table
+                .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                .filter(group_members::group_id.eq_any(part.group_ids.clone())),
+        ));
+    }
+    Ok(query
+        .order(subscriptions::recipient_id)
+        .limit(batch)
+        .select(subscriptions::recipient_id)
+        .load(conn)?)
+}
+
 /// The next recipients of a send to several lists: subscribed to one of the
-/// targets, each once (a recipient is one address), none on an excluded list.
+/// targets, each once (a recipient is one address), none on an excluded part.
+/// The `batch` lowest recipient ids after the cursor over all targets are
+/// the candidates (each target's first `batch` hold them all); those that may
+/// be mailed are the members. Candidates that all fail move the cursor on
+/// and the next ones are read, so no members means the end.
 fn several_lists_batch(
     conn: &mut DbConnection,
     send: &Send,
@@ -1349,52 +1392,57 @@ fn several_lists_batch(
     exclude: &[StoredPart],
     kind: MessageKind,
     batch: i64,
-) -> Result<Members> {
-    let mut query = recipients_table::table
-        .filter(recipients_table::account_id.eq(send.account_id))
-        .filter(recipients_table::id.gt(send.expansion_cursor))
-        .filter(recipients_table::erased_at.is_null())
-        .into_boxed();
-    query = match kind {
-        MessageKind::Email => query
-            .filter(recipients_table::email.is_not_null())
-            .filter(recipients_table::email_blocklisted.eq(false))
-            .filter(recipients_table::bounced.eq(false)),
-        MessageKind::Sms => query
-            .filter(recipients_table::mobile_key.is_not_null())
-            .filter(recipients_table::sms_blocklisted.eq(false)),
-    };
-    let mut wanted: Option<Condition> = None;
-    for part in targets {
-        let on = member_of(part, true);
-        wanted = Some(match wanted {
-            None => on,
-            Some(before) => Box::new(before.or(on)),
-        });
+) -> Result<Option<Batch>> {
+    let mut cursor = send.expansion_cursor;
+    loop {
+        let mut candidates = Vec::new();
+        for part in targets {
+            candidates.extend(part_candidates(conn, send.account_id, part, cursor, batch)?);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.truncate(usize::try_from(batch).unwrap_or(usize::MAX));
+        let Some(&last) = candidates.last() else {
+            return Ok(None);
+        };
+        cursor = last;
+        let mut query = recipients_table::table
+            .filter(recipients_table::account_id.eq(send.account_id))
+            .filter(recipients_table::id.eq_any(candidates))
+            .filter(recipients_table::erased_at.is_null())
+            .into_boxed();
+        query = match kind {
+            MessageKind::Email => query
+                .filter(recipients_table::email.is_not_null())
+                .filter(recipients_table::email_blocklisted.eq(false))
+                .filter(recipients_table::bounced.eq(false)),
+            MessageKind::Sms => query
+                .filter(recipients_table::mobile_key.is_not_null())
+                .filter(recipients_table::sms_blocklisted.eq(false)),
+        };
+        for part in exclude {
+            query = query.filter(diesel::dsl::not(on_part(part)));
+        }
+        for condition in send.field_filter() {
+            query = query.filter(diesel::dsl::exists(
+                recipient_field_values::table
+                    .filter(recipient_field_values::recipient_id.eq(recipients_table::id))
+                    .filter(recipient_field_values::field_number.eq(condition.field))
+                    .filter(recipient_field_values::value.eq(condition.value)),
+            ));
+        }
+        let members: Members = query
+            .order(recipients_table::id)
+            .select((
+                recipients_table::id,
+                recipients_table::email,
+                recipients_table::mobile_key,
+            ))
+            .load(conn)?;
+        if !members.is_empty() {
+            return Ok(Some(Batch { members, cursor }));
+        }
     }
-    if let Some(wanted) = wanted {
-        query = query.filter(wanted);
-    }
-    for part in exclude {
-        query = query.filter(diesel::dsl::not(member_of(part, false)));
-    }
-    for condition in send.field_filter() {
-        query = query.filter(diesel::dsl::exists(
-            recipient_field_values::table
-                .filter(recipient_field_values::recipient_id.eq(recipients_table::id))
-                .filter(recipient_field_values::field_number.eq(condition.field))
-                .filter(recipient_field_values::value.eq(condition.value)),
-        ));
-    }
-    Ok(query
-        .order(recipients_table::id)
-        .limit(batch)
-        .select((
-            recipients_table::id,
-            recipients_table::email,
-            recipients_table::mobile_key,
-        ))
-        .load(conn)?)
 }
 
 /// Marks the given sends completed if they are fully expanded and every delivery
