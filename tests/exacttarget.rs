@@ -258,6 +258,7 @@ backend_tests! {
             // Images for filemove; the library has a logo.png already.
             std::fs::write(folder.join("banner.gif"), GIF).unwrap();
             std::fs::write(folder.join("logo.png"), PNG).unwrap();
+            std::fs::write(folder.join("icon.png"), PNG).unwrap();
             std::fs::write(folder.join("big.jpg"), vec![0u8; 200 * 1024 + 1]).unwrap();
             let library = image_library::folder(data_dir.path(), 1001);
             std::fs::create_dir_all(&library).unwrap();
@@ -438,6 +439,7 @@ backend_tests! {
         assert_eq!(std::fs::read(library.join("logo.png")).unwrap(), b"the old logo");
         assert!(!imports.join("banner.gif").exists() && !imports.join("logo.png").exists());
         assert!(imports.join("more.txt").exists() && imports.join("big.jpg").exists());
+        assert!(imports.join("icon.png").exists() && !library.join("icon.png").exists(), "a refused call moves nothing");
         assert!(!library.join("more.txt").exists() && !library.join("big.jpg").exists());
     }
 }

@@ -58,14 +58,10 @@ pub fn folder(data_dir: &Path, console_id: i64) -> PathBuf {
     data_dir.join("imports").join(console_id.to_string())
 }
 
-/// Imports the file in one transaction and records the outcome.
-pub fn import(
-    conn: &mut DbConnection,
-    account_id: i64,
-    data_dir: &Path,
-    request: &ImportRequest,
-) -> Result<FileImport> {
-    let name = request.file_name.trim();
+/// The name trimmed, if it names a file in a folder and not a path (nothing
+/// outside the account's folder can be reached).
+pub fn plain_file_name(name: &str) -> Result<&str> {
+    let name = name.trim();
     let plain =
         !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     if !plain {
@@ -74,6 +70,17 @@ pub fn import(
             "must be a file name without a path",
         ));
     }
+    Ok(name)
+}
+
+/// Imports the file in one transaction and records the outcome.
+pub fn import(
+    conn: &mut DbConnection,
+    account_id: i64,
+    data_dir: &Path,
+    request: &ImportRequest,
+) -> Result<FileImport> {
+    let name = plain_file_name(&request.file_name)?;
     let account = accounts::get(conn, account_id)?;
     let path = folder(data_dir, account.console_id).join(name);
     let size = std::fs::metadata(&path)

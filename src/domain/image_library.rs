@@ -35,7 +35,7 @@ pub enum Moved {
     TooLarge,
 }
 
-/// Moves the file `name` (a plain name) from the account's import folder into
+/// Moves the file `name` (a plain name, else refused) from the account's import folder into
 /// its image library.
 pub fn move_from_imports(
     conn: &mut DbConnection,
@@ -43,15 +43,7 @@ pub fn move_from_imports(
     data_dir: &Path,
     name: &str,
 ) -> Result<Moved> {
-    let name = name.trim();
-    let plain =
-        !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
-    if !plain {
-        return Err(Error::invalid(
-            "file name",
-            "must be a file name without a path",
-        ));
-    }
+    let name = file_imports::plain_file_name(name)?;
     let account = accounts::get(conn, account_id)?;
     let source = file_imports::folder(data_dir, account.console_id).join(name);
     let Ok(metadata) = std::fs::metadata(&source) else {

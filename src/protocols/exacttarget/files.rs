@@ -7,6 +7,7 @@
 use super::{Call, Reply, code};
 use crate::Result;
 use crate::db::DbConnection;
+use crate::domain::file_imports;
 use crate::domain::image_library::{self, Moved};
 
 /// The product's FTP servers: standard and enhanced.
@@ -41,6 +42,10 @@ pub(super) fn move_file(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
         .unwrap_or_default();
     if names.is_empty() {
         return Ok(Reply::fault(code::INVALID, "<files> names no file"));
+    }
+    // Every name is checked before any file moves: a refused call moves none.
+    for name in &names {
+        file_imports::plain_file_name(name)?;
     }
     let mut outcomes = Vec::with_capacity(names.len());
     for name in names {
