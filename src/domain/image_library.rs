@@ -46,7 +46,8 @@ pub fn move_from_imports(
     let name = file_imports::plain_file_name(name)?;
     let account = accounts::get(conn, account_id)?;
     let source = file_imports::folder(data_dir, account.console_id).join(name);
-    let Ok(metadata) = std::fs::metadata(&source) else {
+    // A link is not followed: only files in the folder itself are moved.
+    let Ok(metadata) = std::fs::symlink_metadata(&source) else {
         return Ok(Moved::Missing);
     };
     if !metadata.is_file() {
@@ -62,7 +63,13 @@ pub fn move_from_imports(
     if metadata.len() > MAX_IMAGE_BYTES {
         return Ok(Moved::TooLarge);
     }
-    let bytes = std::fs::read(&source).map_err(|_| Error::NotFound("file"))?;
+    let Ok(bytes) = std::fs::read(&source) else {
+        return Ok(Moved::Missing);
+    };
+    // It may have grown since it was measured.
+    if bytes.len() as u64 > MAX_IMAGE_BYTES {
+        return Ok(Moved::TooLarge);
+    }
     let library = folder(data_dir, account.console_id);
     std::fs::create_dir_all(&library)
         .map_err(|e| Error::Internal(format!("creating {}: {e}", library.display())))?;
