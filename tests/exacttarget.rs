@@ -777,5 +777,27 @@ backend_tests! {
         assert_eq!(records.matches("<subscriber>").count(), 3, "{records}");
         assert!(records.contains(&format!("<jobID>{job}</jobID>")), "{records}");
         assert!(!records.contains("dan@example.com"), "{records}");
+
+        // all_jobs_ToFTP: a job sent (started) in 2020 whose messages went out
+        // today is in a file of 2020's send dates and today's activity, not in
+        // one whose activity is 2021.
+        diesel::update(espbridge::db::schema::sends::table.find(job))
+            .set(espbridge::db::schema::sends::started_at.eq(Some(chrono::NaiveDate::from_ymd_opt(2020, 6, 1).unwrap().and_hms_opt(12, 0, 0).unwrap())))
+            .execute(&mut conn)
+            .unwrap();
+        // Yesterday to tomorrow, so that midnight cannot fall between.
+        let day = |offset: i64| (chrono::Utc::now().naive_utc() + chrono::Duration::days(offset)).format("%-m/%-d/%Y").to_string();
+        let jobs_file = |start: &str, end: &str| -> String {
+            let answer = call(&format!("<system_name>tracking</system_name><action>BulkAsync</action><sub_action>all_jobs_ToFTP</sub_action><daterange><startdate>{start}</startdate><enddate>{end}</enddate></daterange><jobdaterange><startdate>1/1/2020</startdate><enddate>12/31/2020</enddate></jobdaterange>"));
+            let batch = element(&answer, "batchID").to_string();
+            let zip = espbridge::domain::exports::folder(dir.path(), account.console_id).join(format!("all_jobs_ToFTP_{batch}.zip"));
+            let unzipped = Command::new("unzip").arg("-p").arg(&zip).output().unwrap();
+            String::from_utf8(unzipped.stdout).unwrap()
+        };
+        let active = jobs_file(&day(-1), &day(1));
+        assert!(active.contains(&format!("<job><jobID>{job}</jobID>")), "{active}");
+        assert!(active.contains("<sent>3</sent>"), "{active}");
+        let idle = jobs_file("6/1/2021", "6/30/2021");
+        assert!(!idle.contains("<job>"), "{idle}");
     }
 }

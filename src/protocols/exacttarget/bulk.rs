@@ -292,7 +292,7 @@ fn all_jobs(conn: &mut DbConnection, call: &Call) -> Result<std::result::Result<
                     until: activity.1,
                     ..Filter::default()
                 };
-                !events::list(conn, account_id, &filter, 0, 1)?.is_empty()
+                events::any(conn, account_id, &filter)?
             };
             if active {
                 jobs.push(send);
