@@ -18,6 +18,7 @@ use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::credentials::{self, CredentialKind};
 use espbridge::domain::fields::{self, FieldRef};
 use espbridge::domain::file_imports;
+use espbridge::domain::image_library;
 use espbridge::domain::lists;
 use espbridge::domain::messages::{self, NewMessage};
 use espbridge::domain::recipients::{self, Contact, RecipientKey};
@@ -251,9 +252,17 @@ backend_tests! {
             // The import files in the account's import folder.
             let folder = file_imports::folder(data_dir.path(), 1001);
             std::fs::create_dir_all(&folder).unwrap();
-            for name in ["subscribers.csv", "more.txt"] {
+            for name in ["subscribers.csv", "more.txt", "partners.csv"] {
                 std::fs::copy(Path::new(FIXTURES).join("imports").join(name), folder.join(name)).unwrap();
             }
+            // Images for filemove; the library has a logo.png already.
+            std::fs::write(folder.join("banner.gif"), GIF).unwrap();
+            std::fs::write(folder.join("logo.png"), PNG).unwrap();
+            std::fs::write(folder.join("icon.png"), PNG).unwrap();
+            std::fs::write(folder.join("big.jpg"), vec![0u8; 200 * 1024 + 1]).unwrap();
+            let library = image_library::folder(data_dir.path(), 1001);
+            std::fs::create_dir_all(&library).unwrap();
+            std::fs::write(library.join("logo.png"), b"the old logo").unwrap();
             let settings = Settings { data_dir: data_dir.path().to_path_buf(), ..Settings::default() };
             let state = AppState::new(t.db.clone(), settings);
             let app = test::init_service(App::new().configure(configure(state))).await;
@@ -303,7 +312,7 @@ backend_tests! {
         // List 2 is gone; list 1's counters are in step.
         assert!(lists::find(&mut conn, id, 2).unwrap().is_none());
         let news = lists::get(&mut conn, id, 1).unwrap();
-        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (3, 0, 2), "the imports subscribed three");
+        assert_eq!((news.subscribed_count, news.pending_count, news.unsubscribed_count), (5, 0, 2), "the imports subscribed five");
         // The e-mail got its text version, in the ExactTarget dialect.
         let email_id: i64 = seeded.vars["email_id"].parse().unwrap();
         let welcome = messages::get(&mut conn, id, email_id).unwrap();
@@ -328,6 +337,17 @@ backend_tests! {
         let first = file_imports::get(&mut conn, id, 1).unwrap();
         assert_eq!((first.imported, first.rejected, first.status.as_str()), (2, 2, "Complete"));
         assert!(recipients::get(&mut conn, id, &key("tom@example.com")).unwrap().email_blocklisted);
+        // The import into lists 1 and 3: each row on both, the bad one
+        // rejected once; the import naming an unknown list changed nothing.
+        let partners = file_imports::get(&mut conn, id, 3).unwrap();
+        assert_eq!((partners.imported, partners.rejected), (3, 1));
+        for email in ["pia@example.com", "sam@example.com", "una@example.com"] {
+            for list in [1, 3] {
+                assert_eq!(subscriptions::status(&mut conn, id, list, &key(email)).unwrap(), Some(Status::Subscribed), "{email} on {list}");
+            }
+        }
+        assert_eq!(subscriptions::status(&mut conn, id, 3, &key("rae@example.com")).unwrap(), None);
+        assert_eq!(lists::get(&mut conn, id, 3).unwrap().subscribed_count, 3);
 
         // The first export is a zip that unzip reads, with everyone's status.
         let zip = espbridge::domain::exports::folder(data_dir.path(), 1001).join("SubsStatus_1.zip");
@@ -360,7 +380,8 @@ backend_tests! {
         let owner = Some(("Desk".to_string(), "desk@example.com".to_string()));
         // The seeded job, job/send, the scheduled one, send_single, amy (the
         // definition's sender), ben (his Owner's); carla's call was refused whole.
-        assert_eq!(senders, vec![None, shop.clone(), None, shop, desk, owner]);
+        // The job to several lists last.
+        assert_eq!(senders, vec![None, shop.clone(), None, shop, desk, owner, None]);
         let params: Vec<(String, Option<String>)> = espbridge::db::schema::deliveries::table
             .filter(espbridge::db::schema::deliveries::account_id.eq(id))
             .filter(espbridge::db::schema::deliveries::params.is_not_null())
@@ -372,8 +393,60 @@ backend_tests! {
             ("amy@example.com".to_string(), Some(r#"{"attributes":{"first name":"Amy"}}"#.to_string())),
             ("ben@example.com".to_string(), Some(r#"{"attributes":{"first name":"Ben & Co"}}"#.to_string())),
         ]);
+
+        // The job to lists 1 and 3 less list 4, expanded as the sender does:
+        // each subscriber once, una (on all three) left out.
+        let several: i64 = espbridge::db::schema::send_lists::table
+            .filter(espbridge::db::schema::send_lists::account_id.eq(id))
+            .select(espbridge::db::schema::send_lists::send_id)
+            .first(&mut conn)
+            .unwrap();
+        let job = sends::ExpansionJob { account_id: id, send_id: several };
+        while sends::expand_next_batch(&mut conn, job, 2, chrono::Duration::minutes(1)).unwrap() > 0 {}
+        let mut addresses: Vec<String> = espbridge::db::schema::deliveries::table
+            .filter(espbridge::db::schema::deliveries::send_id.eq(several))
+            .select(espbridge::db::schema::deliveries::address)
+            .load(&mut conn)
+            .unwrap();
+        addresses.sort();
+        assert_eq!(addresses, ["pia@example.com", "quinn@example.com", "rae@example.com", "sam@example.com"]);
+
+        // The exports: no sent record for a job never sent; the jobs of the
+        // send-date range, none with activity in 2001, the Enterprise variant
+        // the account's own.
+        let exports = espbridge::domain::exports::folder(data_dir.path(), 1001);
+        let unzip = |name: &str| {
+            let out = Command::new("unzip").arg("-p").arg(exports.join(name)).output().unwrap();
+            assert!(out.status.success(), "{name}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(unzip("Sent_all_ToFTP_7.zip"), "<?xml version=\"1.0\" encoding=\"utf-8\"?><sent></sent>");
+        assert!(unzip("Sent_all_attributes_ToFTP_8.zip").starts_with("<?xml version=\"1.0\" encoding=\"utf-8\"?><sent"));
+        for name in ["all_jobs_ToFTP_9.zip", "all_jobs_ToFTP_11.zip"] {
+            let jobs = unzip(name);
+            assert_eq!(jobs.matches("<job>").count(), 2, "{name}: {jobs}");
+            assert!(jobs.contains(&format!("<jobID>{several}</jobID>")), "{name}: {jobs}");
+        }
+        let none = unzip("all_jobs_ToFTP_10.zip");
+        assert!(!none.contains("<job>"), "{none}");
+
+        // filemove: the images in the library, the old logo kept; what was
+        // not moved is still in the import folder.
+        let library = image_library::folder(data_dir.path(), 1001);
+        let imports = file_imports::folder(data_dir.path(), 1001);
+        assert_eq!(std::fs::read(library.join("banner.gif")).unwrap(), GIF);
+        assert_eq!(std::fs::read(library.join("logo_1.png")).unwrap(), PNG);
+        assert_eq!(std::fs::read(library.join("logo.png")).unwrap(), b"the old logo");
+        assert!(!imports.join("banner.gif").exists() && !imports.join("logo.png").exists());
+        assert!(imports.join("more.txt").exists() && imports.join("big.jpg").exists());
+        assert!(imports.join("icon.png").exists() && !library.join("icon.png").exists(), "a refused call moves nothing");
+        assert!(!library.join("more.txt").exists() && !library.join("big.jpg").exists());
     }
 }
+
+/// A one-pixel GIF and the start of a PNG, for filemove.
+const GIF: &[u8] = b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00,\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;";
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR";
 
 fn curl(args: &[&str]) -> String {
     let out = Command::new("curl")
@@ -603,5 +676,128 @@ backend_tests! {
             assert!(html.contains(&format!("Dear {name},")), "{html}");
             assert_eq!(from, "orders@example.com");
         }
+    }
+}
+
+backend_tests! {
+    fn a_job_to_several_lists_mails_each_once_and_not_the_suppressed(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[
+            ("ESPBRIDGE_SMTP_URL", smtp_url.as_str()),
+            ("ESPBRIDGE_CONFIG", config.to_str().unwrap()),
+            ("ESPBRIDGE_DATA_DIR", dir.path().to_str().unwrap()),
+        ]);
+        let url = format!("{}/integrate.aspx", server.base());
+        let account = {
+            let mut conn = t.db.conn().unwrap();
+            let account = accounts::only_account(&mut conn).unwrap().expect("the demo account");
+            credentials::create(&mut conn, account.id, CredentialKind::ExactTarget, "", "api_user", "secret").unwrap();
+            fields::define(&mut conn, account.id, 12, "First Name", "").unwrap();
+            account
+        };
+        let call = |system: &str| {
+            let document = format!("<exacttarget><authorization><username>api_user</username><password>secret</password></authorization><system>{system}</system></exacttarget>");
+            let answer = curl(&["--data", &form_body(&document), &url]);
+            assert!(!answer.contains("<error>"), "{system}\n{answer}");
+            answer
+        };
+        let add_list = |name: &str| -> String {
+            let answer = call(&format!("<system_name>list</system_name><action>add</action><list_type>public</list_type><list_name>{name}</list_name>"));
+            element(&answer, "list_description").to_string()
+        };
+        let partners = add_list("Partners");
+        let blocked = add_list("Blocked");
+        // Bob is on both lists, Dan on list 1 and on the suppression list.
+        for (list, email, name) in [
+            ("1", "ann@example.com", "Ann"),
+            ("1", "bob@example.com", "Bob"),
+            ("1", "dan@example.com", "Dan"),
+            (partners.as_str(), "bob@example.com", "Bob"),
+            (partners.as_str(), "cat@example.com", "Cat"),
+            (blocked.as_str(), "dan@example.com", "Dan"),
+        ] {
+            call(&format!("<system_name>subscriber</system_name><action>add</action><search_type>listid</search_type><search_value>{list}</search_value><values><Email__Address>{email}</Email__Address><First__Name>{name}</First__Name><status>active</status></values><update>true</update>"));
+        }
+        let answer = call("<system_name>email</system_name><action>add</action><sub_action>HTMLPaste</sub_action><email_name>News</email_name><email_subject>News for %%First Name%%</email_subject><email_body><![CDATA[<p>Dear %%First Name%%,</p>]]></email_body>");
+        let email_id = element(&answer, "emailID").to_string();
+        let answer = call(&format!("<system_name>job</system_name><action>send</action><search_type>emailid</search_type><search_value>{email_id}</search_value><send_date>immediate</send_date><lists><list>1</list><list>{partners}</list></lists><suppress><list>{blocked}</list></suppress>"));
+        let job: i64 = element(&answer, "job_description").parse().unwrap();
+
+        // Every delivery of the job reaches its end: nothing more can come.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        loop {
+            let send = sends::get(&mut t.db.conn().unwrap(), account.id, job).unwrap();
+            if send.status().unwrap() == sends::SendStatus::Completed {
+                assert_eq!((send.to_send, send.sent), (3, 3));
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "job not completed");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let recipients: Vec<Vec<String>> = received.iter().map(|m| m.rcpt_tos.clone()).collect();
+        assert_eq!(recipients, [["ann@example.com"], ["bob@example.com"], ["cat@example.com"]], "each once, Dan not at all");
+        for (mail, name) in received.iter().zip(["Ann", "Bob", "Cat"]) {
+            let (subject, html, _) = parsed(&mail.data);
+            assert_eq!(subject, format!("News for {name}"));
+            assert!(html.contains(&format!("Dear {name},")), "{html}");
+        }
+
+        // Cat came from Partners: her one-click unsubscribe takes her off it.
+        let header = received[2].data.lines().find_map(|l| l.strip_prefix("List-Unsubscribe: ")).expect("List-Unsubscribe header");
+        let link = header.trim().trim_start_matches('<').trim_end_matches('>');
+        let status = curl(&["-o", "/dev/null", "-w", "%{http_code}", "-d", "List-Unsubscribe=One-Click", link]);
+        assert_eq!(status, "200");
+        let partners_number: i64 = partners.parse().unwrap();
+        let mut conn = t.db.conn().unwrap();
+        assert_eq!(subscriptions::status(&mut conn, account.id, partners_number, &key("cat@example.com")).unwrap(), Some(Status::Unsubscribed));
+
+        // The sent records with attributes, as a zip batch/inquire names.
+        let answer = call(&format!("<system_name>tracking</system_name><action>Sent_BulkAsync</action><sub_action>all_attributes_ToFTP</sub_action><search_type>jobID</search_type><search_value>{job}</search_value>"));
+        let batch = element(&answer, "batchID").to_string();
+        let answer = call(&format!("<system_name>batch</system_name><action>inquire</action><search_type>batchid</search_type><search_value>{batch}</search_value>"));
+        let file = element(&answer, "filename").to_string();
+        assert_eq!(file, format!("Sent_all_attributes_ToFTP_{batch}.zip"));
+        let zip = espbridge::domain::exports::folder(dir.path(), account.console_id).join(&file);
+        let unzipped = Command::new("unzip").arg("-p").arg(&zip).output().unwrap();
+        assert!(unzipped.status.success(), "{}", String::from_utf8_lossy(&unzipped.stderr));
+        let records = String::from_utf8(unzipped.stdout).unwrap();
+        for (email, name) in [("ann@example.com", "Ann"), ("bob@example.com", "Bob"), ("cat@example.com", "Cat")] {
+            let block = format!("<email_address>{email}</email_address><sendDate>");
+            assert_eq!(records.matches(&block).count(), 1, "{email}: {records}");
+            assert!(records.contains(&format!("<First__Name>{name}</First__Name>")), "{records}");
+        }
+        assert_eq!(records.matches("<subscriber>").count(), 3, "{records}");
+        assert!(records.contains(&format!("<jobID>{job}</jobID>")), "{records}");
+        assert!(!records.contains("dan@example.com"), "{records}");
+
+        // all_jobs_ToFTP: a job sent (started) in 2020 whose messages went out
+        // today is in a file of 2020's send dates and today's activity, not in
+        // one whose activity is 2021.
+        diesel::update(espbridge::db::schema::sends::table.find(job))
+            .set(espbridge::db::schema::sends::started_at.eq(Some(chrono::NaiveDate::from_ymd_opt(2020, 6, 1).unwrap().and_hms_opt(12, 0, 0).unwrap())))
+            .execute(&mut conn)
+            .unwrap();
+        // Yesterday to tomorrow, so that midnight cannot fall between.
+        let day = |offset: i64| (chrono::Utc::now().naive_utc() + chrono::Duration::days(offset)).format("%-m/%-d/%Y").to_string();
+        let jobs_file = |start: &str, end: &str| -> String {
+            let answer = call(&format!("<system_name>tracking</system_name><action>BulkAsync</action><sub_action>all_jobs_ToFTP</sub_action><daterange><startdate>{start}</startdate><enddate>{end}</enddate></daterange><jobdaterange><startdate>1/1/2020</startdate><enddate>12/31/2020</enddate></jobdaterange>"));
+            let batch = element(&answer, "batchID").to_string();
+            let zip = espbridge::domain::exports::folder(dir.path(), account.console_id).join(format!("all_jobs_ToFTP_{batch}.zip"));
+            let unzipped = Command::new("unzip").arg("-p").arg(&zip).output().unwrap();
+            String::from_utf8(unzipped.stdout).unwrap()
+        };
+        let active = jobs_file(&day(-1), &day(1));
+        assert!(active.contains(&format!("<job><jobID>{job}</jobID>")), "{active}");
+        assert!(active.contains("<sent>3</sent>"), "{active}");
+        let idle = jobs_file("6/1/2021", "6/30/2021");
+        assert!(!idle.contains("<job>"), "{idle}");
     }
 }

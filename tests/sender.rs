@@ -449,6 +449,102 @@ backend_tests! {
         }).is_err());
     }
 
+    fn campaigns_to_several_lists_reach_each_once_less_exclusions(t) {
+        use sends::ListPart;
+        let a = account(t);
+        // List 1: user0..user5. List 2: user4, user5 (on both), user6 (in
+        // its group Partners), user7. List 3, to leave out: user1.
+        common::seed_subscribers(&t.db, a, 1, 0, 6, "example.com");
+        let mut conn = t.db.conn().unwrap();
+        for name in ["Second", "Leave out"] {
+            lists::create(&mut conn, a, &lists::NewList { name: name.into(), ..lists::NewList::default() }).unwrap();
+        }
+        let partners = espbridge::domain::groups::create(&mut conn, a, 2, "Partners", "", None).unwrap();
+        let out = espbridge::domain::groups::create(&mut conn, a, 1, "Out", "", None).unwrap();
+        let join = |conn: &mut espbridge::db::DbConnection, list: i64, i: usize, groups: Vec<i64>| {
+            subscriptions::subscribe(conn, a, &Subscribe {
+                list,
+                contact: Contact::email(format!("user{i}@example.com")),
+                fields: vec![(espbridge::domain::fields::FieldRef::Number(1), format!("Name{i}"))],
+                groups,
+                double_opt_in: Some(false),
+                source: "test".into(),
+                origin: Origin::new(Channel::Cli, "test"),
+            }).unwrap();
+        };
+        for i in [4, 5, 7] {
+            join(&mut conn, 2, i, vec![]);
+        }
+        join(&mut conn, 2, 6, vec![partners.number]);
+        join(&mut conn, 3, 1, vec![]);
+        subscriptions::update_member(&mut conn, a, 1, &RecipientKey::Email("user2@example.com".into()), &[], Some(&subscriptions::GroupChange { groups: vec![out.number], replace: false })).unwrap();
+        let m = message(t, a, "S", "<p>x</p>");
+        let whole = |list: i64| ListPart { list, groups: vec![] };
+        let expand = |conn: &mut espbridge::db::DbConnection, targets: Vec<ListPart>, exclude: Vec<ListPart>, filter: Vec<sends::FieldEquals>| -> Vec<String> {
+            let send = sends::create_campaign(conn, a, &NewCampaign {
+                message_id: m,
+                audience: Audience::Lists { targets, exclude, filter },
+                params: serde_json::Map::new(),
+                scheduled_at: None,
+                idempotency_key: None,
+            }).unwrap();
+            sends::start(conn, a, send.id).unwrap();
+            let jobs = sends::lease_expansions(conn, chrono::Duration::seconds(60), 10).unwrap();
+            while sends::expand_next_batch(conn, jobs[0], 2, chrono::Duration::seconds(60)).unwrap() > 0 {}
+            let mut addresses: Vec<String> = deliveries::table.filter(deliveries::send_id.eq(send.id)).select(deliveries::address).load(conn).unwrap();
+            addresses.sort();
+            addresses
+        };
+        let users = |ids: &[usize]| -> Vec<String> { ids.iter().map(|i| format!("user{i}@example.com")).collect() };
+        assert_eq!(expand(&mut conn, vec![whole(1), whole(2)], vec![], vec![]), users(&[0, 1, 2, 3, 4, 5, 6, 7]), "each once");
+        assert_eq!(expand(&mut conn, vec![whole(1), whole(2)], vec![whole(3)], vec![]), users(&[0, 2, 3, 4, 5, 6, 7]));
+        assert_eq!(expand(&mut conn, vec![whole(1), ListPart { list: 2, groups: vec![partners.number] }], vec![], vec![]), users(&[0, 1, 2, 3, 4, 5, 6]));
+        assert_eq!(expand(&mut conn, vec![whole(1)], vec![ListPart { list: 1, groups: vec![out.number] }], vec![]), users(&[0, 1, 3, 4, 5]));
+        // A list named whole and by a group is the whole list.
+        assert_eq!(expand(&mut conn, vec![ListPart { list: 2, groups: vec![partners.number] }, whole(2)], vec![], vec![]), users(&[4, 5, 6, 7]));
+        let name5 = sends::FieldEquals { field: 1, value: "Name5".into() };
+        assert_eq!(expand(&mut conn, vec![whole(1), whole(2)], vec![], vec![name5]), users(&[5]));
+        // Whoever is on an excluded list is left out, even unsubscribed from it.
+        subscriptions::unsubscribe(&mut conn, a, 3, &RecipientKey::Email("user1@example.com".into()), subscriptions::UnsubscribeReason::Link, &Origin::new(Channel::Cli, "test")).unwrap();
+        assert_eq!(expand(&mut conn, vec![whole(1)], vec![whole(3)], vec![]), users(&[0, 2, 3, 4, 5]));
+        // An unsubscribed member of a target is not mailed.
+        subscriptions::unsubscribe(&mut conn, a, 2, &RecipientKey::Email("user7@example.com".into()), subscriptions::UnsubscribeReason::Link, &Origin::new(Channel::Cli, "test")).unwrap();
+        assert_eq!(expand(&mut conn, vec![whole(2)], vec![whole(3)], vec![]), users(&[4, 5, 6]));
+        // A whole batch left out (user4 and user5 are on list 1) does not end
+        // the expansion.
+        assert_eq!(expand(&mut conn, vec![whole(2)], vec![whole(1)], vec![]), users(&[6]));
+        // One list and nothing excluded is stored as a send to one list.
+        let before: i64 = espbridge::db::schema::send_lists::table.count().get_result(&mut *conn).unwrap();
+        assert_eq!(expand(&mut conn, vec![whole(2)], vec![], vec![]), users(&[4, 5, 6]));
+        let after: i64 = espbridge::db::schema::send_lists::table.count().get_result(&mut *conn).unwrap();
+        assert_eq!(before, after);
+        // A list one of a send under way, or left out by it, cannot be
+        // deleted; once the send is over it can.
+        let running = sends::create_campaign(&mut conn, a, &NewCampaign {
+            message_id: m,
+            audience: Audience::Lists { targets: vec![whole(1)], exclude: vec![whole(3)], filter: vec![] },
+            params: serde_json::Map::new(),
+            scheduled_at: None,
+            idempotency_key: None,
+        }).unwrap();
+        sends::start(&mut conn, a, running.id).unwrap();
+        assert!(matches!(lists::delete(&mut conn, a, 3), Err(espbridge::Error::Conflict(_))));
+        for send in sends::campaigns_in(&mut conn, a, messages::MessageKind::Email, &[SendStatus::Sending]).unwrap() {
+            sends::cancel(&mut conn, a, send).unwrap();
+        }
+        lists::delete(&mut conn, a, 3).unwrap();
+        // Refused: no list, an unknown list to leave out.
+        for (targets, exclude) in [(vec![], vec![]), (vec![whole(1)], vec![whole(9)])] {
+            assert!(sends::create_campaign(&mut conn, a, &NewCampaign {
+                message_id: m,
+                audience: Audience::Lists { targets, exclude, filter: vec![] },
+                params: serde_json::Map::new(),
+                scheduled_at: None,
+                idempotency_key: None,
+            }).is_err());
+        }
+    }
+
     fn concurrent_retries_with_one_key_enqueue_once(t) {
         let a = account(t);
         let m = message(t, a, "Code", "<p>{{ params.code }}</p>");

@@ -539,6 +539,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     export_batches,
     login_failures,
     list_decorations,
+    send_lists,
 );
 
 diesel::table! {
@@ -560,5 +561,16 @@ diesel::table! {
         text_footer -> Text,
         html_header -> Text,
         html_footer -> Text,
+    }
+}
+
+diesel::table! {
+    send_lists (id) {
+        id -> BigInt,
+        send_id -> BigInt,
+        account_id -> BigInt,
+        list_id -> BigInt,
+        group_ids -> Text,
+        excluded -> Bool,
     }
 }

@@ -71,9 +71,30 @@ pub fn list(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Event>> {
+    Ok(filtered(account_id, filter)
+        .filter(delivery_events::id.gt(after))
+        .order(delivery_events::id)
+        .limit(limit.clamp(1, 10_000))
+        .select(Event::as_select())
+        .load(conn)?)
+}
+
+/// Whether the account has any event the filter lets through (unordered, so
+/// the first found answers).
+pub fn any(conn: &mut DbConnection, account_id: i64, filter: &Filter) -> Result<bool> {
+    Ok(filtered(account_id, filter)
+        .select(delivery_events::id)
+        .first::<i64>(conn)
+        .optional()?
+        .is_some())
+}
+
+fn filtered<'a>(
+    account_id: i64,
+    filter: &'a Filter,
+) -> delivery_events::BoxedQuery<'a, crate::db::MultiBackend> {
     let mut query = delivery_events::table
         .filter(delivery_events::account_id.eq(account_id))
-        .filter(delivery_events::id.gt(after))
         .into_boxed();
     if let Some(from) = filter.from {
         query = query.filter(delivery_events::created_at.ge(from));
@@ -90,9 +111,5 @@ pub fn list(
     if !filter.kinds.is_empty() {
         query = query.filter(delivery_events::kind.eq_any(&filter.kinds));
     }
-    Ok(query
-        .order(delivery_events::id)
-        .limit(limit.clamp(1, 10_000))
-        .select(Event::as_select())
-        .load(conn)?)
+    query
 }

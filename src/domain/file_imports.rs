@@ -40,8 +40,8 @@ pub struct FileImport {
 
 #[derive(Debug, Clone)]
 pub struct ImportRequest {
-    /// The list's public number.
-    pub list: i64,
+    /// The lists' public numbers (at least one): every row goes into each.
+    pub lists: Vec<i64>,
     /// A plain file name in the account's import folder.
     pub file_name: String,
     pub delimiter: char,
@@ -58,14 +58,10 @@ pub fn folder(data_dir: &Path, console_id: i64) -> PathBuf {
     data_dir.join("imports").join(console_id.to_string())
 }
 
-/// Imports the file in one transaction and records the outcome.
-pub fn import(
-    conn: &mut DbConnection,
-    account_id: i64,
-    data_dir: &Path,
-    request: &ImportRequest,
-) -> Result<FileImport> {
-    let name = request.file_name.trim();
+/// The name trimmed, if it names a file in a folder and not a path (nothing
+/// outside the account's folder can be reached).
+pub fn plain_file_name(name: &str) -> Result<&str> {
+    let name = name.trim();
     let plain =
         !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
     if !plain {
@@ -74,6 +70,17 @@ pub fn import(
             "must be a file name without a path",
         ));
     }
+    Ok(name)
+}
+
+/// Imports the file in one transaction and records the outcome.
+pub fn import(
+    conn: &mut DbConnection,
+    account_id: i64,
+    data_dir: &Path,
+    request: &ImportRequest,
+) -> Result<FileImport> {
+    let name = plain_file_name(&request.file_name)?;
     let account = accounts::get(conn, account_id)?;
     let path = folder(data_dir, account.console_id).join(name);
     let size = std::fs::metadata(&path)
@@ -106,7 +113,13 @@ pub fn import(
         request.mapping.clone()
     };
     write_transaction(conn, |conn| {
-        let list = lists::get(conn, account_id, request.list)?;
+        let mut targets = Vec::with_capacity(request.lists.len());
+        for number in &request.lists {
+            targets.push(lists::get(conn, account_id, *number)?);
+        }
+        let Some(first) = targets.first().map(|l| l.id) else {
+            return Err(Error::invalid("lists", "at least one list is needed"));
+        };
         // Every column is the address or a field of the catalogue.
         let mut email_column = None;
         let mut field_columns = Vec::new();
@@ -127,26 +140,35 @@ pub fn import(
             .filter(|r| r.iter().any(|v| !v.trim().is_empty()))
         {
             let email = row.get(email_column).map_or("", |v| v.trim());
-            let values = field_columns
+            let values: Vec<_> = field_columns
                 .iter()
                 .filter_map(|(at, number)| {
                     row.get(*at)
                         .map(|v| (FieldRef::Number(*number), v.trim().to_string()))
                 })
                 .collect();
-            let done = subscriptions::subscribe(
-                conn,
-                account_id,
-                &Subscribe {
-                    list: list.number,
-                    contact: Contact::email(email),
-                    fields: values,
-                    groups: Vec::new(),
-                    double_opt_in: Some(false),
-                    source: format!("import {name}"),
-                    origin: request.origin.clone(),
-                },
-            );
+            // A row counts once: refused by a list (its address is bad or
+            // blocked, which no list would take), it goes to no further list.
+            let mut done = Ok(());
+            for list in &targets {
+                done = subscriptions::subscribe(
+                    conn,
+                    account_id,
+                    &Subscribe {
+                        list: list.number,
+                        contact: Contact::email(email),
+                        fields: values.clone(),
+                        groups: Vec::new(),
+                        double_opt_in: Some(false),
+                        source: format!("import {name}"),
+                        origin: request.origin.clone(),
+                    },
+                )
+                .map(|_| ());
+                if done.is_err() {
+                    break;
+                }
+            }
             match done {
                 Ok(_) => imported += 1,
                 Err(Error::Invalid { .. } | Error::Blocklisted | Error::Conflict(_)) => {
@@ -158,7 +180,7 @@ pub fn import(
         let id: i64 = diesel::insert_into(file_imports::table)
             .values((
                 file_imports::account_id.eq(account_id),
-                file_imports::list_id.eq(Some(list.id)),
+                file_imports::list_id.eq(Some(first)),
                 file_imports::file_name.eq(name),
                 file_imports::status.eq("Complete"),
                 file_imports::imported.eq(imported),

@@ -194,12 +194,22 @@ pub fn by_id(conn: &mut DbConnection, account_id: i64, list_id: i64) -> Result<L
 /// history stays for audits. A list with a send scheduled, sending or paused is
 /// refused.
 pub fn delete(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<()> {
-    use crate::db::schema::sends;
+    use crate::db::schema::{send_lists, sends};
     write_transaction(conn, |conn| {
         let list = get(conn, account_id, number)?;
+        // A send under way to the list, or to several lists of which it is
+        // one or one left out (deleting a suppression list would let its
+        // members be mailed).
         let busy: i64 = sends::table
             .filter(sends::account_id.eq(account_id))
-            .filter(sends::list_id.eq(list.id))
+            .filter(
+                sends::list_id.eq(list.id).or(sends::id.eq_any(
+                    send_lists::table
+                        .filter(send_lists::account_id.eq(account_id))
+                        .filter(send_lists::list_id.eq(list.id))
+                        .select(send_lists::send_id),
+                )),
+            )
             .filter(sends::status.eq_any(["scheduled", "sending", "paused"]))
             .count()
             .get_result(conn)?;

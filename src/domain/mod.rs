@@ -14,6 +14,7 @@ pub mod fields;
 pub mod file_imports;
 pub mod groups;
 pub mod history;
+pub mod image_library;
 pub mod imports;
 pub mod links;
 pub mod list_blocklist;

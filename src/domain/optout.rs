@@ -157,7 +157,7 @@ fn target(conn: &mut DbConnection, signer: &LinkSigner, token: &str) -> Result<O
         return Ok(None);
     };
     let send = sends::get(conn, account_id, send_id)?;
-    let list_id = match send.list_id {
+    let list_id = match sends::list_for(conn, &send, recipient_id)? {
         Some(id) => Some(id),
         None => messages::get(conn, account_id, send.message_id)?.list_id,
     };

@@ -16,10 +16,10 @@ use super::messages::{self, Message, MessageKind};
 use super::recipients::{self, Recipient, RecipientKey};
 use super::{fields, groups, lists, now};
 use crate::db::schema::{
-    deliveries, group_members, recipient_field_values, recipients as recipients_table,
+    deliveries, group_members, recipient_field_values, recipients as recipients_table, send_lists,
     send_senders, sends, subscriptions,
 };
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::{DbConnection, MultiBackend, backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +153,7 @@ impl Send {
 
     /// Internal ids of the groups a list campaign is limited to.
     fn group_ids(&self) -> Vec<i64> {
-        self.group_ids
-            .split(',')
-            .filter_map(|id| id.parse().ok())
-            .collect()
+        split_ids(&self.group_ids)
     }
 }
 
@@ -171,8 +168,33 @@ pub enum Audience {
         groups: Vec<i64>,
         filter: Vec<FieldEquals>,
     },
+    /// The subscribed members of several lists (or groups of them), each
+    /// recipient once, leaving out the members of the `exclude` lists or
+    /// groups, and matching every field condition. Targets naming one list
+    /// merge (a whole list wins over its groups). One target and no
+    /// exclusions is the same as [`Audience::List`].
+    Lists {
+        targets: Vec<ListPart>,
+        exclude: Vec<ListPart>,
+        filter: Vec<FieldEquals>,
+    },
     /// Named recipients of the account.
     Recipients(Vec<RecipientKey>),
+}
+
+/// A list (public number), whole, or only the members of some of its groups
+/// (public numbers; empty for the whole list).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPart {
+    pub list: i64,
+    pub groups: Vec<i64>,
+}
+
+/// A list part of a send as stored: row ids.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct StoredPart {
+    list_id: i64,
+    group_ids: Vec<i64>,
 }
 
 /// A campaign filter condition: field `field` (1..=39) has exactly this value.
@@ -220,19 +242,44 @@ pub fn create_campaign(
             return Ok(existing);
         }
         let message = messages::get(conn, account_id, new.message_id)?;
+        // The parts of a several-list audience, stored beside the send.
+        let mut parts: Vec<(StoredPart, bool)> = Vec::new();
         let (list_id, group_ids, filter) = match &new.audience {
             Audience::List {
                 list,
                 groups: numbers,
                 filter,
             } => {
-                for condition in filter {
-                    fields::resolve(conn, account_id, &fields::FieldRef::Number(condition.field))?;
+                check_filter(conn, account_id, filter)?;
+                let part = resolve_part(conn, account_id, *list, numbers)?;
+                (
+                    Some(part.list_id),
+                    join_ids(&part.group_ids),
+                    filter.as_slice(),
+                )
+            }
+            Audience::Lists {
+                targets,
+                exclude,
+                filter,
+            } => {
+                check_filter(conn, account_id, filter)?;
+                let targets = resolve_parts(conn, account_id, targets)?;
+                let exclude = resolve_parts(conn, account_id, exclude)?;
+                let Some(first) = targets.first().cloned() else {
+                    return Err(Error::invalid("lists", "at least one list is needed"));
+                };
+                if targets.len() > 1 || !exclude.is_empty() {
+                    parts.extend(targets.into_iter().map(|p| (p, false)));
+                    parts.extend(exclude.into_iter().map(|p| (p, true)));
                 }
-                let list = lists::get(conn, account_id, *list)?;
-                let groups = groups::resolve_in_list(conn, account_id, list.id, numbers)?;
-                let ids: Vec<String> = groups.iter().map(|g| g.id.to_string()).collect();
-                (Some(list.id), ids.join(","), filter.as_slice())
+                // The first target is the send's list: its sender and its
+                // unsubscribe page unless the recipient came from another.
+                (
+                    Some(first.list_id),
+                    join_ids(&first.group_ids),
+                    filter.as_slice(),
+                )
             }
             Audience::Recipients(keys) => {
                 if keys.is_empty() {
@@ -257,6 +304,19 @@ pub fn create_campaign(
             Inserted::New(id) => id,
             Inserted::Existing(send) => return Ok(*send),
         };
+        // A row at a time: the parts are few, and batch inserts are not
+        // available on both backends.
+        for (part, excluded) in &parts {
+            diesel::insert_into(send_lists::table)
+                .values((
+                    send_lists::send_id.eq(send_id),
+                    send_lists::account_id.eq(account_id),
+                    send_lists::list_id.eq(part.list_id),
+                    send_lists::group_ids.eq(join_ids(&part.group_ids)),
+                    send_lists::excluded.eq(*excluded),
+                ))
+                .execute(conn)?;
+        }
         if let Audience::Recipients(keys) = &new.audience {
             // Named recipients are few: they are enqueued now (as queued rows of a
             // draft send, which workers do not claim until it starts).
@@ -285,6 +345,132 @@ pub fn create_campaign(
         }
         get(conn, account_id, send_id)
     })
+}
+
+fn check_filter(conn: &mut DbConnection, account_id: i64, filter: &[FieldEquals]) -> Result<()> {
+    for condition in filter {
+        fields::resolve(conn, account_id, &fields::FieldRef::Number(condition.field))?;
+    }
+    Ok(())
+}
+
+fn resolve_part(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list: i64,
+    numbers: &[i64],
+) -> Result<StoredPart> {
+    let list = lists::get(conn, account_id, list)?;
+    let groups = groups::resolve_in_list(conn, account_id, list.id, numbers)?;
+    Ok(StoredPart {
+        list_id: list.id,
+        group_ids: groups.iter().map(|g| g.id).collect(),
+    })
+}
+
+/// The parts resolved, one per list: a list named whole and by groups is the
+/// whole list; groups of one list named apart are put together.
+fn resolve_parts(
+    conn: &mut DbConnection,
+    account_id: i64,
+    parts: &[ListPart],
+) -> Result<Vec<StoredPart>> {
+    let mut merged: Vec<StoredPart> = Vec::new();
+    for part in parts {
+        let resolved = resolve_part(conn, account_id, part.list, &part.groups)?;
+        match merged.iter_mut().find(|p| p.list_id == resolved.list_id) {
+            Some(existing) if existing.group_ids.is_empty() => {}
+            Some(existing) if resolved.group_ids.is_empty() => existing.group_ids.clear(),
+            Some(existing) => {
+                for id in resolved.group_ids {
+                    if !existing.group_ids.contains(&id) {
+                        existing.group_ids.push(id);
+                    }
+                }
+            }
+            None => merged.push(resolved),
+        }
+    }
+    Ok(merged)
+}
+
+fn join_ids(ids: &[i64]) -> String {
+    ids.iter()
+        .map(|id| id.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+fn split_ids(text: &str) -> Vec<i64> {
+    text.split(',').filter_map(|id| id.parse().ok()).collect()
+}
+
+/// The target and excluded parts of a several-list send (both empty for a
+/// send to one list, or not to lists).
+fn stored_parts(
+    conn: &mut DbConnection,
+    send: &Send,
+) -> Result<(Vec<StoredPart>, Vec<StoredPart>)> {
+    let rows: Vec<(i64, String, bool)> = send_lists::table
+        .filter(send_lists::account_id.eq(send.account_id))
+        .filter(send_lists::send_id.eq(send.id))
+        .order(send_lists::id)
+        .select((
+            send_lists::list_id,
+            send_lists::group_ids,
+            send_lists::excluded,
+        ))
+        .load(conn)?;
+    let (mut targets, mut exclude) = (Vec::new(), Vec::new());
+    for (list_id, group_ids, excluded) in rows {
+        let part = StoredPart {
+            list_id,
+            group_ids: split_ids(&group_ids),
+        };
+        if excluded {
+            exclude.push(part);
+        } else {
+            targets.push(part);
+        }
+    }
+    Ok((targets, exclude))
+}
+
+/// The lists (row ids) a send goes to: its targets, or its one list.
+pub fn target_lists(conn: &mut DbConnection, send: &Send) -> Result<Vec<i64>> {
+    let (targets, _) = stored_parts(conn, send)?;
+    Ok(if targets.is_empty() {
+        send.list_id.into_iter().collect()
+    } else {
+        targets.iter().map(|p| p.list_id).collect()
+    })
+}
+
+/// The list (row id) a recipient had a send for: of a send to several lists,
+/// the first target the recipient is subscribed to (else the first target);
+/// otherwise the send's list. The unsubscribe page takes them off that one.
+pub fn list_for(
+    conn: &mut DbConnection,
+    send: &Send,
+    recipient_id: Option<i64>,
+) -> Result<Option<i64>> {
+    let (targets, _) = stored_parts(conn, send)?;
+    let (Some(recipient_id), false) = (recipient_id, targets.is_empty()) else {
+        return Ok(send.list_id);
+    };
+    let ids: Vec<i64> = targets.iter().map(|p| p.list_id).collect();
+    let subscribed: Vec<i64> = subscriptions::table
+        .filter(subscriptions::account_id.eq(send.account_id))
+        .filter(subscriptions::recipient_id.eq(recipient_id))
+        .filter(subscriptions::list_id.eq_any(&ids))
+        .filter(subscriptions::status.eq("subscribed"))
+        .select(subscriptions::list_id)
+        .load(conn)?;
+    Ok(ids
+        .iter()
+        .find(|id| subscribed.contains(id))
+        .or(ids.first())
+        .copied())
 }
 
 /// Turns open and click tracking of a send on or off. Only before it starts:
@@ -755,6 +941,62 @@ pub fn campaigns_started(
         .load(conn)?)
 }
 
+/// A message of a send that went out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentRecord {
+    pub delivery_id: i64,
+    pub recipient_id: Option<i64>,
+    pub address: String,
+    pub sent_at: NaiveDateTime,
+}
+
+/// One page of a send's messages that went out (whatever became of them
+/// later), sent in `[from, until)`, in delivery id order (pass the last id as
+/// `after`).
+pub fn sent_records(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    from: Option<NaiveDateTime>,
+    until: Option<NaiveDateTime>,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<SentRecord>> {
+    let mut query = deliveries::table
+        .filter(deliveries::account_id.eq(account_id))
+        .filter(deliveries::send_id.eq(send_id))
+        .filter(deliveries::id.gt(after))
+        .filter(deliveries::sent_at.is_not_null())
+        .into_boxed();
+    if let Some(from) = from {
+        query = query.filter(deliveries::sent_at.ge(from));
+    }
+    if let Some(until) = until {
+        query = query.filter(deliveries::sent_at.lt(until));
+    }
+    let rows: Vec<(i64, Option<i64>, String, Option<NaiveDateTime>)> = query
+        .order(deliveries::id)
+        .limit(limit.clamp(1, 10_000))
+        .select((
+            deliveries::id,
+            deliveries::recipient_id,
+            deliveries::address,
+            deliveries::sent_at,
+        ))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(delivery_id, recipient_id, address, sent_at)| {
+            Some(SentRecord {
+                delivery_id,
+                recipient_id,
+                address,
+                sent_at: sent_at?,
+            })
+        })
+        .collect())
+}
+
 /// The sends of a message, oldest first.
 pub fn of_message(conn: &mut DbConnection, account_id: i64, message_id: i64) -> Result<Vec<Send>> {
     Ok(sends::table
@@ -949,54 +1191,22 @@ pub fn expand_next_batch(
         if send.expanded || send.status()? != SendStatus::Sending {
             return Ok(0);
         }
-        let list_id = send
-            .list_id
-            .ok_or(Error::Internal("list campaign without list".into()))?;
         let message = messages::get(conn, send.account_id, send.message_id)?;
         let kind = message.kind()?;
-        let mut query = subscriptions::table
-            .inner_join(recipients_table::table)
-            .filter(subscriptions::account_id.eq(send.account_id))
-            .filter(subscriptions::list_id.eq(list_id))
-            .filter(subscriptions::status.eq("subscribed"))
-            .filter(subscriptions::recipient_id.gt(send.expansion_cursor))
-            .filter(recipients_table::erased_at.is_null())
-            .into_boxed();
-        query = match kind {
-            MessageKind::Email => query
-                .filter(recipients_table::email.is_not_null())
-                .filter(recipients_table::email_blocklisted.eq(false))
-                .filter(recipients_table::bounced.eq(false)),
-            MessageKind::Sms => query
-                .filter(recipients_table::mobile_key.is_not_null())
-                .filter(recipients_table::sms_blocklisted.eq(false)),
+        let (targets, exclude) = stored_parts(conn, &send)?;
+        let next = if targets.is_empty() {
+            let list_id = send
+                .list_id
+                .ok_or(Error::Internal("list campaign without list".into()))?;
+            one_list_batch(conn, &send, list_id, kind, batch)?
+        } else {
+            several_lists_batch(conn, &send, &targets, &exclude, kind, batch)?
         };
-        for condition in send.field_filter() {
-            query = query.filter(diesel::dsl::exists(
-                recipient_field_values::table
-                    .filter(recipient_field_values::recipient_id.eq(subscriptions::recipient_id))
-                    .filter(recipient_field_values::field_number.eq(condition.field))
-                    .filter(recipient_field_values::value.eq(condition.value)),
-            ));
-        }
-        let group_ids = send.group_ids();
-        if !group_ids.is_empty() {
-            query = query.filter(diesel::dsl::exists(
-                group_members::table
-                    .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
-                    .filter(group_members::group_id.eq_any(group_ids)),
-            ));
-        }
-        let members: Vec<(i64, Option<String>, Option<String>)> = query
-            .order(subscriptions::recipient_id)
-            .limit(batch)
-            .select((
-                subscriptions::recipient_id,
-                recipients_table::email,
-                recipients_table::mobile_key,
-            ))
-            .load(conn)?;
-        let Some(&(last, _, _)) = members.last() else {
+        let Some(Batch {
+            members,
+            cursor: last,
+        }) = next
+        else {
             diesel::update(sends::table.find(send.id))
                 .set((
                     sends::expanded.eq(true),
@@ -1047,6 +1257,192 @@ pub fn expand_next_batch(
         }
         Ok(rows.len())
     })
+}
+
+/// An expansion batch's members as (recipient id, e-mail, mobile key).
+type Members = Vec<(i64, Option<String>, Option<String>)>;
+
+/// The next members of a send, and the recipient id its cursor moves to (the
+/// last one looked at, which may not be a member).
+struct Batch {
+    members: Members,
+    cursor: i64,
+}
+
+/// The next members of a send to one list (or groups of it).
+fn one_list_batch(
+    conn: &mut DbConnection,
+    send: &Send,
+    list_id: i64,
+    kind: MessageKind,
+    batch: i64,
+) -> Result<Option<Batch>> {
+    let mut query = subscriptions::table
+        .inner_join(recipients_table::table)
+        .filter(subscriptions::account_id.eq(send.account_id))
+        .filter(subscriptions::list_id.eq(list_id))
+        .filter(subscriptions::status.eq("subscribed"))
+        .filter(subscriptions::recipient_id.gt(send.expansion_cursor))
+        .filter(recipients_table::erased_at.is_null())
+        .into_boxed();
+    query = match kind {
+        MessageKind::Email => query
+            .filter(recipients_table::email.is_not_null())
+            .filter(recipients_table::email_blocklisted.eq(false))
+            .filter(recipients_table::bounced.eq(false)),
+        MessageKind::Sms => query
+            .filter(recipients_table::mobile_key.is_not_null())
+            .filter(recipients_table::sms_blocklisted.eq(false)),
+    };
+    for condition in send.field_filter() {
+        query = query.filter(diesel::dsl::exists(
+            recipient_field_values::table
+                .filter(recipient_field_values::recipient_id.eq(subscriptions::recipient_id))
+                .filter(recipient_field_values::field_number.eq(condition.field))
+                .filter(recipient_field_values::value.eq(condition.value)),
+        ));
+    }
+    let group_ids = send.group_ids();
+    if !group_ids.is_empty() {
+        query = query.filter(diesel::dsl::exists(
+            group_members::table
+                .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                .filter(group_members::group_id.eq_any(group_ids)),
+        ));
+    }
+    let members: Members = query
+        .order(subscriptions::recipient_id)
+        .limit(batch)
+        .select((
+            subscriptions::recipient_id,
+            recipients_table::email,
+            recipients_table::mobile_key,
+        ))
+        .load(conn)?;
+    Ok(members
+        .last()
+        .map(|&(id, _, _)| id)
+        .map(|cursor| Batch { members, cursor }))
+}
+
+/// A condition on a recipient, built at run time.
+type Condition = Box<
+    dyn BoxableExpression<recipients_table::table, MultiBackend, SqlType = diesel::sql_types::Bool>,
+>;
+
+/// The recipient is on the part's list (of any status) and, for some of its
+/// groups, in one of them.
+fn on_part(part: &StoredPart) -> Condition {
+    let on_list = diesel::dsl::exists(
+        subscriptions::table
+            .filter(subscriptions::recipient_id.eq(recipients_table::id))
+            .filter(subscriptions::list_id.eq(part.list_id)),
+    );
+    if part.group_ids.is_empty() {
+        return Box::new(on_list);
+    }
+    Box::new(
+        on_list.and(diesel::dsl::exists(
+            group_members::table
+                .filter(group_members::recipient_id.eq(recipients_table::id))
+                .filter(group_members::group_id.eq_any(part.group_ids.clone())),
+        )),
+    )
+}
+
+/// The first `batch` subscribed members of a target part after `cursor`, by
+/// recipient id (from the list's members index, as a one-list send reads).
+fn part_candidates(
+    conn: &mut DbConnection,
+    account_id: i64,
+    part: &StoredPart,
+    cursor: i64,
+    batch: i64,
+) -> Result<Vec<i64>> {
+    let mut query = subscriptions::table
+        .filter(subscriptions::account_id.eq(account_id))
+        .filter(subscriptions::list_id.eq(part.list_id))
+        .filter(subscriptions::status.eq("subscribed"))
+        .filter(subscriptions::recipient_id.gt(cursor))
+        .into_boxed();
+    if !part.group_ids.is_empty() {
+        query = query.filter(diesel::dsl::exists(
+            group_members::table
+                .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                .filter(group_members::group_id.eq_any(part.group_ids.clone())),
+        ));
+    }
+    Ok(query
+        .order(subscriptions::recipient_id)
+        .limit(batch)
+        .select(subscriptions::recipient_id)
+        .load(conn)?)
+}
+
+/// The next recipients of a send to several lists: subscribed to one of the
+/// targets, each once (a recipient is one address), none on an excluded part.
+/// The `batch` lowest recipient ids after the cursor over all targets are
+/// the candidates (each target's first `batch` hold them all); those that may
+/// be mailed are the members. Candidates that all fail move the cursor on
+/// and the next ones are read, so no members means the end.
+fn several_lists_batch(
+    conn: &mut DbConnection,
+    send: &Send,
+    targets: &[StoredPart],
+    exclude: &[StoredPart],
+    kind: MessageKind,
+    batch: i64,
+) -> Result<Option<Batch>> {
+    let mut cursor = send.expansion_cursor;
+    loop {
+        let mut candidates = Vec::new();
+        for part in targets {
+            candidates.extend(part_candidates(conn, send.account_id, part, cursor, batch)?);
+        }
+        candidates.sort_unstable();
+        candidates.dedup();
+        candidates.truncate(usize::try_from(batch).unwrap_or(usize::MAX));
+        let Some(&last) = candidates.last() else {
+            return Ok(None);
+        };
+        cursor = last;
+        let mut query = recipients_table::table
+            .filter(recipients_table::account_id.eq(send.account_id))
+            .filter(recipients_table::id.eq_any(candidates))
+            .filter(recipients_table::erased_at.is_null())
+            .into_boxed();
+        query = match kind {
+            MessageKind::Email => query
+                .filter(recipients_table::email.is_not_null())
+                .filter(recipients_table::email_blocklisted.eq(false))
+                .filter(recipients_table::bounced.eq(false)),
+            MessageKind::Sms => query
+                .filter(recipients_table::mobile_key.is_not_null())
+                .filter(recipients_table::sms_blocklisted.eq(false)),
+        };
+        for part in exclude {
+            query = query.filter(diesel::dsl::not(on_part(part)));
+        }
+        for condition in send.field_filter() {
+            query = query.filter(diesel::dsl::exists(
+                recipient_field_values::table
+                    .filter(recipient_field_values::recipient_id.eq(recipients_table::id))
+                    .filter(recipient_field_values::field_number.eq(condition.field))
+                    .filter(recipient_field_values::value.eq(condition.value)),
+            ));
+        }
+        let members: Members = query
+            .order(recipients_table::id)
+            .select((
+                recipients_table::id,
+                recipients_table::email,
+                recipients_table::mobile_key,
+            ))
+            .load(conn)?;
+        if !members.is_empty() {
+            return Ok(Some(Batch { members, cursor }));
+        }
+    }
 }
 
 /// Marks the given sends completed if they are fully expanded and every delivery

@@ -8,7 +8,10 @@
 use std::collections::HashMap;
 
 use super::subscriber::{status_text, write_block};
-use super::{Call, Reply, catalogue, code, date_range, format_time, or_fault};
+use super::{
+    Call, Range, Reply, catalogue, code, date_range, encode_name, format_time, named_range,
+    or_fault,
+};
 use crate::Result;
 use crate::db::DbConnection;
 use crate::domain::events::{self, Filter};
@@ -150,30 +153,53 @@ pub(super) fn list_subscribers(conn: &mut DbConnection, call: &Call) -> Result<R
     Ok(recorded("list", &batch))
 }
 
+/// The job a tracking export names in `search_value`: error 4 for a text
+/// that is no id, 8 for no job of the account.
+fn job(conn: &mut DbConnection, call: &Call) -> Result<std::result::Result<sends::Send, Reply>> {
+    let text = call.search_value();
+    let Ok(job) = text.parse::<i64>() else {
+        return Ok(Err(Reply::fault(
+            code::INVALID,
+            format!("Invalid job id {text:?}"),
+        )));
+    };
+    match sends::get(conn, call.account_id, job) {
+        Ok(send) => Ok(Ok(send)),
+        Err(crate::Error::NotFound(_)) => Ok(Err(Reply::fault(
+            code::JOB_NOT_FOUND,
+            format!("Job {job} does not exist"),
+        ))),
+        Err(e) => Err(e),
+    }
+}
+
+/// The addresses of recipients by id, read once each.
+struct Addresses(HashMap<i64, String>);
+
+impl Addresses {
+    fn of(&mut self, conn: &mut DbConnection, account_id: i64, id: Option<i64>) -> Result<String> {
+        let Some(id) = id else {
+            return Ok(String::new());
+        };
+        if let Some(email) = self.0.get(&id) {
+            return Ok(email.clone());
+        }
+        let found = recipients::find(conn, account_id, &RecipientKey::Id(id))?
+            .and_then(|r| r.email)
+            .unwrap_or_default();
+        self.0.insert(id, found.clone());
+        Ok(found)
+    }
+}
+
 /// `tracking/BulkAsync`: `all_ToFTP` / `all_attributes_ToFTP` (every event of
 /// a job, people's and link scanners' marked) and `all_jobs_ToFTP` (the jobs
-/// started in `<daterange>`).
+/// of a period).
 pub(super) fn tracking(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
     let account_id = call.account_id;
     let content = match call.sub_action().as_str() {
         "all_toftp" | "all_attributes_toftp" => {
-            let text = call.search_value();
-            let Ok(job) = text.parse::<i64>() else {
-                return Ok(Reply::fault(
-                    code::INVALID,
-                    format!("Invalid job id {text:?}"),
-                ));
-            };
-            let send = match sends::get(conn, account_id, job) {
-                Ok(send) => send,
-                Err(crate::Error::NotFound(_)) => {
-                    return Ok(Reply::fault(
-                        code::JOB_NOT_FOUND,
-                        format!("Job {job} does not exist"),
-                    ));
-                }
-                Err(e) => return Err(e),
-            };
+            let send = or_fault!(job(conn, call)?);
             let (from, until) = or_fault!(date_range(call));
             let filter = Filter {
                 send_id: Some(send.id),
@@ -182,27 +208,14 @@ pub(super) fn tracking(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
                 ..Filter::default()
             };
             let mut rows = Vec::new();
-            let mut addresses: HashMap<i64, String> = HashMap::new();
+            let mut addresses = Addresses(HashMap::new());
             let mut after = 0;
             loop {
                 let page = events::list(conn, account_id, &filter, after, PAGE)?;
                 let Some(last) = page.last() else { break };
                 after = last.id;
                 for event in page {
-                    let email = match event.recipient_id {
-                        Some(id) => match addresses.get(&id) {
-                            Some(email) => email.clone(),
-                            None => {
-                                let found =
-                                    recipients::find(conn, account_id, &RecipientKey::Id(id))?
-                                        .and_then(|r| r.email)
-                                        .unwrap_or_default();
-                                addresses.insert(id, found.clone());
-                                found
-                            }
-                        },
-                        None => String::new(),
-                    };
+                    let email = addresses.of(conn, account_id, event.recipient_id)?;
                     rows.push((event, email));
                 }
             }
@@ -226,41 +239,159 @@ pub(super) fn tracking(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
                 }
             })
         }
-        "all_jobs_toftp" => {
-            let (from, until) = or_fault!(date_range(call));
-            let mut jobs = Vec::new();
-            let mut after = 0;
-            loop {
-                let page = sends::campaigns_started(conn, account_id, from, until, after, PAGE)?;
-                let Some(last) = page.last() else { break };
-                after = last.id;
-                jobs.extend(page);
-            }
-            document("jobs", |w| {
-                for send in &jobs {
-                    w.open("job", &[])
-                        .leaf("jobID", &send.id.to_string())
-                        .leaf("emailID", &send.message_id.to_string())
-                        .leaf(
-                            "jobSendDate",
-                            &send.started_at.map(format_time).unwrap_or_default(),
-                        )
-                        .leaf("sent", &send.sent.to_string())
-                        .leaf("undeliverable", &send.failed.to_string())
-                        .close();
-                }
-            })
-        }
+        "all_jobs_toftp" => or_fault!(all_jobs(conn, call)?),
         _ => return Ok(unknown_sub_action(call)),
     };
-    let kind = call.text("sub_action").to_string();
+    save_tracking(conn, call, "", &content)
+}
+
+/// `tracking/BulkAsyncEnterprise/all_jobs_ToFTP`: an Enterprise account's
+/// jobs with its member accounts'. Accounts here have no members, so it is
+/// the account's own jobs, as `BulkAsync` gives them.
+pub(super) fn enterprise_jobs(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
+    if call.sub_action() != "all_jobs_toftp" {
+        return Ok(unknown_sub_action(call));
+    }
+    let content = or_fault!(all_jobs(conn, call)?);
+    save_tracking(conn, call, "", &content)
+}
+
+/// The jobs sent in `<jobdaterange>` that had activity in `<daterange>` (one
+/// range given is both; none, every job). Activity is the job's start or any
+/// event of it.
+fn all_jobs(conn: &mut DbConnection, call: &Call) -> Result<std::result::Result<Vec<u8>, Reply>> {
+    let account_id = call.account_id;
+    let activity = match named_range(call, "daterange") {
+        Ok(range) => range,
+        Err(reply) => return Ok(Err(reply)),
+    };
+    let sent = match named_range(call, "jobdaterange") {
+        Ok(range) => range,
+        Err(reply) => return Ok(Err(reply)),
+    };
+    let (activity, sent) = match (activity, sent) {
+        (Some(activity), Some(sent)) => (activity, sent),
+        (Some(one), None) | (None, Some(one)) => (one, one),
+        (None, None) => ((None, None), (None, None)),
+    };
+    let within = |at: chrono::NaiveDateTime, (from, until): Range| {
+        from.is_none_or(|f| at >= f) && until.is_none_or(|u| at < u)
+    };
+    let mut jobs = Vec::new();
+    let mut after = 0;
+    loop {
+        let page = sends::campaigns_started(conn, account_id, sent.0, sent.1, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.id;
+        for send in page {
+            let started_within = send.started_at.is_some_and(|at| within(at, activity));
+            let active = started_within || {
+                let filter = Filter {
+                    send_id: Some(send.id),
+                    from: activity.0,
+                    until: activity.1,
+                    ..Filter::default()
+                };
+                events::any(conn, account_id, &filter)?
+            };
+            if active {
+                jobs.push(send);
+            }
+        }
+    }
+    Ok(Ok(document("jobs", |w| {
+        for send in &jobs {
+            w.open("job", &[])
+                .leaf("jobID", &send.id.to_string())
+                .leaf("emailID", &send.message_id.to_string())
+                .leaf(
+                    "jobSendDate",
+                    &send.started_at.map(format_time).unwrap_or_default(),
+                )
+                .leaf("sent", &send.sent.to_string())
+                .leaf("undeliverable", &send.failed.to_string())
+                .close();
+        }
+    })))
+}
+
+/// `tracking/Sent_BulkAsync`: `all_ToFTP` (the messages of a job that went
+/// out) and `all_attributes_ToFTP` (with each subscriber's attributes).
+pub(super) fn sent(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
+    let with_attributes = match call.sub_action().as_str() {
+        "all_toftp" => false,
+        "all_attributes_toftp" => true,
+        _ => return Ok(unknown_sub_action(call)),
+    };
+    let account_id = call.account_id;
+    let send = or_fault!(job(conn, call)?);
+    let (from, until) = or_fault!(date_range(call));
+    let catalogue = if with_attributes {
+        catalogue(conn, account_id)?
+    } else {
+        Vec::new()
+    };
+    let mut w = XmlWriter::new();
+    w.raw("<?xml version=\"1.0\" encoding=\"utf-8\"?>")
+        .open("sent", &[]);
+    let mut after = 0;
+    loop {
+        let page = sends::sent_records(conn, account_id, send.id, from, until, after, PAGE)?;
+        let Some(last) = page.last() else { break };
+        after = last.delivery_id;
+        let mut values = if with_attributes {
+            let ids: Vec<i64> = page.iter().filter_map(|r| r.recipient_id).collect();
+            recipients::with_field_values(conn, account_id, &ids)?
+        } else {
+            HashMap::new()
+        };
+        for record in &page {
+            w.open("subscriber", &[])
+                .leaf("jobID", &send.id.to_string())
+                .leaf(
+                    "subid",
+                    &record
+                        .recipient_id
+                        .map(|id| id.to_string())
+                        .unwrap_or_default(),
+                )
+                .leaf("email_address", &record.address)
+                .leaf("sendDate", &format_time(record.sent_at));
+            if with_attributes {
+                let fields: HashMap<i32, String> = record
+                    .recipient_id
+                    .and_then(|id| values.remove(&id))
+                    .map(|r| r.fields.into_iter().collect())
+                    .unwrap_or_default();
+                w.open("attributes", &[]);
+                for field in &catalogue {
+                    let value = fields.get(&field.number).map_or("", String::as_str);
+                    w.leaf(&encode_name(&field.name), value);
+                }
+                w.close();
+            }
+            w.close();
+        }
+    }
+    let content = w.finish().into_bytes();
+    save_tracking(conn, call, "Sent_", &content)
+}
+
+/// Saves a tracking export as `<prefix><sub_action>_<batch id>.zip`.
+fn save_tracking(
+    conn: &mut DbConnection,
+    call: &Call,
+    prefix: &str,
+    content: &[u8],
+) -> Result<Reply> {
+    let kind = format!("{prefix}{}", call.text("sub_action"));
     let batch = exports::save(
         conn,
-        account_id,
+        call.account_id,
         &call.data_dir,
         &kind,
         "tracking.xml",
-        &content,
+        content,
     )?;
     Ok(recorded("tracking", &batch))
 }

@@ -199,7 +199,34 @@ pub(super) fn import(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
             format!("Sub action {:?} is not supported", call.text("sub_action")),
         ));
     }
-    let number = or_fault!(list_id(call));
+    // One list in `search_value`, or several in `<search_values>`.
+    let mut numbers = Vec::new();
+    let several = call
+        .system
+        .child("search_values")
+        .map(|v| {
+            v.children_named("search_value")
+                .map(|e| e.text.trim())
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    for text in std::iter::once(call.search_value())
+        .chain(several)
+        .filter(|t| !t.is_empty())
+    {
+        let Ok(number) = text.parse::<i64>() else {
+            return Ok(Reply::fault(
+                code::INVALID,
+                format!("Invalid list id {text:?}"),
+            ));
+        };
+        if !numbers.contains(&number) {
+            numbers.push(number);
+        }
+    }
+    if numbers.is_empty() {
+        return Ok(Reply::fault(code::INVALID, "Invalid list id \"\""));
+    }
     let delimiter = match call.text("file_type").to_ascii_lowercase().as_str() {
         "" | "csv" => ',',
         "tab" => '\t',
@@ -230,7 +257,7 @@ pub(super) fn import(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
         call.account_id,
         &call.data_dir,
         &ImportRequest {
-            list: number,
+            lists: numbers,
             file_name: call.text("file_name").to_string(),
             delimiter,
             headings: !call.text("column_headings").eq_ignore_ascii_case("false"),

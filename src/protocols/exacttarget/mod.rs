@@ -7,6 +7,7 @@
 mod account;
 mod bulk;
 mod email;
+mod files;
 mod list;
 mod send;
 mod subscriber;
@@ -119,6 +120,9 @@ enum Op {
     SubscriberExport,
     ListExport,
     TrackingExport,
+    EnterpriseJobsExport,
+    SentExport,
+    FileMove,
     BatchInquire,
 }
 
@@ -156,6 +160,9 @@ impl Op {
             ("subscriber", "bulkasync") => Op::SubscriberExport,
             ("list", "bulkasync") => Op::ListExport,
             ("tracking", "bulkasync") => Op::TrackingExport,
+            ("tracking", "bulkasyncenterprise") => Op::EnterpriseJobsExport,
+            ("tracking", "sent_bulkasync") => Op::SentExport,
+            ("filemanagement", "filemove") => Op::FileMove,
             ("batch", "inquire") => Op::BatchInquire,
             _ => return None,
         })
@@ -181,7 +188,7 @@ impl Op {
 
 /// The systems whose wrapper an error is given even when the action is not
 /// known (the wrapper is the system's element).
-const SYSTEMS: [&str; 10] = [
+const SYSTEMS: [&str; 11] = [
     "accountinfo",
     "subscriber",
     "list",
@@ -192,6 +199,7 @@ const SYSTEMS: [&str; 10] = [
     "tracking-channel",
     "batch",
     "diagnostics",
+    "filemanagement",
 ];
 
 /// One call: the `<system>` block of the document, for the account whose API
@@ -368,6 +376,9 @@ fn run(conn: &mut DbConnection, op: Op, call: &Call) -> Result<Reply> {
         Op::SubscriberExport => bulk::subscriber_statuses(conn, call),
         Op::ListExport => bulk::list_subscribers(conn, call),
         Op::TrackingExport => bulk::tracking(conn, call),
+        Op::EnterpriseJobsExport => bulk::enterprise_jobs(conn, call),
+        Op::SentExport => bulk::sent(conn, call),
+        Op::FileMove => files::move_file(conn, call),
         Op::BatchInquire => bulk::inquire(conn, call),
     }
 }
@@ -582,17 +593,26 @@ pub(crate) fn range_of(
     Ok((from, until))
 }
 
+/// A range: from (inclusive), until (exclusive), either open.
+pub(crate) type Range = (Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>);
+
 /// The `<daterange><startdate/><enddate/></daterange>` of a call, if any.
-pub(crate) fn date_range(
-    call: &Call,
-) -> std::result::Result<(Option<chrono::NaiveDateTime>, Option<chrono::NaiveDateTime>), Reply> {
-    match call.system.child("daterange") {
-        Some(range) => range_of(
-            range.child_text("startdate").unwrap_or(""),
-            range.child_text("enddate").unwrap_or(""),
-        ),
-        None => Ok((None, None)),
-    }
+pub(crate) fn date_range(call: &Call) -> std::result::Result<Range, Reply> {
+    named_range(call, "daterange").map(Option::unwrap_or_default)
+}
+
+/// The range in the element `name` (`<startdate/><enddate/>`), if the call
+/// has that element.
+pub(crate) fn named_range(call: &Call, name: &str) -> std::result::Result<Option<Range>, Reply> {
+    call.system
+        .child(name)
+        .map(|range| {
+            range_of(
+                range.child_text("startdate").unwrap_or(""),
+                range.child_text("enddate").unwrap_or(""),
+            )
+        })
+        .transpose()
 }
 
 /// `M/D/YYYY`, as answers write dates.

@@ -1,13 +1,13 @@
-//! Sending: `job/send` (an e-mail to a list or groups of it, now or at a
-//! time), `job/send_single` (to one subscriber) and `triggeredsend/add` (a
-//! triggered-send definition fired for one or more addresses, with attribute
-//! values per recipient). Messages go out through the sender; the job id is the
-//! send's id.
+//! Sending: `job/send` (an e-mail to lists or groups, less the members of
+//! suppression lists, now or at a time), `job/send_single` (to one
+//! subscriber) and `triggeredsend/add` (a triggered-send definition fired for
+//! one or more addresses, with attribute values per recipient). Messages go
+//! out through the sender; the job id is the send's id.
 
 use super::{Call, Reply, code, decode_name, or_fault, parse_date};
 use crate::db::DbConnection;
 use crate::domain::recipients::RecipientKey;
-use crate::domain::sends::{self, Audience, NewCampaign, NewSingle, SendKind, To};
+use crate::domain::sends::{self, Audience, ListPart, NewCampaign, NewSingle, SendKind, To};
 use crate::domain::{groups, lists, messages, triggered_sends};
 use crate::render::ATTRIBUTES;
 use crate::xml::Element;
@@ -72,47 +72,48 @@ fn schedule(call: &Call) -> std::result::Result<Option<chrono::NaiveDateTime>, R
     Ok(Some(day.and_time(time)))
 }
 
-pub(super) fn job_send(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
-    let account_id = call.account_id;
-    let message_id = or_fault!(email_id(call));
-    let targets = or_fault!(numbers(call, "lists"));
-    if !or_fault!(numbers(call, "suppress")).is_empty() {
-        return Ok(Reply::fault(
-            code::INVALID,
-            "Suppression lists are not supported",
-        ));
-    }
-    let scheduled_at = or_fault!(schedule(call));
-    // Each id is a list or a group; a job goes to one list (all of it, or the
-    // members of some of its groups).
-    let mut list = None;
-    let mut group_numbers = Vec::new();
-    for number in &targets {
-        let (list_number, group) = match lists::find(conn, account_id, *number)? {
-            Some(found) => (found.number, None),
-            None => match groups::find(conn, account_id, *number)? {
-                Some(group) => (
-                    lists::by_id(conn, account_id, group.list_id)?.number,
-                    Some(group.number),
-                ),
+/// Each id of `<name>` as a part of a list: a list whole, or a group (the
+/// members of it on its list). Error 5 for an id that is neither.
+fn parts(
+    conn: &mut DbConnection,
+    account_id: i64,
+    call: &Call,
+    name: &str,
+) -> Result<std::result::Result<Vec<ListPart>, Reply>> {
+    let numbers = match numbers(call, name) {
+        Ok(numbers) => numbers,
+        Err(reply) => return Ok(Err(reply)),
+    };
+    let mut parts = Vec::with_capacity(numbers.len());
+    for number in numbers {
+        let part = match lists::find(conn, account_id, number)? {
+            Some(list) => ListPart {
+                list: list.number,
+                groups: Vec::new(),
+            },
+            None => match groups::find(conn, account_id, number)? {
+                Some(group) => ListPart {
+                    list: lists::by_id(conn, account_id, group.list_id)?.number,
+                    groups: vec![group.number],
+                },
                 None => return Err(Error::NotFound("list")),
             },
         };
-        if list.is_some_and(|l| l != list_number) {
-            return Ok(Reply::fault(
-                code::INVALID,
-                "A job goes to one list or groups of one list",
-            ));
-        }
-        list = Some(list_number);
-        group_numbers.extend(group);
+        parts.push(part);
     }
-    let Some(list) = list else {
+    Ok(Ok(parts))
+}
+
+pub(super) fn job_send(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
+    let account_id = call.account_id;
+    let message_id = or_fault!(email_id(call));
+    let scheduled_at = or_fault!(schedule(call));
+    // Each id is a list or a group; every subscriber of them is mailed once,
+    // unless on a suppression list.
+    let targets = or_fault!(parts(conn, account_id, call, "lists")?);
+    let exclude = or_fault!(parts(conn, account_id, call, "suppress")?);
+    if targets.is_empty() {
         return Ok(Reply::fault(code::INVALID, "<lists> names no list"));
-    };
-    // A whole list named beside its groups is the whole list.
-    if targets.contains(&list) {
-        group_numbers.clear();
     }
     messages::get(conn, account_id, message_id)?;
     let send = sends::create_campaign(
@@ -120,9 +121,9 @@ pub(super) fn job_send(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
         account_id,
         &NewCampaign {
             message_id,
-            audience: Audience::List {
-                list,
-                groups: group_numbers,
+            audience: Audience::Lists {
+                targets,
+                exclude,
                 filter: Vec::new(),
             },
             params: serde_json::Map::new(),

@@ -200,15 +200,16 @@ pub(super) fn jobs(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
         let Some(last) = page.last() else { break };
         after = last.id;
         for send in page {
-            let list = match send.list_id {
-                Some(id) => Some(lists::by_id(conn, account_id, id)?.number),
-                None => None,
-            };
-            found.push((send, list));
+            // Every list of a job to several.
+            let mut numbers = Vec::new();
+            for id in sends::target_lists(conn, &send)? {
+                numbers.push(lists::by_id(conn, account_id, id)?.number);
+            }
+            found.push((send, numbers));
         }
     }
     Ok(Reply::wrapped("tracking", |w| {
-        for (send, list) in &found {
+        for (send, numbers) in &found {
             w.open("job", &[])
                 .leaf("jobID", &send.id.to_string())
                 .leaf(
@@ -216,8 +217,8 @@ pub(super) fn jobs(conn: &mut DbConnection, call: &Call) -> Result<Reply> {
                     &send.started_at.map(format_time).unwrap_or_default(),
                 )
                 .open("lists", &[]);
-            if let Some(list) = list {
-                w.leaf("listID", &list.to_string());
+            for number in numbers {
+                w.leaf("listID", &number.to_string());
             }
             w.close().close();
         }
