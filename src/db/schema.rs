@@ -230,6 +230,7 @@ diesel::table! {
         list_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        is_template -> Bool,
     }
 }
 
@@ -537,6 +538,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     file_imports,
     export_batches,
     login_failures,
+    account_credits,
+    send_excluded_groups,
 );
 
 diesel::table! {
@@ -546,5 +549,22 @@ diesel::table! {
         protocol -> Text,
         username -> Text,
         failed_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    account_credits (account_id, channel) {
+        account_id -> BigInt,
+        channel -> Text,
+        balance -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_excluded_groups (send_id, group_id) {
+        send_id -> BigInt,
+        group_id -> BigInt,
+        account_id -> BigInt,
     }
 }

@@ -70,6 +70,55 @@ pub fn enqueue(
     )
 }
 
+/// How many held confirmation mails one transaction enqueues.
+const HELD_BATCH: i64 = 500;
+
+/// Sends the confirmation mails held back for the list's pending
+/// subscriptions (imports with `ConfirmEmail`, which MailUp queued for the
+/// console): each gets a fresh token and the list's confirmation mail. Once
+/// none is left, the list's finished imports that asked for confirmations
+/// report them sent. One batch per transaction, so a large import does not
+/// hold the database; returns how many mails were enqueued.
+pub fn send_held(
+    db: &crate::db::Db,
+    signer: &LinkSigner,
+    account_id: i64,
+    list_number: i64,
+    confirm_page: &str,
+) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let sent = db.write_blocking(|conn| {
+            let list = super::lists::get(conn, account_id, list_number)?;
+            let held = subscriptions::held_confirmations(conn, account_id, list.id, HELD_BATCH)?;
+            for one in &held {
+                let token =
+                    subscriptions::new_confirmation_token(conn, account_id, one.subscription_id)?;
+                enqueue(
+                    conn,
+                    signer,
+                    account_id,
+                    &Request {
+                        list: &list,
+                        recipient: RecipientKey::Email(one.email.clone()),
+                        tokens: vec![token],
+                        sender: None,
+                        confirm_page,
+                    },
+                )?;
+            }
+            if (held.len() as i64) < HELD_BATCH {
+                super::imports::mark_confirmations_sent(conn, account_id, list.id)?;
+            }
+            Ok(held.len())
+        })?;
+        total += sent;
+        if (sent as i64) < HELD_BATCH {
+            return Ok(total);
+        }
+    }
+}
+
 /// The signed link token: `tokens joined by ',' | expiry as Unix seconds`.
 pub fn link_token(signer: &LinkSigner, tokens: &[String], expires_at: NaiveDateTime) -> String {
     let payload = format!("{}|{}", tokens.join(","), expires_at.and_utc().timestamp());

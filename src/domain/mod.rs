@@ -8,6 +8,7 @@ pub mod bounces;
 pub mod callers;
 pub mod confirmations;
 pub mod credentials;
+pub mod credits;
 pub mod events;
 pub mod exports;
 pub mod fields;

@@ -17,7 +17,7 @@ use super::recipients::{self, Recipient, RecipientKey};
 use super::{fields, groups, lists, now};
 use crate::db::schema::{
     deliveries, group_members, recipient_field_values, recipients as recipients_table,
-    send_senders, sends, subscriptions,
+    send_excluded_groups, send_senders, sends, subscriptions,
 };
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::{Error, Result};
@@ -283,6 +283,65 @@ pub fn create_campaign(
                 .set(sends::expanded.eq(true))
                 .execute(conn)?;
         }
+        get(conn, account_id, send_id)
+    })
+}
+
+/// Leaves the members of these groups of the campaign's list (public
+/// numbers) out of a draft campaign, whoever else it goes to. Named
+/// recipients already enqueued who are members are taken out now; a list
+/// campaign skips them as it is expanded.
+pub fn exclude_groups(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    list_number: i64,
+    group_numbers: &[i64],
+) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        let send = get(conn, account_id, send_id)?;
+        if send.status()? != SendStatus::Draft || send.kind()? != SendKind::Campaign {
+            return Err(Error::Conflict(
+                "groups can only be excluded from a campaign before it starts".into(),
+            ));
+        }
+        let list = lists::get(conn, account_id, list_number)?;
+        let groups = groups::resolve_in_list(conn, account_id, list.id, group_numbers)?;
+        let mut ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        diesel::delete(
+            send_excluded_groups::table.filter(send_excluded_groups::send_id.eq(send.id)),
+        )
+        .execute(conn)?;
+        let excluded = diesel::delete(
+            deliveries::table
+                .filter(deliveries::send_id.eq(send.id))
+                .filter(deliveries::state.eq("queued"))
+                .filter(
+                    deliveries::recipient_id.eq_any(
+                        group_members::table
+                            .filter(group_members::group_id.eq_any(&ids))
+                            .select(group_members::recipient_id.nullable()),
+                    ),
+                ),
+        )
+        .execute(conn)?;
+        for &group_id in &ids {
+            diesel::insert_into(send_excluded_groups::table)
+                .values((
+                    send_excluded_groups::send_id.eq(send.id),
+                    send_excluded_groups::group_id.eq(group_id),
+                    send_excluded_groups::account_id.eq(account_id),
+                ))
+                .execute(conn)?;
+        }
+        diesel::update(sends::table.find(send.id))
+            .set((
+                sends::to_send.eq(sends::to_send - excluded as i64),
+                sends::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
         get(conn, account_id, send_id)
     })
 }
@@ -986,6 +1045,17 @@ pub fn expand_next_batch(
                     .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
                     .filter(group_members::group_id.eq_any(group_ids)),
             ));
+        }
+        let excluded: Vec<i64> = send_excluded_groups::table
+            .filter(send_excluded_groups::send_id.eq(send.id))
+            .select(send_excluded_groups::group_id)
+            .load(conn)?;
+        if !excluded.is_empty() {
+            query = query.filter(diesel::dsl::not(diesel::dsl::exists(
+                group_members::table
+                    .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                    .filter(group_members::group_id.eq_any(excluded)),
+            )));
         }
         let members: Vec<(i64, Option<String>, Option<String>)> = query
             .order(subscriptions::recipient_id)

@@ -1,6 +1,7 @@
 //! MailUp's legacy interfaces: the frontend pages and the SOAP services (later
 //! also the batch files).
 
+mod account;
 pub mod csv;
 pub mod frontend;
 pub mod import;

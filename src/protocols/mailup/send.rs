@@ -5,8 +5,8 @@
 
 use chrono::NaiveDateTime;
 
-use super::manage;
 use super::ws::{self, Options, Params, Service};
+use super::{account, manage};
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::messages::{self, Message, MessageKind, NewMessage};
@@ -44,6 +44,10 @@ fn call(
         "EditNewsletter" => edit_newsletter(conn, account, params),
         "GetNewsletters" | "GetMessages" => get_newsletters(conn, account, operation, params),
         "GetNewsletterCode" => newsletter_code(conn, account, params),
+        "GetTemplates" => get_templates(conn, account, params),
+        "GetUserAccess" => account::user_access(conn, account, params),
+        "CheckUserHash" => account::check_user_hash(conn, account, params),
+        "GetCredits" | "GetCreditsLists" => account::credits(conn, account, params, operation),
         "CloneMessage" => clone_message(conn, account, params),
         "SendNewsletter" => send_newsletter(conn, account, params),
         "SendNewsletterFast" => send_newsletter_fast(conn, account, params),
@@ -231,7 +235,16 @@ fn create_newsletter(
     account: &Account,
     params: &Params,
 ) -> Result<String> {
-    let message = new_newsletter(conn, account, params, &params.options("options"))?;
+    let options = params.options("options");
+    let mut message = new_newsletter(conn, account, params, &options)?;
+    // Option `template` (also `is_template`, `istemplate`) true: a template.
+    let template = ["template", "is_template", "istemplate"]
+        .iter()
+        .find_map(|key| options.flag(key))
+        .unwrap_or(false);
+    if template {
+        message = messages::set_template(conn, account.id, message.id, true)?;
+    }
     Ok(ws::ok("CreateNewsletter", |w| {
         w.leaf("newsletterID", &message.id.to_string());
     }))
@@ -323,6 +336,33 @@ fn get_newsletters(
     }))
 }
 
+/// `GetTemplates(listID)`: the list's templates as
+/// `list/{listID,templates/template/{templateID,subject,note,creationdate}}`,
+/// GetNewsletters' shape with template in place of newsletter.
+fn get_templates(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let all = messages::templates_in_list(conn, account.id, list)?;
+    Ok(ws::ok("GetTemplates", |w| {
+        w.open("list", &[])
+            .leaf("listID", &list.to_string())
+            .open("templates", &[]);
+        for message in &all {
+            w.open("template", &[])
+                .leaf("templateID", &message.id.to_string())
+                .leaf("subject", &message.subject)
+                .leaf("note", &message.name)
+                .leaf(
+                    "creationdate",
+                    &super::rome_time(message.created_at)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string(),
+                )
+                .close();
+        }
+        w.close().close();
+    }))
+}
+
 /// List-parameter codes of CloneMessage, as Import's (spec §2.2).
 const LIST_UNRECOGNIZED: i32 = -100;
 const LIST_MISMATCH: i32 = -101;
@@ -377,11 +417,13 @@ fn clone_message(conn: &mut DbConnection, account: &Account, params: &Params) ->
 /// `listID`, `newsletterID`, `newsletterSubject`, `newsletterHeader` (the
 /// sender), `newsletterBody` and `newsletterCode` (the HTML as stored).
 fn newsletter_code(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
-    if params.flag("isTemplate") {
-        return Err(Error::invalid("isTemplate", "there are no templates here"));
-    }
     let list = params.required_int("listID")?;
     let message = newsletter(conn, account, list, params.required_int("newsletterID")?)?;
+    // `isTemplate=true` reads a template (an id of GetTemplates); without it
+    // any message of the list is read.
+    if params.flag("isTemplate") && !message.is_template {
+        return Err(Error::NotFound("message"));
+    }
     let html = message.html.clone().unwrap_or_default();
     let body = body_of(&html);
     let header = if message.from_email.is_empty() {
@@ -435,7 +477,9 @@ fn id_list(text: &str, what: &'static str) -> Result<Vec<i64>> {
 
 /// Sends newsletter or SMS `message` of list `list` as the options say:
 /// `send_to` `ALL`, `GROUPS` (ids in `recipients`) or `RECIPIENTS` (e-mail
-/// addresses or mobile numbers in `recipients`); `deliverydt` to start later. The delivery id is the send's.
+/// addresses or mobile numbers in `recipients`); `exclude` (group ids) leaves
+/// those groups' members out; `deliverydt` to start later. The delivery id is
+/// the send's.
 fn send_message(
     conn: &mut DbConnection,
     account: &Account,
@@ -443,12 +487,19 @@ fn send_message(
     message: &Message,
     options: &Options,
 ) -> Result<Send> {
-    if options.get("exclude").is_some() || options.get("filters").is_some() {
+    if options.get("filters").is_some() {
         return Err(Error::invalid(
-            "options",
-            "exclude and filters are not supported; name the groups to send to",
+            "filters",
+            "saved filters are not supported; name the groups to send to",
         ));
     }
+    if message.is_template {
+        return Err(Error::invalid(
+            "newsletterID",
+            "a template is not sent; clone it into a newsletter",
+        ));
+    }
+    let excluded = id_list(options.get("exclude").unwrap_or(""), "exclude")?;
     let recipients = options.get("recipients").unwrap_or("");
     let audience = match options
         .get("send_to")
@@ -514,6 +565,9 @@ fn send_message(
             idempotency_key: None,
         },
     )?;
+    if !excluded.is_empty() {
+        sends::exclude_groups(conn, account.id, send.id, list, &excluded)?;
+    }
     sends::start(conn, account.id, send.id)
 }
 

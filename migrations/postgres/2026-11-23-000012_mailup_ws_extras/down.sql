@@ -1,0 +1,3 @@
+DROP TABLE account_credits;
+DROP TABLE send_excluded_groups;
+ALTER TABLE messages DROP COLUMN is_template;
