@@ -542,3 +542,236 @@ backend_tests! {
         assert!(access_keys::login(&mut conn, 1234, user, password).unwrap().is_ok());
     }
 }
+
+/// The text of the first `<tag>` in a document.
+fn value(document: &str, tag: &str) -> String {
+    document
+        .split(&format!("<{tag}>"))
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no <{tag}> in {document}"))
+        .to_string()
+}
+
+/// Runs the espbridge command line on the test database; its output.
+fn cli(t: &common::TestDb, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_espbridge"))
+        .env("ESPBRIDGE_DATABASE_URL", &t.url)
+        .env("ESPBRIDGE_DATA_DIR", dir.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls a delivery until MailUp's status says COMPLETED.
+fn wait_completed(port: u16, key: &str, delivery: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = soap(
+            port,
+            "/MailupSend.asmx",
+            "GetNewsletterDeliveryStatus",
+            &format!("<accessKey>{key}</accessKey><deliveryID>{delivery}</deliveryID>"),
+        );
+        if status.contains("<status>COMPLETED</status>") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery not completed: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+backend_tests! {
+    fn templates_exclusions_credits_and_user_calls(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let account = created.account_id;
+        let vip = {
+            // Ann (seeded) and Dan are in the group, Ben (seeded) and Cat not.
+            let mut conn = t.db.conn().unwrap();
+            let vip = espbridge::domain::groups::create(&mut conn, account, 1, "VIP", "", None).unwrap();
+            for (email, groups) in [("cat@example.com", vec![]), ("dan@example.com", vec![vip.number]), ("ann@example.com", vec![vip.number])] {
+                subscriptions::subscribe(&mut conn, account, &Subscribe {
+                    list: 1, contact: Contact::email(email), fields: vec![], groups,
+                    double_opt_in: Some(false), source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+                }).unwrap();
+            }
+            vip.number
+        };
+        let console_id = created.console_id.to_string();
+        // The operator grants 10 e-mail credits; SMS stay unlimited.
+        let shown = cli(t, &["credits", "--console-id", &console_id, "--channel", "email", "--balance", "10"]);
+        assert_eq!(shown, "email\t10\nsms\tunlimited\n");
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password));
+        let key = value(&login, "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+
+        let credits = send("GetCredits", &k);
+        assert!(credits.contains("<credits><email>10</email><sms unlimited=\"true\">2147483647</sms></credits>"), "{credits}");
+
+        // A template: listed by GetTemplates, not by GetNewsletters, not sent
+        // itself; its clone is an ordinary newsletter.
+        let template = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>Model</subject><type>HTML</type><content>&lt;p&gt;Hello [nome]&lt;/p&gt;</content><options><Option><Key>template</Key><Value>true</Value></Option></options>")), "newsletterID");
+        let templates = send("GetTemplates", &format!("{k}<listID>1</listID>"));
+        assert_eq!(value(&templates, "templateID"), template, "{templates}");
+        assert!(!send("GetNewsletters", &format!("{k}<listID>1</listID>")).contains(&format!("<newsletterID>{template}</newsletterID>")));
+        let code = send("GetNewsletterCode", &format!("{k}<listID>1</listID><newsletterID>{template}</newsletterID><isTemplate>true</isTemplate>"));
+        assert_eq!(value(&code, "newsletterSubject"), "Model");
+        let refused = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{template}</newsletterID><options><Option><Key>send_to</Key><Value>ALL</Value></Option></options>"));
+        assert_eq!(value(&refused, "errorCode"), "-200", "{refused}");
+        let guid = &created.default_list.guid;
+        let envelope = format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><CloneMessage xmlns=\"http://services.mailupnet.it/WS\">{k}<listId>1</listId><listGuid>{guid}</listGuid><messageToCloneId>{template}</messageToCloneId><subject>For all but VIPs</subject></CloneMessage></s:Body></s:Envelope>");
+        let answer = common::http(port, "POST", "/MailupSend.asmx", &[("Content-Type", "text/xml; charset=utf-8")], envelope.into_bytes(), WAIT).unwrap();
+        let copy: i64 = value(&answer.body, "CloneMessageResult").parse().unwrap_or_else(|_| panic!("{}", answer.body));
+        assert!(copy > template.parse().unwrap());
+
+        // Sent to the whole list but the VIP group: Ben and Cat only.
+        let sent = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><options><Option><Key>send_to</Key><Value>ALL</Value></Option><Option><Key>exclude</Key><Value>{vip}</Value></Option></options>"));
+        let delivery = value(&sent, "deliveryID");
+        wait_completed(port, &key, &delivery);
+        let mut rcpts: Vec<String> = smtp.received().into_iter().flat_map(|m| m.rcpt_tos).collect();
+        rcpts.sort();
+        assert_eq!(rcpts, ["ben@example.com", "cat@example.com"]);
+        // Named recipients in an excluded group are left out too.
+        let sent = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><options><Option><Key>send_to</Key><Value>RECIPIENTS</Value></Option><Option><Key>recipients</Key><Value>ann@example.com;cat@example.com</Value></Option><Option><Key>exclude</Key><Value>{vip}</Value></Option></options>"));
+        let delivery = value(&sent, "deliveryID");
+        wait_completed(port, &key, &delivery);
+        let status = send("GetNewsletterDeliveryStatus", &format!("{k}<deliveryID>{delivery}</deliveryID>"));
+        assert_eq!(value(&status, "toSend"), "1", "{status}");
+        assert_eq!(smtp.received().iter().filter(|m| m.rcpt_tos == ["cat@example.com"]).count(), 2);
+        assert_eq!(smtp.count(), 3);
+        // Three messages sent, three credits spent.
+        let credits = send("GetCreditsLists", &format!("{k}<idList>1</idList>"));
+        assert!(credits.contains("<list><listID>1</listID><credits><email>7</email>"), "{credits}");
+        assert_eq!(cli(t, &["credits", "--console-id", &console_id]), "email\t7\nsms\tunlimited\n");
+
+        // A list created from list 1's settings with copyTemplate has its templates.
+        let made = soap(port, "/MailupManage.asmx", "CreateList", &format!("{k}<name>Copies</name><defaultSettings>1</defaultSettings><copyTemplate>true</copyTemplate><options/>"));
+        let list = value(&made, "listID");
+        let copied = send("GetTemplates", &format!("{k}<listID>{list}</listID>"));
+        assert_eq!(value(&copied, "subject"), "Model", "{copied}");
+        assert_ne!(value(&copied, "templateID"), template);
+        let plain = soap(port, "/MailupManage.asmx", "CreateList", &format!("{k}<name>Plain</name><defaultSettings>1</defaultSettings><copyTemplate>false</copyTemplate><options/>"));
+        let plain = send("GetTemplates", &format!("{k}<listID>{}</listID>", value(&plain, "listID")));
+        assert!(plain.contains("<templates></templates>") || plain.contains("<templates/>"), "{plain}");
+
+        // The key is the user's hash; another key or text is not.
+        let user = value(&send("GetIdUser", &k), "idUser");
+        let access = send("GetUserAccess", &format!("<userId>{user}</userId>{k}"));
+        assert_eq!(value(&access, "userName"), created.mailup.console_user);
+        assert!(access.contains("<listName>Copies</listName>"), "{access}");
+        let good = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{key}</userHash>{k}"));
+        assert_eq!(value(&good, "errorCode"), "0");
+        let ws = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.ws_user, created.mailup.ws_password));
+        let ws_key = value(&ws, "accessKey");
+        for hash in [ws_key.as_str(), "not-a-key"] {
+            let bad = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{hash}</userHash>{k}"));
+            assert_eq!(value(&bad, "errorCode"), "-1005", "{bad}");
+        }
+        let ws_user = send("CheckUserHash", &format!("<userID>0</userID><userHash>{ws_key}</userHash>{k}"));
+        assert_eq!(value(&ws_user, "errorCode"), "0");
+    }
+}
+
+/// The SOAP envelope of a WSMailUpImport call with its header.
+fn import_call(port: u16, user: &str, password: &str, operation: &str, params: &str) -> String {
+    let envelope = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><Authentication xmlns=\"http://ws.mailupnet.it/\"><User>{user}</User><Password>{password}</Password><encType>UTF-8</encType></Authentication></s:Header><s:Body><{operation} xmlns=\"http://ws.mailupnet.it/\">{params}</{operation}></s:Body></s:Envelope>"
+    );
+    let answer = common::http(
+        port,
+        "POST",
+        "/Services/WSMailUpImport.asmx",
+        &[
+            ("Content-Type", "text/xml; charset=utf-8"),
+            ("SOAPAction", &format!("\"{IMPORT}{operation}\"")),
+        ],
+        envelope.into_bytes(),
+        WAIT,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    inner(&answer.body).unwrap_or_else(|| panic!("no document in {}", answer.body))
+}
+
+backend_tests! {
+    fn held_import_confirmations_are_sent_from_the_cli(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let base = server.base();
+        let (user, password) = (created.mailup.ws_user.as_str(), created.mailup.ws_password.as_str());
+        let guid = &created.default_list.guid;
+
+        // An import asking for confirmations: Fay and Gus wait, unmailed.
+        let xml = "&lt;subscribers&gt;&lt;subscriber email=\"fay@example.com\"/&gt;&lt;subscriber email=\"gus@example.com\"/&gt;&lt;/subscribers&gt;";
+        let prepared = import_call(server.port, user, password, "NewImportProcess", &format!("<idList>1</idList><listGUID>{guid}</listGUID><xmlDoc>{xml}</xmlDoc><idGroups></idGroups><importType>3</importType><mobileInputType>1</mobileInputType><asPending>false</asPending><ConfirmEmail>true</ConfirmEmail><asOptOut>false</asOptOut><forceOptIn>false</forceOptIn><replaceGroups>false</replaceGroups><idConfirmNL>0</idConfirmNL>"));
+        let process = value(&prepared, "ReturnCode");
+        assert!(process.parse::<i64>().unwrap() > 0, "{prepared}");
+        let started = import_call(server.port, user, password, "StartProcess", &format!("<idList>1</idList><listGUID>{guid}</listGUID><idProcess>{process}</idProcess>"));
+        assert_eq!(value(&started, "ReturnCode"), "0");
+        let details = || import_call(server.port, user, password, "GetProcessDetails", &format!("<idList>1</idList><listGUID>{guid}</listGUID><idProcess>{process}</idProcess>"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while value(&details(), "StatusCode") != "3" {
+            assert!(std::time::Instant::now() < deadline, "import not done");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(value(&details(), "ConfirmationSent"), "False");
+        let fay = espbridge::domain::recipients::RecipientKey::Email("fay@example.com".into());
+        let status = |key| subscriptions::status(&mut t.db.conn().unwrap(), created.account_id, 1, key).unwrap();
+        assert_eq!(status(&fay), Some(subscriptions::Status::Pending));
+        assert_eq!(smtp.count(), 0);
+
+        // The operator sends them; each link confirms its subscriber.
+        let console_id = created.console_id.to_string();
+        let out = cli(t, &["send-confirmations", "--console-id", &console_id, "--list", "1", "--public-url", &base]);
+        assert_eq!(out, "2 confirmation mails queued for list 1\n");
+        assert_eq!(value(&details(), "ConfirmationSent"), "True");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while smtp.count() < 2 {
+            assert!(std::time::Instant::now() < deadline, "confirmation mails not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut rcpts: Vec<String> = smtp.received().into_iter().flat_map(|m| m.rcpt_tos).collect();
+        rcpts.sort();
+        assert_eq!(rcpts, ["fay@example.com", "gus@example.com"]);
+        let mail = smtp.received().into_iter().find(|m| m.rcpt_tos == ["fay@example.com"]).unwrap();
+        let data = mail.data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=").replace("&#x2f;", "/");
+        let start = data.find(&format!("{base}/confirm?t=")).expect("the link in the mail");
+        let link: String = data[start..].chars().take_while(|c| !matches!(c, '"' | '<' | ' ' | '\r' | '\n')).collect();
+        let page = common::http(server.port, "GET", link.strip_prefix(&base).unwrap(), &[("User-Agent", BROWSER)], Vec::new(), WAIT).unwrap();
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(status(&fay), Some(subscriptions::Status::Subscribed));
+        let gus = espbridge::domain::recipients::RecipientKey::Email("gus@example.com".into());
+        assert_eq!(status(&gus), Some(subscriptions::Status::Pending));
+        // Nothing is held any more: a second run sends nothing.
+        let out = cli(t, &["send-confirmations", "--console-id", &console_id, "--list", "1", "--public-url", &base]);
+        assert_eq!(out, "0 confirmation mails queued for list 1\n");
+    }
+}
