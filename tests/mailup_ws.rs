@@ -60,6 +60,14 @@ fn seed(t: &common::TestDb) -> CreatedAccount {
         },
     )
     .unwrap();
+    // 100 SMS credits granted; e-mail unlimited (no balance).
+    espbridge::domain::credits::set(
+        &mut conn,
+        created.account_id,
+        espbridge::domain::messages::MessageKind::Sms,
+        espbridge::domain::credits::Balance::Left(100),
+    )
+    .unwrap();
     // A second console user, who logs in by the console's host name.
     accounts::add_console_host(&mut conn, created.account_id, "console.shop.example").unwrap();
     espbridge::domain::users::create(
@@ -611,8 +619,10 @@ backend_tests! {
             vip.number
         };
         let console_id = created.console_id.to_string();
-        // The operator grants 10 e-mail credits; SMS stay unlimited.
+        // The operator grants 10 e-mail credits, then takes the SMS limit away.
         let shown = cli(t, &["credits", "--console-id", &console_id, "--channel", "email", "--balance", "10"]);
+        assert_eq!(shown, "email\t10\nsms\t100\n");
+        let shown = cli(t, &["credits", "--console-id", &console_id, "--channel", "sms", "--unlimited"]);
         assert_eq!(shown, "email\t10\nsms\tunlimited\n");
 
         let dir = tempfile::tempdir().unwrap();

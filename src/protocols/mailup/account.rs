@@ -41,7 +41,7 @@ pub fn user_access(conn: &mut DbConnection, account: &Account, params: &Params) 
 /// `CheckUserHash(userID, userHash)`: the only user hash espbridge hands out
 /// is an access key, so the hash is good (errorCode 0, `idUser`) when it is a
 /// live key of this account given to that user (0: the WS user); otherwise
-/// the code of an invalid key.
+/// -1005, the code of an invalid key.
 pub fn check_user_hash(
     conn: &mut DbConnection,
     account: &Account,
@@ -55,7 +55,12 @@ pub fn check_user_hash(
         Err(e) => return Err(e),
     };
     if owner != Some(id) {
-        return Err(Error::Unauthenticated);
+        return Ok(ws::document(
+            "CheckUserHashResult",
+            ws::code::KEY_INVALID,
+            "User hash not valid for this user",
+            |_| {},
+        ));
     }
     Ok(ws::ok("CheckUserHash", |w| {
         w.leaf("idUser", &id.to_string());
