@@ -785,3 +785,50 @@ backend_tests! {
         assert_eq!(out, "0 confirmation mails queued for list 1\n");
     }
 }
+
+backend_tests! {
+    fn the_sender_follows_the_queue_order(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let console_id = created.console_id.to_string();
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password));
+        let key = value(&login, "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+
+        // Two schedules, the first made first; the second is moved ahead.
+        let mut schedules = Vec::new();
+        for subject in ["Made first", "Made second"] {
+            let newsletter = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>{subject}</subject><type>HTML</type><content>&lt;p&gt;{subject}&lt;/p&gt;</content><options/>")), "newsletterID");
+            let prepared = send("PrepareNewsletterSchedule", &format!("{k}<listID>1</listID><newsletterID>{newsletter}</newsletterID><deliveryDate>01/01/2026</deliveryDate><deliveryTime>08:00</deliveryTime><adminEmail></adminEmail><idUser>0</idUser><note></note>"));
+            schedules.push(value(&prepared, "scheduleID"));
+        }
+        let (first, second) = (&schedules[0], &schedules[1]);
+        let moved = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>{second}</scheduleID><Up>true</Up>"));
+        assert!(moved.contains(&format!("<queue><scheduleID>{second}</scheduleID><scheduleID>{first}</scheduleID></queue>")), "{moved}");
+        let unknown = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>999</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&unknown, "errorCode"), "-500");
+        // Queued in creation order, sent in queue order: all of the second
+        // before any of the first.
+        for schedule in [first, second] {
+            let queued = send("AddNewsletterQueue", &format!("{k}<deliveryID>{schedule}</deliveryID><immediate>true</immediate>"));
+            assert_eq!(value(&queued, "errorCode"), "0", "{queued}");
+        }
+        wait_completed(port, &key, first);
+        wait_completed(port, &key, second);
+        let subjects: Vec<&str> = smtp
+            .received()
+            .iter()
+            .map(|m| if m.data.contains("Subject: Made first") { "first" } else { "second" })
+            .collect();
+        assert_eq!(subjects, ["second", "second", "first", "first"]);
+    }
+}

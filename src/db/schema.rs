@@ -540,6 +540,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     account_credits,
     send_excluded_groups,
+    send_queue_positions,
 );
 
 diesel::table! {
@@ -566,5 +567,13 @@ diesel::table! {
         send_id -> BigInt,
         group_id -> BigInt,
         account_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    send_queue_positions (send_id) {
+        send_id -> BigInt,
+        account_id -> BigInt,
+        position -> BigInt,
     }
 }

@@ -26,6 +26,7 @@ pub mod optout;
 pub mod providers;
 pub mod recipients;
 pub mod secrets;
+pub mod send_queue;
 pub mod sends;
 pub mod sessions;
 pub mod subscriptions;

@@ -18,3 +18,13 @@ CREATE TABLE account_credits (
     updated_at TIMESTAMP NOT NULL,
     PRIMARY KEY (account_id, channel)
 );
+
+-- An account's campaign queue put in order (MailUp's SetNewsletterQueueOrder):
+-- a send here waits while one of the account's sends with a lower position is
+-- sending. Sends without a row are not held.
+CREATE TABLE send_queue_positions (
+    send_id BIGINT PRIMARY KEY REFERENCES sends(id) ON DELETE CASCADE,
+    account_id BIGINT NOT NULL REFERENCES accounts(id) ON DELETE CASCADE,
+    position BIGINT NOT NULL
+);
+CREATE INDEX send_queue_positions_account ON send_queue_positions(account_id, position);

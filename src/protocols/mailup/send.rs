@@ -11,6 +11,7 @@ use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::messages::{self, Message, MessageKind, NewMessage};
 use crate::domain::recipients::{Contact, Mobile, RecipientKey};
+use crate::domain::send_queue;
 use crate::domain::sends::{
     self, Audience, NewCampaign, NewSingle, Send, SendKind, SendStatus, To,
 };
@@ -58,6 +59,7 @@ fn call(
         "ScheduleNewsletterQueue" => schedule_queue(conn, account, operation, params),
         "ScheduleSMSQueue" => schedule_queue(conn, account, operation, params),
         "AddNewsletterQueue" => add_queue(conn, account, params),
+        "SetNewsletterQueueOrder" => queue_order(conn, account, params),
         "RemoveNewsletterQueue" | "RemoveSMSQueue" => {
             remove_queue(conn, account, operation, params)
         }
@@ -1116,6 +1118,22 @@ fn add_queue(conn: &mut DbConnection, account: &Account, params: &Params) -> Res
     }
     let send = sends::start(conn, account.id, id)?;
     Ok(schedule_answer("AddNewsletterQueue", &send))
+}
+
+/// `SetNewsletterQueueOrder(scheduleID, Up)`: moves the schedule one place
+/// up (`Up` true) or down in the account's queue of newsletters, which the
+/// sender then sends one after another in that order. Answers the queue as
+/// `queue/scheduleID` in its new order.
+fn queue_order(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let id = params.required_int("scheduleID")?;
+    let ordered = send_queue::move_one(conn, account.id, id, params.flag("Up"))?;
+    Ok(ws::ok("SetNewsletterQueueOrder", |w| {
+        w.open("queue", &[]);
+        for id in &ordered {
+            w.leaf("scheduleID", &id.to_string());
+        }
+        w.close();
+    }))
 }
 
 /// `RemoveNewsletterQueue(listID, newsletterID, deliveryID, scheduleID,
