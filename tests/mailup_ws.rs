@@ -169,7 +169,13 @@ backend_tests! {
         let record = std::env::var("ESPBRIDGE_RECORD_FIXTURES").is_ok_and(|v| v == "1");
         let mut documents = Vec::new();
         actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            // SendMessageNL's file, in the account's send folder.
+            let data = tempfile::tempdir().unwrap();
+            let folder = data.path().join("ftp/1234/send");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("customers.csv"), "111;1\r\nann@example.com;Ann\r\nnew@example.com;New\r\n").unwrap();
+            let settings = Settings { data_dir: data.path().to_path_buf(), ..Settings::default() };
+            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), settings)))).await;
             let mut key = String::new();
             for (service, path, namespace, schema) in SERVICES {
                 if service == "report" {
@@ -830,5 +836,57 @@ backend_tests! {
             .map(|m| if m.data.contains("Subject: Made first") { "first" } else { "second" })
             .collect();
         assert_eq!(subjects, ["second", "second", "first", "first"]);
+    }
+}
+
+backend_tests! {
+    fn send_message_nl_sends_to_the_file_recipients(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        {
+            let mut conn = t.db.conn().unwrap();
+            let ben = espbridge::domain::recipients::RecipientKey::Email("ben@example.com".into());
+            subscriptions::unsubscribe(&mut conn, created.account_id, 1, &ben, subscriptions::UnsubscribeReason::Link, &Origin::new(Channel::Cli, "test")).unwrap();
+        }
+        // Ann is subscribed, Hal unknown, Ben unsubscribed.
+        let data = tempfile::tempdir().unwrap();
+        let folder = data.path().join("ftp").join(created.console_id.to_string()).join("send");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("march.csv"), "111|1\nann@example.com|Ann\nhal@example.com|Hal\nben@example.com|Ben\n").unwrap();
+        let config = data.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap()), ("ESPBRIDGE_DATA_DIR", data.path().to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let console_id = created.console_id.to_string();
+        let key = value(&send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password)), "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+        let newsletter = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>Stored subject</subject><type>HTML</type><content>&lt;p&gt;Ciao [nome]&lt;/p&gt;</content><options/>")), "newsletterID");
+        let call = |file: &str, guid: &str| {
+            let envelope = format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><SendMessageNL xmlns=\"http://services.mailupnet.it/WS\">{k}<fileName>{file}</fileName><separator>|</separator><listId>1</listId><listGuid>{guid}</listGuid><messageId>{newsletter}</messageId><senderName>Promo</senderName><sender>promo@shop.example</sender><subject>Just for you</subject><timeDateSending>0001-01-01T00:00:00</timeDateSending><sendDelayTest>0</sendDelayTest></SendMessageNL></s:Body></s:Envelope>");
+            let answer = common::http(port, "POST", "/MailupSend.asmx", &[("Content-Type", "text/xml; charset=utf-8")], envelope.into_bytes(), WAIT).unwrap();
+            value(&answer.body, "SendMessageNLResult")
+        };
+        let guid = created.default_list.guid.clone();
+        assert_eq!(call("missing.csv", &guid), "-1");
+        assert_eq!(call("../march.csv", &guid), "-1");
+        assert_eq!(call("march.csv", "00000000-0000-0000-0000-000000000000"), "-1");
+        let delivery = call("march.csv", &guid);
+        assert!(delivery.parse::<i64>().unwrap() > 0, "{delivery}");
+        wait_completed(port, &key, &delivery);
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let rcpts: Vec<String> = received.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+        assert_eq!(rcpts, ["ann@example.com", "hal@example.com"]);
+        for mail in &received {
+            assert!(mail.data.contains("Subject: Just for you"), "{}", mail.data);
+            assert!(mail.data.contains("From: Promo <promo@shop.example>"), "{}", mail.data);
+        }
+        assert!(received[1].data.contains("Ciao Hal"), "{}", received[1].data);
+        let hal = espbridge::domain::recipients::RecipientKey::Email("hal@example.com".into());
+        assert_eq!(subscriptions::status(&mut t.db.conn().unwrap(), created.account_id, 1, &hal).unwrap(), Some(subscriptions::Status::Subscribed));
     }
 }

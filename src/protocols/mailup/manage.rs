@@ -3,6 +3,7 @@
 //! `../shared/specs/mailup.md` §2.6 and `docs/compat/mailup.md`.
 
 use super::ws::{self, Options, Params, Service};
+use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::groups::{self, Group};
@@ -20,6 +21,7 @@ pub static SERVICE: Service = Service {
 
 fn call(
     conn: &mut DbConnection,
+    _settings: &Settings,
     account: &Account,
     operation: &str,
     params: &Params,

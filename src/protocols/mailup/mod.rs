@@ -8,6 +8,7 @@ pub mod import;
 pub mod manage;
 pub mod report;
 pub mod send;
+mod send_file;
 mod subscribers;
 pub mod ws;
 

@@ -6,7 +6,8 @@
 use chrono::NaiveDateTime;
 
 use super::ws::{self, Options, Params, Service};
-use super::{account, manage};
+use super::{account, manage, send_file};
+use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::messages::{self, Message, MessageKind, NewMessage};
@@ -16,7 +17,7 @@ use crate::domain::sends::{
     self, Audience, NewCampaign, NewSingle, Send, SendKind, SendStatus, To,
 };
 use crate::domain::subscriptions::{self, Subscribe};
-use crate::domain::{Channel, Origin, fields, lists};
+use crate::domain::{Channel, Origin, fields, groups, lists};
 use crate::render::Dialect;
 use crate::xml::XmlWriter;
 use crate::{Error, Result};
@@ -30,6 +31,7 @@ pub static SERVICE: Service = Service {
 
 fn call(
     conn: &mut DbConnection,
+    settings: &Settings,
     account: &Account,
     operation: &str,
     params: &Params,
@@ -60,6 +62,7 @@ fn call(
         "ScheduleSMSQueue" => schedule_queue(conn, account, operation, params),
         "AddNewsletterQueue" => add_queue(conn, account, params),
         "SetNewsletterQueueOrder" => queue_order(conn, account, params),
+        "SendMessageNL" => send_file::send_message_nl(conn, settings, account, params),
         "RemoveNewsletterQueue" | "RemoveSMSQueue" => {
             remove_queue(conn, account, operation, params)
         }
@@ -253,7 +256,7 @@ fn create_newsletter(
 }
 
 /// The newsletter `id` of list `list_number`.
-fn newsletter(
+pub(super) fn newsletter(
     conn: &mut DbConnection,
     account: &Account,
     list_number: i64,
@@ -502,6 +505,12 @@ fn send_message(
         ));
     }
     let excluded = id_list(options.get("exclude").unwrap_or(""), "exclude")?;
+    if !excluded.is_empty() {
+        // Checked before the send exists: a refused call leaves no gap in
+        // the delivery ids (PostgreSQL's sequences do not roll back).
+        let row = lists::get(conn, account.id, list)?;
+        groups::resolve_in_list(conn, account.id, row.id, &excluded)?;
+    }
     let recipients = options.get("recipients").unwrap_or("");
     let audience = match options
         .get("send_to")
