@@ -820,6 +820,9 @@ backend_tests! {
         let (first, second) = (&schedules[0], &schedules[1]);
         let moved = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>{second}</scheduleID><Up>true</Up>"));
         assert!(moved.contains(&format!("<queue><scheduleID>{second}</scheduleID><scheduleID>{first}</scheduleID></queue>")), "{moved}");
+        let queues = send("GetNewsletterQueues", &format!("{k}<listID>1</listID>"));
+        let at = |id: &str| queues.find(&format!("<deliveryID>{id}</deliveryID>")).unwrap();
+        assert!(at(second) < at(first), "{queues}");
         let unknown = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>999</scheduleID><Up>true</Up>"));
         assert_eq!(value(&unknown, "errorCode"), "-500");
         // Queued in creation order, sent in queue order: all of the second

@@ -783,7 +783,8 @@ fn delivery_status(
     failed.map_or(Ok(document), Err)
 }
 
-/// The list's campaigns not yet finished, as `deliveryStatus` elements.
+/// The list's campaigns not yet finished, as `deliveryStatus` elements (in
+/// queue order for newsletters).
 fn queues(
     conn: &mut DbConnection,
     account: &Account,
@@ -815,6 +816,16 @@ fn queues(
         MessageKind::Email
     };
     rows.retain(|(_, message)| message.kind().ok() == Some(kind));
+    if kind == MessageKind::Email {
+        // In the order the sender takes them (SetNewsletterQueueOrder).
+        let order = send_queue::order(conn, account.id)?;
+        rows.sort_by_key(|(send, _)| {
+            order
+                .iter()
+                .position(|&id| id == send.id)
+                .unwrap_or(usize::MAX)
+        });
+    }
     let document = ws::ok(operation, |w| {
         w.open("queues", &[]);
         for (send, message) in &rows {
