@@ -88,12 +88,17 @@ pub fn send_held(
 ) -> Result<usize> {
     let mut total = 0;
     loop {
-        let sent = db.write_blocking(|conn| {
+        let (sent, last) = db.write_blocking(|conn| {
             let list = super::lists::get(conn, account_id, list_number)?;
             let held = subscriptions::held_confirmations(conn, account_id, list.id, HELD_BATCH)?;
+            let mut sent = 0;
             for one in &held {
-                let token =
-                    subscriptions::new_confirmation_token(conn, account_id, one.subscription_id)?;
+                let Some(token) =
+                    subscriptions::token_for_held(conn, account_id, one.subscription_id)?
+                else {
+                    continue;
+                };
+                sent += 1;
                 enqueue(
                     conn,
                     signer,
@@ -107,13 +112,14 @@ pub fn send_held(
                     },
                 )?;
             }
-            if (held.len() as i64) < HELD_BATCH {
+            let last = (held.len() as i64) < HELD_BATCH;
+            if last {
                 super::imports::mark_confirmations_sent(conn, account_id, list.id)?;
             }
-            Ok(held.len())
+            Ok((sent, last))
         })?;
         total += sent;
-        if (sent as i64) < HELD_BATCH {
+        if last {
             return Ok(total);
         }
     }

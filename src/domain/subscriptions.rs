@@ -720,26 +720,26 @@ pub fn held_confirmations(
         .collect())
 }
 
-/// Gives a pending subscription a fresh confirmation token (for the mail
-/// about to be sent) and returns it.
-pub fn new_confirmation_token(
+/// Gives a held pending subscription (see [`held_confirmations`]) its
+/// confirmation token, for the mail about to be sent; `None` when it is no
+/// longer held (confirmed, or taken by a concurrent run meanwhile: the update
+/// re-checks, so each held subscription gets one mail).
+pub fn token_for_held(
     conn: &mut DbConnection,
     account_id: i64,
     subscription_id: i64,
-) -> Result<String> {
+) -> Result<Option<String>> {
     let token = secrets::random_token(CONFIRMATION_TOKEN_LENGTH);
     let changed = diesel::update(
         subscriptions::table
             .filter(subscriptions::account_id.eq(account_id))
             .filter(subscriptions::id.eq(subscription_id))
-            .filter(subscriptions::status.eq(Status::Pending.as_str())),
+            .filter(subscriptions::status.eq(Status::Pending.as_str()))
+            .filter(subscriptions::confirmation_token_hash.is_null()),
     )
     .set(subscriptions::confirmation_token_hash.eq(secrets::token_digest(&token)))
     .execute(conn)?;
-    if changed != 1 {
-        return Err(Error::NotFound("subscription"));
-    }
-    Ok(token)
+    Ok((changed == 1).then_some(token))
 }
 
 fn set_token(conn: &mut DbConnection, subscription_id: i64, token: Option<&str>) -> Result<()> {
