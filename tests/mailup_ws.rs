@@ -706,6 +706,24 @@ backend_tests! {
         }
         let ws_user = send("CheckUserHash", &format!("<userID>0</userID><userHash>{ws_key}</userHash>{k}"));
         assert_eq!(value(&ws_user, "errorCode"), "0");
+
+        // Another account sees none of it and moves nothing of it.
+        let prepared = send("PrepareNewsletterSchedule", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><deliveryDate>01/01/2030</deliveryDate><deliveryTime>08:00</deliveryTime><adminEmail></adminEmail><idUser>0</idUser><note></note>"));
+        let schedule = value(&prepared, "scheduleID");
+        let other = accounts::create(&mut t.db.conn().unwrap(), &NewAccount { name: "Other".into(), console_id: Some(777), console_hosts: Vec::new() }).unwrap();
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>777</consoleId>", other.mailup.console_user, other.mailup.console_password));
+        let o = format!("<accessKey>{}</accessKey>", value(&login, "accessKey"));
+        assert!(!send("GetTemplates", &format!("{o}<listID>1</listID>")).contains("<template>"));
+        let moved = send("SetNewsletterQueueOrder", &format!("{o}<scheduleID>{schedule}</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&moved, "errorCode"), "-500", "{moved}");
+        let moved = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>{schedule}</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&moved, "errorCode"), "0", "{moved}");
+        let hash = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{key}</userHash>{o}"));
+        assert_eq!(value(&hash, "errorCode"), "-1005", "{hash}");
+        let credits = send("GetCredits", &o);
+        assert!(credits.contains("<email unlimited=\"true\">"), "{credits}");
+        let access = send("GetUserAccess", &format!("<userId>{user}</userId>{o}"));
+        assert_eq!(value(&access, "errorCode"), "-200", "{access}");
     }
 }
 
