@@ -55,6 +55,11 @@ pub enum Command {
     /// Write MailUp's unsubscriber export (CSV) of an account: who left which
     /// list, when and why. Run it from cron or a timer for a regular export.
     ExportUnsubscribers(ExportUnsubscribersArgs),
+    /// Send the confirmation mails held back for a list's pending
+    /// subscribers (MailUp imports with ConfirmEmail).
+    SendConfirmations(SendConfirmationsArgs),
+    /// Show or set an account's message credits (MailUp's GetCredits).
+    Credits(CreditsArgs),
     /// Manage ExactTarget triggered-send definitions (the CustomerKeys that
     /// `triggeredsend/add` calls fire).
     TriggeredSend {
@@ -86,6 +91,35 @@ pub struct ExportUnsubscribersArgs {
     /// Where to write [default: DATA_DIR/ftp/CONSOLE_ID/export/unsubscribers-TIME.csv]
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct SendConfirmationsArgs {
+    /// The account, by its console id.
+    #[arg(long)]
+    pub console_id: i64,
+    /// The list id.
+    #[arg(long)]
+    pub list: i64,
+    /// Base URL of the confirmation links [default: the public_url setting]
+    #[arg(long, env = "ESPBRIDGE_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct CreditsArgs {
+    /// The account, by its console id.
+    #[arg(long)]
+    pub console_id: i64,
+    /// `email` or `sms` (with --balance or --unlimited).
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Set the channel's balance: each message sent takes one credit.
+    #[arg(long, conflicts_with = "unlimited", requires = "channel")]
+    pub balance: Option<i64>,
+    /// Remove the channel's balance (the default: no limit is counted).
+    #[arg(long, requires = "channel")]
+    pub unlimited: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -254,6 +288,8 @@ fn execute(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::TriggeredSend { command } => triggered_send(&db, command),
+        Command::SendConfirmations(args) => send_confirmations(&db, &settings, args),
+        Command::Credits(args) => credits(&db, args),
         Command::Serve(_) => serve(db, settings),
         Command::Worker => sender::run_worker(db, &settings),
     }
@@ -336,6 +372,70 @@ fn export_unsubscribers(db: &Db, settings: &Settings, args: ExportUnsubscribersA
     };
     write(&path).map_err(|e| Error::Unavailable(format!("writing {}: {e}", path.display())))?;
     println!("{} unsubscribes written to {}", rows.len(), path.display());
+    Ok(())
+}
+
+fn send_confirmations(db: &Db, settings: &Settings, args: SendConfirmationsArgs) -> Result<()> {
+    let (account, signer) = {
+        let mut conn = db.conn()?;
+        let account = accounts::find_by_console_id(&mut conn, args.console_id)?
+            .ok_or(Error::NotFound("account"))?;
+        (account, crate::domain::links::LinkSigner::load(&mut conn)?)
+    };
+    let base = args
+        .public_url
+        .or_else(|| settings.public_url.clone())
+        .ok_or_else(|| {
+            Error::invalid(
+                "public_url",
+                "the links need the server's public URL: set public_url or pass --public-url",
+            )
+        })?;
+    let page = format!(
+        "{}{}",
+        base.trim_end_matches('/'),
+        crate::web::confirm::PATH
+    );
+    let sent = crate::domain::confirmations::send_held(db, &signer, account.id, args.list, &page)?;
+    println!("{sent} confirmation mails queued for list {}", args.list);
+    Ok(())
+}
+
+fn credits(db: &Db, args: CreditsArgs) -> Result<()> {
+    use crate::domain::credits::{self, Balance};
+    use crate::domain::messages::MessageKind;
+    let mut conn = db.conn()?;
+    let account = accounts::find_by_console_id(&mut conn, args.console_id)?
+        .ok_or(Error::NotFound("account"))?;
+    if let Some(channel) = &args.channel {
+        let kind = match channel.as_str() {
+            "email" => MessageKind::Email,
+            "sms" => MessageKind::Sms,
+            other => {
+                return Err(Error::invalid(
+                    "channel",
+                    format!("{other:?} is not email or sms"),
+                ));
+            }
+        };
+        let balance = match (args.balance, args.unlimited) {
+            (Some(left), false) => Balance::Left(left),
+            (None, true) => Balance::Unlimited,
+            _ => {
+                return Err(Error::invalid(
+                    "credits",
+                    "give --balance N or --unlimited with --channel",
+                ));
+            }
+        };
+        credits::set(&mut conn, account.id, kind, balance)?;
+    }
+    let now = credits::get(&mut conn, account.id)?;
+    let show = |balance: Balance| match balance {
+        Balance::Unlimited => "unlimited".to_string(),
+        Balance::Left(left) => left.to_string(),
+    };
+    println!("email\t{}\nsms\t{}", show(now.email), show(now.sms));
     Ok(())
 }
 

@@ -60,6 +60,14 @@ fn seed(t: &common::TestDb) -> CreatedAccount {
         },
     )
     .unwrap();
+    // 100 SMS credits granted; e-mail unlimited (no balance).
+    espbridge::domain::credits::set(
+        &mut conn,
+        created.account_id,
+        espbridge::domain::messages::MessageKind::Sms,
+        espbridge::domain::credits::Balance::Left(100),
+    )
+    .unwrap();
     // A second console user, who logs in by the console's host name.
     accounts::add_console_host(&mut conn, created.account_id, "console.shop.example").unwrap();
     espbridge::domain::users::create(
@@ -161,7 +169,13 @@ backend_tests! {
         let record = std::env::var("ESPBRIDGE_RECORD_FIXTURES").is_ok_and(|v| v == "1");
         let mut documents = Vec::new();
         actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            // SendMessageNL's file, in the account's send folder.
+            let data = tempfile::tempdir().unwrap();
+            let folder = data.path().join("ftp/1234/send");
+            std::fs::create_dir_all(&folder).unwrap();
+            std::fs::write(folder.join("customers.csv"), "111;1\r\nann@example.com;Ann\r\nnew@example.com;New\r\n").unwrap();
+            let settings = Settings { data_dir: data.path().to_path_buf(), ..Settings::default() };
+            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), settings)))).await;
             let mut key = String::new();
             for (service, path, namespace, schema) in SERVICES {
                 if service == "report" {
@@ -540,5 +554,360 @@ backend_tests! {
                 .unwrap();
         }
         assert!(access_keys::login(&mut conn, 1234, user, password).unwrap().is_ok());
+    }
+}
+
+/// The text of the first `<tag>` in a document.
+fn value(document: &str, tag: &str) -> String {
+    document
+        .split(&format!("<{tag}>"))
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .unwrap_or_else(|| panic!("no <{tag}> in {document}"))
+        .to_string()
+}
+
+/// Runs the espbridge command line on the test database; its output.
+fn cli(t: &common::TestDb, args: &[&str]) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_espbridge"))
+        .env("ESPBRIDGE_DATABASE_URL", &t.url)
+        .env("ESPBRIDGE_DATA_DIR", dir.path())
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Polls a delivery until MailUp's status says COMPLETED.
+fn wait_completed(port: u16, key: &str, delivery: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = soap(
+            port,
+            "/MailupSend.asmx",
+            "GetNewsletterDeliveryStatus",
+            &format!("<accessKey>{key}</accessKey><deliveryID>{delivery}</deliveryID>"),
+        );
+        if status.contains("<status>COMPLETED</status>") {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "delivery not completed: {status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
+backend_tests! {
+    fn templates_exclusions_credits_and_user_calls(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let account = created.account_id;
+        let vip = {
+            // Ann (seeded) and Dan are in the group, Ben (seeded) and Cat not.
+            let mut conn = t.db.conn().unwrap();
+            let vip = espbridge::domain::groups::create(&mut conn, account, 1, "VIP", "", None).unwrap();
+            for (email, groups) in [("cat@example.com", vec![]), ("dan@example.com", vec![vip.number]), ("ann@example.com", vec![vip.number])] {
+                subscriptions::subscribe(&mut conn, account, &Subscribe {
+                    list: 1, contact: Contact::email(email), fields: vec![], groups,
+                    double_opt_in: Some(false), source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+                }).unwrap();
+            }
+            vip.number
+        };
+        let console_id = created.console_id.to_string();
+        // The operator grants 10 e-mail credits, then takes the SMS limit away.
+        let shown = cli(t, &["credits", "--console-id", &console_id, "--channel", "email", "--balance", "10"]);
+        assert_eq!(shown, "email\t10\nsms\t100\n");
+        let shown = cli(t, &["credits", "--console-id", &console_id, "--channel", "sms", "--unlimited"]);
+        assert_eq!(shown, "email\t10\nsms\tunlimited\n");
+
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password));
+        let key = value(&login, "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+
+        let credits = send("GetCredits", &k);
+        assert!(credits.contains("<credits><email>10</email><sms unlimited=\"true\">2147483647</sms></credits>"), "{credits}");
+
+        // A template: listed by GetTemplates, not by GetNewsletters, not sent
+        // itself; its clone is an ordinary newsletter.
+        let template = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>Model</subject><type>HTML</type><content>&lt;p&gt;Hello [nome]&lt;/p&gt;</content><options><Option><Key>template</Key><Value>true</Value></Option></options>")), "newsletterID");
+        let templates = send("GetTemplates", &format!("{k}<listID>1</listID>"));
+        assert_eq!(value(&templates, "templateID"), template, "{templates}");
+        assert!(!send("GetNewsletters", &format!("{k}<listID>1</listID>")).contains(&format!("<newsletterID>{template}</newsletterID>")));
+        let code = send("GetNewsletterCode", &format!("{k}<listID>1</listID><newsletterID>{template}</newsletterID><isTemplate>true</isTemplate>"));
+        assert_eq!(value(&code, "newsletterSubject"), "Model");
+        let refused = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{template}</newsletterID><options><Option><Key>send_to</Key><Value>ALL</Value></Option></options>"));
+        assert_eq!(value(&refused, "errorCode"), "-200", "{refused}");
+        let guid = &created.default_list.guid;
+        let envelope = format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><CloneMessage xmlns=\"http://services.mailupnet.it/WS\">{k}<listId>1</listId><listGuid>{guid}</listGuid><messageToCloneId>{template}</messageToCloneId><subject>For all but VIPs</subject></CloneMessage></s:Body></s:Envelope>");
+        let answer = common::http(port, "POST", "/MailupSend.asmx", &[("Content-Type", "text/xml; charset=utf-8")], envelope.into_bytes(), WAIT).unwrap();
+        let copy: i64 = value(&answer.body, "CloneMessageResult").parse().unwrap_or_else(|_| panic!("{}", answer.body));
+        assert!(copy > template.parse().unwrap());
+
+        // Sent to the whole list but the VIP group: Ben and Cat only.
+        let sent = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><options><Option><Key>send_to</Key><Value>ALL</Value></Option><Option><Key>exclude</Key><Value>{vip}</Value></Option></options>"));
+        let delivery = value(&sent, "deliveryID");
+        wait_completed(port, &key, &delivery);
+        let mut rcpts: Vec<String> = smtp.received().into_iter().flat_map(|m| m.rcpt_tos).collect();
+        rcpts.sort();
+        assert_eq!(rcpts, ["ben@example.com", "cat@example.com"]);
+        // Named recipients in an excluded group are left out too.
+        let sent = send("SendNewsletter", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><options><Option><Key>send_to</Key><Value>RECIPIENTS</Value></Option><Option><Key>recipients</Key><Value>ann@example.com;cat@example.com</Value></Option><Option><Key>exclude</Key><Value>{vip}</Value></Option></options>"));
+        let delivery = value(&sent, "deliveryID");
+        wait_completed(port, &key, &delivery);
+        let status = send("GetNewsletterDeliveryStatus", &format!("{k}<deliveryID>{delivery}</deliveryID>"));
+        assert_eq!(value(&status, "toSend"), "1", "{status}");
+        assert_eq!(smtp.received().iter().filter(|m| m.rcpt_tos == ["cat@example.com"]).count(), 2);
+        assert_eq!(smtp.count(), 3);
+        // Three messages sent, three credits spent.
+        let credits = send("GetCreditsLists", &format!("{k}<idList>1</idList>"));
+        assert!(credits.contains("<list><listID>1</listID><credits><email>7</email>"), "{credits}");
+        assert_eq!(cli(t, &["credits", "--console-id", &console_id]), "email\t7\nsms\tunlimited\n");
+
+        // A list created from list 1's settings with copyTemplate has its templates.
+        let made = soap(port, "/MailupManage.asmx", "CreateList", &format!("{k}<name>Copies</name><defaultSettings>1</defaultSettings><copyTemplate>true</copyTemplate><options/>"));
+        let list = value(&made, "listID");
+        let copied = send("GetTemplates", &format!("{k}<listID>{list}</listID>"));
+        assert_eq!(value(&copied, "subject"), "Model", "{copied}");
+        assert_ne!(value(&copied, "templateID"), template);
+        let plain = soap(port, "/MailupManage.asmx", "CreateList", &format!("{k}<name>Plain</name><defaultSettings>1</defaultSettings><copyTemplate>false</copyTemplate><options/>"));
+        let plain = send("GetTemplates", &format!("{k}<listID>{}</listID>", value(&plain, "listID")));
+        assert!(plain.contains("<templates></templates>") || plain.contains("<templates/>"), "{plain}");
+
+        // The key is the user's hash; another key or text is not.
+        let user = value(&send("GetIdUser", &k), "idUser");
+        let access = send("GetUserAccess", &format!("<userId>{user}</userId>{k}"));
+        assert_eq!(value(&access, "userName"), created.mailup.console_user);
+        assert!(access.contains("<listName>Copies</listName>"), "{access}");
+        let good = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{key}</userHash>{k}"));
+        assert_eq!(value(&good, "errorCode"), "0");
+        let ws = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.ws_user, created.mailup.ws_password));
+        let ws_key = value(&ws, "accessKey");
+        for hash in [ws_key.as_str(), "not-a-key"] {
+            let bad = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{hash}</userHash>{k}"));
+            assert_eq!(value(&bad, "errorCode"), "-1005", "{bad}");
+        }
+        let ws_user = send("CheckUserHash", &format!("<userID>0</userID><userHash>{ws_key}</userHash>{k}"));
+        assert_eq!(value(&ws_user, "errorCode"), "0");
+
+        // Another account sees none of it and moves nothing of it.
+        let prepared = send("PrepareNewsletterSchedule", &format!("{k}<listID>1</listID><newsletterID>{copy}</newsletterID><deliveryDate>01/01/2030</deliveryDate><deliveryTime>08:00</deliveryTime><adminEmail></adminEmail><idUser>0</idUser><note></note>"));
+        let schedule = value(&prepared, "scheduleID");
+        let other = accounts::create(&mut t.db.conn().unwrap(), &NewAccount { name: "Other".into(), console_id: Some(777), console_hosts: Vec::new() }).unwrap();
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>777</consoleId>", other.mailup.console_user, other.mailup.console_password));
+        let o = format!("<accessKey>{}</accessKey>", value(&login, "accessKey"));
+        assert!(!send("GetTemplates", &format!("{o}<listID>1</listID>")).contains("<template>"));
+        let moved = send("SetNewsletterQueueOrder", &format!("{o}<scheduleID>{schedule}</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&moved, "errorCode"), "-500", "{moved}");
+        let moved = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>{schedule}</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&moved, "errorCode"), "0", "{moved}");
+        let hash = send("CheckUserHash", &format!("<userID>{user}</userID><userHash>{key}</userHash>{o}"));
+        assert_eq!(value(&hash, "errorCode"), "-1005", "{hash}");
+        let credits = send("GetCredits", &o);
+        assert!(credits.contains("<email unlimited=\"true\">"), "{credits}");
+        let access = send("GetUserAccess", &format!("<userId>{user}</userId>{o}"));
+        assert_eq!(value(&access, "errorCode"), "-200", "{access}");
+    }
+}
+
+/// The SOAP envelope of a WSMailUpImport call with its header.
+fn import_call(port: u16, user: &str, password: &str, operation: &str, params: &str) -> String {
+    let envelope = format!(
+        "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><Authentication xmlns=\"http://ws.mailupnet.it/\"><User>{user}</User><Password>{password}</Password><encType>UTF-8</encType></Authentication></s:Header><s:Body><{operation} xmlns=\"http://ws.mailupnet.it/\">{params}</{operation}></s:Body></s:Envelope>"
+    );
+    let answer = common::http(
+        port,
+        "POST",
+        "/Services/WSMailUpImport.asmx",
+        &[
+            ("Content-Type", "text/xml; charset=utf-8"),
+            ("SOAPAction", &format!("\"{IMPORT}{operation}\"")),
+        ],
+        envelope.into_bytes(),
+        WAIT,
+    )
+    .unwrap();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    inner(&answer.body).unwrap_or_else(|| panic!("no document in {}", answer.body))
+}
+
+backend_tests! {
+    fn held_import_confirmations_are_sent_from_the_cli(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let base = server.base();
+        let (user, password) = (created.mailup.ws_user.as_str(), created.mailup.ws_password.as_str());
+        let guid = &created.default_list.guid;
+
+        // An import asking for confirmations: Fay and Gus wait, unmailed.
+        let xml = "&lt;subscribers&gt;&lt;subscriber email=\"fay@example.com\"/&gt;&lt;subscriber email=\"gus@example.com\"/&gt;&lt;/subscribers&gt;";
+        let prepared = import_call(server.port, user, password, "NewImportProcess", &format!("<idList>1</idList><listGUID>{guid}</listGUID><xmlDoc>{xml}</xmlDoc><idGroups></idGroups><importType>3</importType><mobileInputType>1</mobileInputType><asPending>false</asPending><ConfirmEmail>true</ConfirmEmail><asOptOut>false</asOptOut><forceOptIn>false</forceOptIn><replaceGroups>false</replaceGroups><idConfirmNL>0</idConfirmNL>"));
+        let process = value(&prepared, "ReturnCode");
+        assert!(process.parse::<i64>().unwrap() > 0, "{prepared}");
+        let started = import_call(server.port, user, password, "StartProcess", &format!("<idList>1</idList><listGUID>{guid}</listGUID><idProcess>{process}</idProcess>"));
+        assert_eq!(value(&started, "ReturnCode"), "0");
+        let details = || import_call(server.port, user, password, "GetProcessDetails", &format!("<idList>1</idList><listGUID>{guid}</listGUID><idProcess>{process}</idProcess>"));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while value(&details(), "StatusCode") != "3" {
+            assert!(std::time::Instant::now() < deadline, "import not done");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        assert_eq!(value(&details(), "ConfirmationSent"), "False");
+        let fay = espbridge::domain::recipients::RecipientKey::Email("fay@example.com".into());
+        let status = |key| subscriptions::status(&mut t.db.conn().unwrap(), created.account_id, 1, key).unwrap();
+        assert_eq!(status(&fay), Some(subscriptions::Status::Pending));
+        assert_eq!(smtp.count(), 0);
+
+        // The operator sends them; each link confirms its subscriber.
+        let console_id = created.console_id.to_string();
+        let out = cli(t, &["send-confirmations", "--console-id", &console_id, "--list", "1", "--public-url", &base]);
+        assert_eq!(out, "2 confirmation mails queued for list 1\n");
+        assert_eq!(value(&details(), "ConfirmationSent"), "True");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while smtp.count() < 2 {
+            assert!(std::time::Instant::now() < deadline, "confirmation mails not delivered");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let mut rcpts: Vec<String> = smtp.received().into_iter().flat_map(|m| m.rcpt_tos).collect();
+        rcpts.sort();
+        assert_eq!(rcpts, ["fay@example.com", "gus@example.com"]);
+        let mail = smtp.received().into_iter().find(|m| m.rcpt_tos == ["fay@example.com"]).unwrap();
+        let data = mail.data.replace("=\r\n", "").replace("=\n", "").replace("=3D", "=").replace("&#x2f;", "/");
+        let start = data.find(&format!("{base}/confirm?t=")).expect("the link in the mail");
+        let link: String = data[start..].chars().take_while(|c| !matches!(c, '"' | '<' | ' ' | '\r' | '\n')).collect();
+        let page = common::http(server.port, "GET", link.strip_prefix(&base).unwrap(), &[("User-Agent", BROWSER)], Vec::new(), WAIT).unwrap();
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert_eq!(status(&fay), Some(subscriptions::Status::Subscribed));
+        let gus = espbridge::domain::recipients::RecipientKey::Email("gus@example.com".into());
+        assert_eq!(status(&gus), Some(subscriptions::Status::Pending));
+        // Nothing is held any more: a second run sends nothing.
+        let out = cli(t, &["send-confirmations", "--console-id", &console_id, "--list", "1", "--public-url", &base]);
+        assert_eq!(out, "0 confirmation mails queued for list 1\n");
+    }
+}
+
+backend_tests! {
+    fn the_sender_follows_the_queue_order(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let console_id = created.console_id.to_string();
+        let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password));
+        let key = value(&login, "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+
+        // Two schedules, the first made first; the second is moved ahead.
+        let mut schedules = Vec::new();
+        for subject in ["Made first", "Made second"] {
+            let newsletter = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>{subject}</subject><type>HTML</type><content>&lt;p&gt;{subject}&lt;/p&gt;</content><options/>")), "newsletterID");
+            let prepared = send("PrepareNewsletterSchedule", &format!("{k}<listID>1</listID><newsletterID>{newsletter}</newsletterID><deliveryDate>01/01/2026</deliveryDate><deliveryTime>08:00</deliveryTime><adminEmail></adminEmail><idUser>0</idUser><note></note>"));
+            schedules.push(value(&prepared, "scheduleID"));
+        }
+        let (first, second) = (&schedules[0], &schedules[1]);
+        let moved = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>{second}</scheduleID><Up>true</Up>"));
+        assert!(moved.contains(&format!("<queue><scheduleID>{second}</scheduleID><scheduleID>{first}</scheduleID></queue>")), "{moved}");
+        let queues = send("GetNewsletterQueues", &format!("{k}<listID>1</listID>"));
+        let at = |id: &str| queues.find(&format!("<deliveryID>{id}</deliveryID>")).unwrap();
+        assert!(at(second) < at(first), "{queues}");
+        let unknown = send("SetNewsletterQueueOrder", &format!("{k}<scheduleID>999</scheduleID><Up>true</Up>"));
+        assert_eq!(value(&unknown, "errorCode"), "-500");
+        // Queued in creation order, sent in queue order: all of the second
+        // before any of the first.
+        for schedule in [first, second] {
+            let queued = send("AddNewsletterQueue", &format!("{k}<deliveryID>{schedule}</deliveryID><immediate>true</immediate>"));
+            assert_eq!(value(&queued, "errorCode"), "0", "{queued}");
+        }
+        wait_completed(port, &key, first);
+        wait_completed(port, &key, second);
+        let subjects: Vec<&str> = smtp
+            .received()
+            .iter()
+            .map(|m| if m.data.contains("Subject: Made first") { "first" } else { "second" })
+            .collect();
+        assert_eq!(subjects, ["second", "second", "first", "first"]);
+    }
+}
+
+backend_tests! {
+    fn send_message_nl_sends_to_the_file_recipients(t) {
+        let Some(smtp) = common::SmtpServer::start(common::SmtpBehaviour::default()) else {
+            return;
+        };
+        let created = seed(t);
+        {
+            let mut conn = t.db.conn().unwrap();
+            let ben = espbridge::domain::recipients::RecipientKey::Email("ben@example.com".into());
+            subscriptions::unsubscribe(&mut conn, created.account_id, 1, &ben, subscriptions::UnsubscribeReason::Link, &Origin::new(Channel::Cli, "test")).unwrap();
+        }
+        // Ann is subscribed, Hal unknown, Ben unsubscribed.
+        let data = tempfile::tempdir().unwrap();
+        let folder = data.path().join("ftp").join(created.console_id.to_string()).join("send");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("march.csv"), "111|1\nann@example.com|Ann\nhal@example.com|Hal\nben@example.com|Ben\n").unwrap();
+        let config = data.path().join("espbridge.toml");
+        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
+        let smtp_url = smtp.url();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap()), ("ESPBRIDGE_DATA_DIR", data.path().to_str().unwrap())]);
+        let port = server.port;
+        let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
+        let console_id = created.console_id.to_string();
+        let key = value(&send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password)), "accessKey");
+        let k = format!("<accessKey>{key}</accessKey>");
+        let newsletter = value(&send("CreateNewsletter", &format!("{k}<listID>1</listID><subject>Stored subject</subject><type>HTML</type><content>&lt;p&gt;Ciao [nome]&lt;/p&gt;</content><options/>")), "newsletterID");
+        let call = |file: &str, guid: &str| {
+            let envelope = format!("<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><SendMessageNL xmlns=\"http://services.mailupnet.it/WS\">{k}<fileName>{file}</fileName><separator>|</separator><listId>1</listId><listGuid>{guid}</listGuid><messageId>{newsletter}</messageId><senderName>Promo</senderName><sender>promo@shop.example</sender><subject>Just for you</subject><timeDateSending>0001-01-01T00:00:00</timeDateSending><sendDelayTest>0</sendDelayTest></SendMessageNL></s:Body></s:Envelope>");
+            let answer = common::http(port, "POST", "/MailupSend.asmx", &[("Content-Type", "text/xml; charset=utf-8")], envelope.into_bytes(), WAIT).unwrap();
+            value(&answer.body, "SendMessageNLResult")
+        };
+        let guid = created.default_list.guid.clone();
+        assert_eq!(call("missing.csv", &guid), "-1");
+        assert_eq!(call("../march.csv", &guid), "-1");
+        assert_eq!(call("march.csv", "00000000-0000-0000-0000-000000000000"), "-1");
+        let delivery = call("march.csv", &guid);
+        assert!(delivery.parse::<i64>().unwrap() > 0, "{delivery}");
+        wait_completed(port, &key, &delivery);
+        let mut received = smtp.received();
+        received.sort_by(|a, b| a.rcpt_tos.cmp(&b.rcpt_tos));
+        let rcpts: Vec<String> = received.iter().flat_map(|m| m.rcpt_tos.clone()).collect();
+        assert_eq!(rcpts, ["ann@example.com", "hal@example.com"]);
+        for mail in &received {
+            assert!(mail.data.contains("Subject: Just for you"), "{}", mail.data);
+            assert!(mail.data.contains("From: Promo <promo@shop.example>"), "{}", mail.data);
+        }
+        assert!(received[1].data.contains("Ciao Hal"), "{}", received[1].data);
+        let hal = espbridge::domain::recipients::RecipientKey::Email("hal@example.com".into());
+        assert_eq!(subscriptions::status(&mut t.db.conn().unwrap(), created.account_id, 1, &hal).unwrap(), Some(subscriptions::Status::Subscribed));
     }
 }

@@ -590,7 +590,9 @@ pub fn lock_subscription(conn: &mut DbConnection, subscription_id: i64) -> Resul
     Ok(())
 }
 
-/// Reserves up to `limit` due deliveries of a lane whose send is sending: marks
+/// Reserves up to `limit` due deliveries of a lane whose send is sending (and
+/// not queued behind another of its account's sends that is sending, see
+/// `domain::send_queue`): marks
 /// them `sending`, leased to `owner` until `lease_until`, and returns them with
 /// the state they had. Must run in a writing transaction. PostgreSQL skips rows
 /// other workers hold (`FOR UPDATE SKIP LOCKED`); on SQLite the transaction's
@@ -608,7 +610,12 @@ pub fn claim_deliveries(
             "WITH picked AS ( \
                  SELECT d.id, d.state FROM deliveries d JOIN sends s ON s.id = d.send_id \
                  WHERE d.state IN ('queued', 'deferred', 'unknown') AND d.lane = $1 \
-                   AND d.next_attempt_at <= $2 AND s.status = 'sending' \
+                   AND d.next_attempt_at <= $2 AND s.status = 'sending' AND NOT EXISTS ( \
+                     SELECT 1 FROM send_queue_positions mine \
+                     JOIN send_queue_positions ahead ON ahead.account_id = mine.account_id \
+                         AND ahead.position < mine.position \
+                     JOIN sends a ON a.id = ahead.send_id AND a.status = 'sending' \
+                     WHERE mine.send_id = d.send_id) \
                  ORDER BY d.next_attempt_at, d.id LIMIT $3 \
                  FOR UPDATE OF d SKIP LOCKED) \
              UPDATE deliveries d SET state = 'sending', lease_owner = $4, lease_until = $5, \
@@ -632,7 +639,12 @@ pub fn claim_deliveries(
                      d.message_id, d.params, d.attempts + 1 AS attempts, d.state AS previous_state \
                  FROM deliveries d JOIN sends s ON s.id = d.send_id \
                  WHERE d.state IN ('queued', 'deferred', 'unknown') AND d.lane = ? \
-                   AND d.next_attempt_at <= ? AND s.status = 'sending' \
+                   AND d.next_attempt_at <= ? AND s.status = 'sending' AND NOT EXISTS ( \
+                     SELECT 1 FROM send_queue_positions mine \
+                     JOIN send_queue_positions ahead ON ahead.account_id = mine.account_id \
+                         AND ahead.position < mine.position \
+                     JOIN sends a ON a.id = ahead.send_id AND a.status = 'sending' \
+                     WHERE mine.send_id = d.send_id) \
                  ORDER BY d.next_attempt_at, d.id LIMIT ?",
             )
             .bind::<Integer, _>(lane)

@@ -231,6 +231,7 @@ diesel::table! {
         list_id -> Nullable<BigInt>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        is_template -> Bool,
     }
 }
 
@@ -540,6 +541,9 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     list_decorations,
     send_lists,
+    account_credits,
+    send_excluded_groups,
+    send_queue_positions,
 );
 
 diesel::table! {
@@ -572,5 +576,30 @@ diesel::table! {
         list_id -> BigInt,
         group_ids -> Text,
         excluded -> Bool,
+    }
+}
+
+diesel::table! {
+    account_credits (account_id, channel) {
+        account_id -> BigInt,
+        channel -> Text,
+        balance -> BigInt,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    send_excluded_groups (send_id, group_id) {
+        send_id -> BigInt,
+        group_id -> BigInt,
+        account_id -> BigInt,
+    }
+}
+
+diesel::table! {
+    send_queue_positions (send_id) {
+        send_id -> BigInt,
+        account_id -> BigInt,
+        position -> BigInt,
     }
 }

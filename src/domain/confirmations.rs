@@ -69,6 +69,61 @@ pub fn enqueue(
     )
 }
 
+/// How many held confirmation mails one transaction enqueues.
+const HELD_BATCH: i64 = 500;
+
+/// Sends the confirmation mails held back for the list's pending
+/// subscriptions (imports with `ConfirmEmail`, which MailUp queued for the
+/// console): each gets a fresh token and the list's confirmation mail. Once
+/// none is left, the list's finished imports that asked for confirmations
+/// report them sent. One batch per transaction, so a large import does not
+/// hold the database; returns how many mails were enqueued.
+pub fn send_held(
+    db: &crate::db::Db,
+    signer: &LinkSigner,
+    account_id: i64,
+    list_number: i64,
+    confirm_page: &str,
+) -> Result<usize> {
+    let mut total = 0;
+    loop {
+        let (sent, last) = db.write_blocking(|conn| {
+            let list = super::lists::get(conn, account_id, list_number)?;
+            let held = subscriptions::held_confirmations(conn, account_id, list.id, HELD_BATCH)?;
+            let mut sent = 0;
+            for one in &held {
+                let Some(token) =
+                    subscriptions::token_for_held(conn, account_id, one.subscription_id)?
+                else {
+                    continue;
+                };
+                sent += 1;
+                enqueue(
+                    conn,
+                    signer,
+                    account_id,
+                    &Request {
+                        list: &list,
+                        recipient: RecipientKey::Email(one.email.clone()),
+                        tokens: vec![token],
+                        sender: None,
+                        confirm_page,
+                    },
+                )?;
+            }
+            let last = (held.len() as i64) < HELD_BATCH;
+            if last {
+                super::imports::mark_confirmations_sent(conn, account_id, list.id)?;
+            }
+            Ok((sent, last))
+        })?;
+        total += sent;
+        if last {
+            return Ok(total);
+        }
+    }
+}
+
 /// The signed link token: `tokens joined by ',' | expiry as Unix seconds`.
 pub fn link_token(signer: &LinkSigner, tokens: &[String], expires_at: NaiveDateTime) -> String {
     let payload = format!("{}|{}", tokens.join(","), expires_at.and_utc().timestamp());

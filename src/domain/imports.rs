@@ -257,6 +257,25 @@ struct Normalised {
     fields: HashMap<i32, String>,
 }
 
+/// The list's finished imports that asked for confirmation mails have had
+/// them sent (GetProcessDetails' `ConfirmationSent`).
+pub fn mark_confirmations_sent(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_id: i64,
+) -> Result<usize> {
+    Ok(diesel::update(
+        import_processes::table
+            .filter(import_processes::account_id.eq(account_id))
+            .filter(import_processes::list_id.eq(list_id))
+            .filter(import_processes::confirm_email.eq(true))
+            .filter(import_processes::confirmation_sent.eq(false))
+            .filter(import_processes::state.eq(State::Done.as_str())),
+    )
+    .set(import_processes::confirmation_sent.eq(true))
+    .execute(conn)?)
+}
+
 /// Prepares a process: the list, groups and confirmation message are checked,
 /// the rows normalised, merged by address and staged. Nothing changes for the
 /// recipients until the process is started and run.

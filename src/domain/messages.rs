@@ -55,6 +55,8 @@ pub struct Message {
     headers: String,
     pub list_id: Option<i64>,
     pub created_at: NaiveDateTime,
+    /// A model for newsletters rather than one to send (MailUp's templates).
+    pub is_template: bool,
 }
 
 impl Message {
@@ -265,21 +267,65 @@ pub fn set_sender(
 }
 
 /// The messages of a channel that belong to the list with this number, oldest
-/// first.
+/// first; templates are not among them (see [`templates_in_list`]).
 pub fn in_list(
     conn: &mut DbConnection,
     account_id: i64,
     list_number: i64,
     kind: MessageKind,
 ) -> Result<Vec<Message>> {
+    of_list(conn, account_id, list_number, kind, false)
+}
+
+/// The list's e-mail templates, oldest first.
+pub fn templates_in_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+) -> Result<Vec<Message>> {
+    of_list(conn, account_id, list_number, MessageKind::Email, true)
+}
+
+fn of_list(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    kind: MessageKind,
+    templates: bool,
+) -> Result<Vec<Message>> {
     let list = lists::get(conn, account_id, list_number)?;
     Ok(messages::table
         .filter(messages::account_id.eq(account_id))
         .filter(messages::list_id.eq(list.id))
         .filter(messages::channel.eq(kind.as_str()))
+        .filter(messages::is_template.eq(templates))
         .order(messages::id)
         .select(Message::as_select())
         .load(conn)?)
+}
+
+/// Makes an e-mail a template or an ordinary message again. A template is a
+/// model: it is copied to make newsletters, never sent itself.
+pub fn set_template(
+    conn: &mut DbConnection,
+    account_id: i64,
+    id: i64,
+    template: bool,
+) -> Result<Message> {
+    let message = get(conn, account_id, id)?;
+    if message.kind()? != MessageKind::Email {
+        return Err(Error::invalid(
+            "template",
+            "only an e-mail can be a template",
+        ));
+    }
+    diesel::update(messages::table.find(message.id))
+        .set((
+            messages::is_template.eq(template),
+            messages::updated_at.eq(now()),
+        ))
+        .execute(conn)?;
+    get(conn, account_id, id)
 }
 
 /// The account's field names, for MailUp's `[name]` tags.

@@ -16,8 +16,8 @@ use super::messages::{self, Message, MessageKind};
 use super::recipients::{self, Recipient, RecipientKey};
 use super::{fields, groups, lists, now};
 use crate::db::schema::{
-    deliveries, group_members, recipient_field_values, recipients as recipients_table, send_lists,
-    send_senders, sends, subscriptions,
+    deliveries, group_members, recipient_field_values, recipients as recipients_table,
+    send_excluded_groups, send_lists, send_senders, sends, subscriptions,
 };
 use crate::db::{DbConnection, MultiBackend, backend, write_transaction};
 use crate::{Error, Result};
@@ -471,6 +471,65 @@ pub fn list_for(
         .find(|id| subscribed.contains(id))
         .or(ids.first())
         .copied())
+}
+
+/// Leaves the members of these groups of the campaign's list (public
+/// numbers) out of a draft campaign, whoever else it goes to. Named
+/// recipients already enqueued who are members are taken out now; a list
+/// campaign skips them as it is expanded.
+pub fn exclude_groups(
+    conn: &mut DbConnection,
+    account_id: i64,
+    send_id: i64,
+    list_number: i64,
+    group_numbers: &[i64],
+) -> Result<Send> {
+    write_transaction(conn, |conn| {
+        let send = get(conn, account_id, send_id)?;
+        if send.status()? != SendStatus::Draft || send.kind()? != SendKind::Campaign {
+            return Err(Error::Conflict(
+                "groups can only be excluded from a campaign before it starts".into(),
+            ));
+        }
+        let list = lists::get(conn, account_id, list_number)?;
+        let groups = groups::resolve_in_list(conn, account_id, list.id, group_numbers)?;
+        let mut ids: Vec<i64> = groups.iter().map(|g| g.id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        diesel::delete(
+            send_excluded_groups::table.filter(send_excluded_groups::send_id.eq(send.id)),
+        )
+        .execute(conn)?;
+        let excluded = diesel::delete(
+            deliveries::table
+                .filter(deliveries::send_id.eq(send.id))
+                .filter(deliveries::state.eq("queued"))
+                .filter(
+                    deliveries::recipient_id.eq_any(
+                        group_members::table
+                            .filter(group_members::group_id.eq_any(&ids))
+                            .select(group_members::recipient_id.nullable()),
+                    ),
+                ),
+        )
+        .execute(conn)?;
+        for &group_id in &ids {
+            diesel::insert_into(send_excluded_groups::table)
+                .values((
+                    send_excluded_groups::send_id.eq(send.id),
+                    send_excluded_groups::group_id.eq(group_id),
+                    send_excluded_groups::account_id.eq(account_id),
+                ))
+                .execute(conn)?;
+        }
+        diesel::update(sends::table.find(send.id))
+            .set((
+                sends::to_send.eq(sends::to_send - excluded as i64),
+                sends::updated_at.eq(now()),
+            ))
+            .execute(conn)?;
+        get(conn, account_id, send_id)
+    })
 }
 
 /// Turns open and click tracking of a send on or off. Only before it starts:
@@ -1309,6 +1368,17 @@ fn one_list_batch(
                 .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
                 .filter(group_members::group_id.eq_any(group_ids)),
         ));
+    }
+    let excluded: Vec<i64> = send_excluded_groups::table
+        .filter(send_excluded_groups::send_id.eq(send.id))
+        .select(send_excluded_groups::group_id)
+        .load(conn)?;
+    if !excluded.is_empty() {
+        query = query.filter(diesel::dsl::not(diesel::dsl::exists(
+            group_members::table
+                .filter(group_members::recipient_id.eq(subscriptions::recipient_id))
+                .filter(group_members::group_id.eq_any(excluded)),
+        )));
     }
     let members: Members = query
         .order(subscriptions::recipient_id)

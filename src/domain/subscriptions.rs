@@ -677,6 +677,71 @@ fn locked(conn: &mut DbConnection, list: &List, recipient_id: i64) -> Result<Sub
     find_locked(conn, list, recipient_id)?.ok_or(Error::Internal("subscription vanished".into()))
 }
 
+/// A pending subscription whose confirmation mail was held back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Held {
+    pub subscription_id: i64,
+    pub email: String,
+}
+
+/// Up to `limit` pending subscriptions of the list (row id) that never had a
+/// confirmation mail (no token: an import with `ConfirmEmail` leaves them so)
+/// and whose recipient can get one (an address, not blocked, bounced or
+/// erased), oldest first.
+pub fn held_confirmations(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_id: i64,
+    limit: i64,
+) -> Result<Vec<Held>> {
+    use crate::db::schema::recipients;
+    let rows: Vec<(i64, Option<String>)> = subscriptions::table
+        .inner_join(recipients::table)
+        .filter(subscriptions::account_id.eq(account_id))
+        .filter(subscriptions::list_id.eq(list_id))
+        .filter(subscriptions::status.eq(Status::Pending.as_str()))
+        .filter(subscriptions::confirmation_token_hash.is_null())
+        .filter(recipients::email.is_not_null())
+        .filter(recipients::email_blocklisted.eq(false))
+        .filter(recipients::bounced.eq(false))
+        .filter(recipients::erased_at.is_null())
+        .order(subscriptions::id)
+        .limit(limit)
+        .select((subscriptions::id, recipients::email))
+        .load(conn)?;
+    Ok(rows
+        .into_iter()
+        .filter_map(|(subscription_id, email)| {
+            email.map(|email| Held {
+                subscription_id,
+                email,
+            })
+        })
+        .collect())
+}
+
+/// Gives a held pending subscription (see [`held_confirmations`]) its
+/// confirmation token, for the mail about to be sent; `None` when it is no
+/// longer held (confirmed, or taken by a concurrent run meanwhile: the update
+/// re-checks, so each held subscription gets one mail).
+pub fn token_for_held(
+    conn: &mut DbConnection,
+    account_id: i64,
+    subscription_id: i64,
+) -> Result<Option<String>> {
+    let token = secrets::random_token(CONFIRMATION_TOKEN_LENGTH);
+    let changed = diesel::update(
+        subscriptions::table
+            .filter(subscriptions::account_id.eq(account_id))
+            .filter(subscriptions::id.eq(subscription_id))
+            .filter(subscriptions::status.eq(Status::Pending.as_str()))
+            .filter(subscriptions::confirmation_token_hash.is_null()),
+    )
+    .set(subscriptions::confirmation_token_hash.eq(secrets::token_digest(&token)))
+    .execute(conn)?;
+    Ok((changed == 1).then_some(token))
+}
+
 fn set_token(conn: &mut DbConnection, subscription_id: i64, token: Option<&str>) -> Result<()> {
     diesel::update(subscriptions::table.find(subscription_id))
         .set(subscriptions::confirmation_token_hash.eq(token.map(secrets::token_digest)))

@@ -105,6 +105,16 @@ pub fn find(conn: &mut DbConnection, account_id: i64, username: &str) -> Result<
         .optional()?)
 }
 
+/// The user with this id in the account, if any.
+pub fn by_id(conn: &mut DbConnection, account_id: i64, id: i64) -> Result<Option<User>> {
+    Ok(users::table
+        .filter(users::account_id.eq(account_id))
+        .filter(users::id.eq(id))
+        .select(User::as_select())
+        .first(conn)
+        .optional()?)
+}
+
 /// The user, if the username exists in the account and the password matches.
 pub fn authenticate(
     conn: &mut DbConnection,

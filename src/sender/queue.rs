@@ -21,10 +21,10 @@ use diesel::sql_types::{BigInt, Integer, Nullable, Text};
 use crate::Result;
 use crate::db::schema::{deliveries, sends};
 use crate::db::{DbConnection, backend, write_transaction};
-use crate::domain::bounces;
 use crate::domain::events::{self, NewDeliveryEvent};
 use crate::domain::now;
 use crate::domain::sends::{Lane, complete_if_done};
+use crate::domain::{bounces, credits};
 
 /// A delivery reserved by this worker.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -247,6 +247,20 @@ pub fn finish(
             });
         }
         events::record(conn, &events)?;
+        // Each message sent takes a credit from its account's balance, if it
+        // has one; in key order, as every transaction locks these rows.
+        let mut spent: BTreeMap<(i64, &str), i64> = BTreeMap::new();
+        for (claimed, _) in outcomes
+            .iter()
+            .filter(|(c, _)| recorded_sent.contains(&c.id))
+        {
+            *spent
+                .entry((claimed.account_id, claimed.channel.as_str()))
+                .or_default() += 1;
+        }
+        for ((account_id, channel), n) in spent {
+            credits::spend(conn, account_id, channel, n)?;
+        }
         let send_ids: Vec<i64> = deltas.keys().copied().collect();
         for (send_id, d) in deltas {
             diesel::update(sends::table.find(send_id))

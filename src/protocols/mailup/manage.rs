@@ -3,10 +3,12 @@
 //! `../shared/specs/mailup.md` §2.6 and `docs/compat/mailup.md`.
 
 use super::ws::{self, Options, Params, Service};
+use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::groups::{self, Group};
 use crate::domain::lists::{self, ListChanges, NewList};
+use crate::domain::messages;
 use crate::xml::XmlWriter;
 use crate::{Error, Result};
 
@@ -19,6 +21,7 @@ pub static SERVICE: Service = Service {
 
 fn call(
     conn: &mut DbConnection,
+    _settings: &Settings,
     account: &Account,
     operation: &str,
     params: &Params,
@@ -142,6 +145,14 @@ fn create_list(conn: &mut DbConnection, account: &Account, params: &Params) -> R
             ..changes
         },
     )?;
+    // `copyTemplate`: the templates of the list the settings come from are
+    // copied too (with `default` there is no such list, so none).
+    if let (true, Some(source)) = (params.flag("copyTemplate"), &template) {
+        for original in messages::templates_in_list(conn, account.id, source.number)? {
+            let copy = messages::copy_to_list(conn, account.id, original.id, list.number)?;
+            messages::set_template(conn, account.id, copy.id, true)?;
+        }
+    }
     Ok(ws::ok("CreateList", |w| {
         w.leaf("listID", &list.number.to_string())
             .leaf("listGUID", &list.guid);

@@ -1,12 +1,14 @@
 //! MailUp's legacy interfaces: the frontend pages and the SOAP services (later
 //! also the batch files).
 
+mod account;
 pub mod csv;
 pub mod frontend;
 pub mod import;
 pub mod manage;
 pub mod report;
 pub mod send;
+mod send_file;
 mod subscribers;
 pub mod ws;
 

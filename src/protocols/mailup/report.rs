@@ -10,6 +10,7 @@ use chrono::NaiveDateTime;
 
 use super::ws::{self, Params, Service};
 use crate::Result;
+use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::events::{self, Event, Filter};
@@ -29,6 +30,7 @@ pub static SERVICE: Service = Service {
 
 fn call(
     conn: &mut DbConnection,
+    _settings: &Settings,
     account: &Account,
     operation: &str,
     params: &Params,

@@ -5,17 +5,19 @@
 
 use chrono::NaiveDateTime;
 
-use super::manage;
 use super::ws::{self, Options, Params, Service};
+use super::{account, manage, send_file};
+use crate::config::Settings;
 use crate::db::DbConnection;
 use crate::domain::accounts::Account;
 use crate::domain::messages::{self, Message, MessageKind, NewMessage};
 use crate::domain::recipients::{Contact, Mobile, RecipientKey};
+use crate::domain::send_queue;
 use crate::domain::sends::{
     self, Audience, NewCampaign, NewSingle, Send, SendKind, SendStatus, To,
 };
 use crate::domain::subscriptions::{self, Subscribe};
-use crate::domain::{Channel, Origin, fields, lists};
+use crate::domain::{Channel, Origin, fields, groups, lists};
 use crate::render::Dialect;
 use crate::xml::XmlWriter;
 use crate::{Error, Result};
@@ -29,6 +31,7 @@ pub static SERVICE: Service = Service {
 
 fn call(
     conn: &mut DbConnection,
+    settings: &Settings,
     account: &Account,
     operation: &str,
     params: &Params,
@@ -44,6 +47,10 @@ fn call(
         "EditNewsletter" => edit_newsletter(conn, account, params),
         "GetNewsletters" | "GetMessages" => get_newsletters(conn, account, operation, params),
         "GetNewsletterCode" => newsletter_code(conn, account, params),
+        "GetTemplates" => get_templates(conn, account, params),
+        "GetUserAccess" => account::user_access(conn, account, params),
+        "CheckUserHash" => account::check_user_hash(conn, account, params),
+        "GetCredits" | "GetCreditsLists" => account::credits(conn, account, params, operation),
         "CloneMessage" => clone_message(conn, account, params),
         "SendNewsletter" => send_newsletter(conn, account, params),
         "SendNewsletterFast" => send_newsletter_fast(conn, account, params),
@@ -54,6 +61,8 @@ fn call(
         "ScheduleNewsletterQueue" => schedule_queue(conn, account, operation, params),
         "ScheduleSMSQueue" => schedule_queue(conn, account, operation, params),
         "AddNewsletterQueue" => add_queue(conn, account, params),
+        "SetNewsletterQueueOrder" => queue_order(conn, account, params),
+        "SendMessageNL" => send_file::send_message_nl(conn, settings, account, params),
         "RemoveNewsletterQueue" | "RemoveSMSQueue" => {
             remove_queue(conn, account, operation, params)
         }
@@ -231,14 +240,23 @@ fn create_newsletter(
     account: &Account,
     params: &Params,
 ) -> Result<String> {
-    let message = new_newsletter(conn, account, params, &params.options("options"))?;
+    let options = params.options("options");
+    let mut message = new_newsletter(conn, account, params, &options)?;
+    // Option `template` (also `is_template`, `istemplate`) true: a template.
+    let template = ["template", "is_template", "istemplate"]
+        .iter()
+        .find_map(|key| options.flag(key))
+        .unwrap_or(false);
+    if template {
+        message = messages::set_template(conn, account.id, message.id, true)?;
+    }
     Ok(ws::ok("CreateNewsletter", |w| {
         w.leaf("newsletterID", &message.id.to_string());
     }))
 }
 
 /// The newsletter `id` of list `list_number`.
-fn newsletter(
+pub(super) fn newsletter(
     conn: &mut DbConnection,
     account: &Account,
     list_number: i64,
@@ -323,6 +341,33 @@ fn get_newsletters(
     }))
 }
 
+/// `GetTemplates(listID)`: the list's templates as
+/// `list/{listID,templates/template/{templateID,subject,note,creationdate}}`,
+/// GetNewsletters' shape with template in place of newsletter.
+fn get_templates(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let list = params.required_int("listID")?;
+    let all = messages::templates_in_list(conn, account.id, list)?;
+    Ok(ws::ok("GetTemplates", |w| {
+        w.open("list", &[])
+            .leaf("listID", &list.to_string())
+            .open("templates", &[]);
+        for message in &all {
+            w.open("template", &[])
+                .leaf("templateID", &message.id.to_string())
+                .leaf("subject", &message.subject)
+                .leaf("note", &message.name)
+                .leaf(
+                    "creationdate",
+                    &super::rome_time(message.created_at)
+                        .format("%d/%m/%Y %H:%M:%S")
+                        .to_string(),
+                )
+                .close();
+        }
+        w.close().close();
+    }))
+}
+
 /// List-parameter codes of CloneMessage, as Import's (spec §2.2).
 const LIST_UNRECOGNIZED: i32 = -100;
 const LIST_MISMATCH: i32 = -101;
@@ -377,11 +422,13 @@ fn clone_message(conn: &mut DbConnection, account: &Account, params: &Params) ->
 /// `listID`, `newsletterID`, `newsletterSubject`, `newsletterHeader` (the
 /// sender), `newsletterBody` and `newsletterCode` (the HTML as stored).
 fn newsletter_code(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
-    if params.flag("isTemplate") {
-        return Err(Error::invalid("isTemplate", "there are no templates here"));
-    }
     let list = params.required_int("listID")?;
     let message = newsletter(conn, account, list, params.required_int("newsletterID")?)?;
+    // `isTemplate=true` reads a template (an id of GetTemplates); without it
+    // any message of the list is read.
+    if params.flag("isTemplate") && !message.is_template {
+        return Err(Error::NotFound("message"));
+    }
     let html = message.html.clone().unwrap_or_default();
     let body = body_of(&html);
     let header = if message.from_email.is_empty() {
@@ -435,7 +482,9 @@ fn id_list(text: &str, what: &'static str) -> Result<Vec<i64>> {
 
 /// Sends newsletter or SMS `message` of list `list` as the options say:
 /// `send_to` `ALL`, `GROUPS` (ids in `recipients`) or `RECIPIENTS` (e-mail
-/// addresses or mobile numbers in `recipients`); `deliverydt` to start later. The delivery id is the send's.
+/// addresses or mobile numbers in `recipients`); `exclude` (group ids) leaves
+/// those groups' members out; `deliverydt` to start later. The delivery id is
+/// the send's.
 fn send_message(
     conn: &mut DbConnection,
     account: &Account,
@@ -443,11 +492,24 @@ fn send_message(
     message: &Message,
     options: &Options,
 ) -> Result<Send> {
-    if options.get("exclude").is_some() || options.get("filters").is_some() {
+    if options.get("filters").is_some() {
         return Err(Error::invalid(
-            "options",
-            "exclude and filters are not supported; name the groups to send to",
+            "filters",
+            "saved filters are not supported; name the groups to send to",
         ));
+    }
+    if message.is_template {
+        return Err(Error::invalid(
+            "newsletterID",
+            "a template is not sent; clone it into a newsletter",
+        ));
+    }
+    let excluded = id_list(options.get("exclude").unwrap_or(""), "exclude")?;
+    if !excluded.is_empty() {
+        // Checked before the send exists: a refused call leaves no gap in
+        // the delivery ids (PostgreSQL's sequences do not roll back).
+        let row = lists::get(conn, account.id, list)?;
+        groups::resolve_in_list(conn, account.id, row.id, &excluded)?;
     }
     let recipients = options.get("recipients").unwrap_or("");
     let audience = match options
@@ -514,6 +576,9 @@ fn send_message(
             idempotency_key: None,
         },
     )?;
+    if !excluded.is_empty() {
+        sends::exclude_groups(conn, account.id, send.id, list, &excluded)?;
+    }
     sends::start(conn, account.id, send.id)
 }
 
@@ -718,7 +783,8 @@ fn delivery_status(
     failed.map_or(Ok(document), Err)
 }
 
-/// The list's campaigns not yet finished, as `deliveryStatus` elements.
+/// The list's campaigns not yet finished, as `deliveryStatus` elements (in
+/// queue order for newsletters).
 fn queues(
     conn: &mut DbConnection,
     account: &Account,
@@ -750,6 +816,16 @@ fn queues(
         MessageKind::Email
     };
     rows.retain(|(_, message)| message.kind().ok() == Some(kind));
+    if kind == MessageKind::Email {
+        // In the order the sender takes them (SetNewsletterQueueOrder).
+        let order = send_queue::order(conn, account.id)?;
+        rows.sort_by_key(|(send, _)| {
+            order
+                .iter()
+                .position(|&id| id == send.id)
+                .unwrap_or(usize::MAX)
+        });
+    }
     let document = ws::ok(operation, |w| {
         w.open("queues", &[]);
         for (send, message) in &rows {
@@ -1062,6 +1138,22 @@ fn add_queue(conn: &mut DbConnection, account: &Account, params: &Params) -> Res
     }
     let send = sends::start(conn, account.id, id)?;
     Ok(schedule_answer("AddNewsletterQueue", &send))
+}
+
+/// `SetNewsletterQueueOrder(scheduleID, Up)`: moves the schedule one place
+/// up (`Up` true) or down in the account's queue of newsletters, which the
+/// sender then sends one after another in that order. Answers the queue as
+/// `queue/scheduleID` in its new order.
+fn queue_order(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
+    let id = params.required_int("scheduleID")?;
+    let ordered = send_queue::move_one(conn, account.id, id, params.flag("Up"))?;
+    Ok(ws::ok("SetNewsletterQueueOrder", |w| {
+        w.open("queue", &[]);
+        for id in &ordered {
+            w.leaf("scheduleID", &id.to_string());
+        }
+        w.close();
+    }))
 }
 
 /// `RemoveNewsletterQueue(listID, newsletterID, deliveryID, scheduleID,

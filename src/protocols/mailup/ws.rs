@@ -7,6 +7,7 @@
 
 use actix_web::{HttpRequest, HttpResponse, web};
 
+use crate::config::Settings;
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::access_keys::{self, Refusal};
 use crate::domain::accounts::{self, Account};
@@ -31,7 +32,7 @@ pub struct Service {
     /// Answers an operation other than the access-key ones for an account;
     /// `None` for a name the service does not have. A domain error becomes the
     /// operation's error document (and undoes what the call wrote).
-    pub call: fn(&mut DbConnection, &Account, &str, &Params) -> Option<Result<String>>,
+    pub call: fn(&mut DbConnection, &Settings, &Account, &str, &Params) -> Option<Result<String>>,
 }
 
 /// Registers the service at `/{name}.asmx` in any letter case.
@@ -101,9 +102,10 @@ async fn soap_post(
     }
     let params = Params(request.operation);
     let operation = name.clone();
+    let settings = state.settings.clone();
     let outcome = state
         .db
-        .write(move |conn| answer(conn, service, &operation, &params))
+        .write(move |conn| answer(conn, &settings, service, &operation, &params))
         .await;
     match outcome {
         Ok(Some(document)) => soap::wrapped_response(version, NAMESPACE, &name, &document),
@@ -132,6 +134,7 @@ fn declares(wsdl: &str, operation: &str) -> bool {
 /// The result string of an operation, `None` for one declared but not built.
 fn answer(
     conn: &mut DbConnection,
+    settings: &Settings,
     service: &Service,
     operation: &str,
     params: &Params,
@@ -167,7 +170,7 @@ fn answer(
         Err(e) => return Err(e),
     };
     let outcome = write_transaction(conn, |conn| {
-        match (service.call)(conn, &account, operation, params) {
+        match (service.call)(conn, settings, &account, operation, params) {
             Some(result) => result.map(Some),
             None => Ok(None),
         }
@@ -436,7 +439,7 @@ mod tests {
             name: "MailupSend",
             wsdl: "",
             legacy: &["GetFields"],
-            call: |_, _, _, _| None,
+            call: |_, _, _, _, _| None,
         };
         assert_eq!(
             failure(&service, "GetFields", &Error::Unauthenticated),
