@@ -7,6 +7,8 @@
 //! `/healthz` and (b) against the deliveries' pixel and click URLs (half each,
 //! a browser user agent). Afterwards the events in the store are counted:
 //! every answered hit must be there. Target: (b) at least 50% of (a) on SQLite.
+//! Beside the rates it prints the CPU per request of the server process and of
+//! wrk, which share the machine: steadier than rates while other work runs.
 //!
 //! Run it with `bench/tracking/run`. Environment: `ESPBRIDGE_BENCH_SECONDS`
 //! (default 10).
