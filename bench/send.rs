@@ -15,6 +15,9 @@
 //! (host:port of smtp-sink), `ESPBRIDGE_BENCH_N` (default 100000),
 //! `ESPBRIDGE_BENCH_BIG` (default 1000000; 0 skips), `ESPBRIDGE_BENCH_BIN`.
 
+#[path = "support/cpu.rs"]
+mod cpu;
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -224,7 +227,7 @@ fn campaign_run(
     }
     let elapsed = started.elapsed().as_secs_f64();
     peak_rss_kb = peak_rss_kb.max(peak_rss(worker.id()));
-    let cpu_us_per_message = cpu_seconds(worker.id()) * 1e6 / n as f64;
+    let cpu_us_per_message = cpu::cpu_seconds(worker.id()) * 1e6 / n as f64;
     let _ = worker.kill();
     let _ = worker.wait();
     latencies.sort_by(f64::total_cmp);
@@ -334,29 +337,6 @@ fn status_kb(pid: u32, key: &str) -> u64 {
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
-}
-
-/// User + system CPU seconds a process has used (`/proc/PID/stat` fields 14
-/// and 15, in clock ticks).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or("", |(_, rest)| rest)
-        .split_whitespace()
-        .collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| fields.get(i)?.parse::<f64>().ok())
-        .sum();
-    let per_second = Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
-        .unwrap_or(100.0);
-    ticks / per_second
 }
 
 fn rss_kb(pid: u32) -> u64 {

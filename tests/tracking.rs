@@ -301,3 +301,36 @@ backend_tests! {
         }
     }
 }
+
+backend_tests! {
+    fn hits_waiting_together_are_each_answered_and_stored(t) {
+        // Requests on one thread that wait for the same batch are woken by one
+        // of them (web/tracking.rs): every one must still be answered, after
+        // its hit is stored.
+        const HITS: usize = 60;
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let message = messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
+        let enqueued = sends::enqueue_single(&mut conn, account, &NewSingle {
+            kind: SendKind::Single, message_id: message.id, to: To::Address("amy@example.com".into()),
+            params: serde_json::Map::new(), idempotency_key: None,
+        }).unwrap();
+        let sent_at = espbridge::domain::now() - chrono::Duration::minutes(30);
+        diesel::update(deliveries::table).set((deliveries::state.eq("sent"), deliveries::sent_at.eq(Some(sent_at)))).execute(&mut conn).unwrap();
+        let open = tracking::open_token(&LinkSigner::load(&mut conn).unwrap(), enqueued.delivery_id);
+
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            let requests = (0..HITS).map(|_| {
+                let request = test::TestRequest::get().uri(&format!("/t/o/{open}")).insert_header(("User-Agent", BROWSER)).to_request();
+                test::call_service(&app, request)
+            });
+            let answers = futures_util::future::join_all(requests).await;
+            assert!(answers.iter().all(|res| res.status() == 200));
+        });
+
+        assert_eq!(tracking::send_activity(&mut conn, account, enqueued.send_id).unwrap().opens, HITS as i64);
+        let stored: i64 = delivery_events::table.filter(delivery_events::kind.eq("opened")).count().get_result(&mut conn).unwrap();
+        assert_eq!(stored, HITS as i64);
+    }
+}

@@ -1,11 +1,20 @@
 //! Running `wrk` and reading its figures, for the HTTP load benchmarks.
 
+// Each benchmark includes this file and uses part of it.
+#![allow(dead_code)]
+
 use std::process::Command;
+
+use super::cpu;
 
 pub const CONNECTIONS: &str = "64";
 
 pub struct Load {
     pub rate: f64,
+    /// Answers received (whatever their status).
+    pub requests: u64,
+    /// CPU seconds wrk itself used (it shares the machine with the server).
+    pub wrk_cpu_seconds: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
     /// Socket errors and non-2xx answers.
@@ -36,6 +45,7 @@ pub fn wrk(base: &str, path: &str, seconds: &str, script: Option<(&str, &[&str])
     if let Some((_, arguments)) = script {
         cmd.arg("--").args(arguments);
     }
+    let cpu_before = cpu::children_cpu_seconds();
     let out = cmd
         .output()
         .expect("wrk (the bench's run script installs it)");
@@ -44,6 +54,7 @@ pub fn wrk(base: &str, path: &str, seconds: &str, script: Option<(&str, &[&str])
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let wrk_cpu_seconds = cpu::children_cpu_seconds() - cpu_before;
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let number_after = |label: &str| -> Option<f64> {
         let line = text.lines().find(|l| l.trim_start().starts_with(label))?;
@@ -80,6 +91,12 @@ pub fn wrk(base: &str, path: &str, seconds: &str, script: Option<(&str, &[&str])
     });
     Load {
         rate: number_after("Requests/sec:").unwrap_or_else(|| panic!("wrk output:\n{text}")),
+        // wrk's summary line: `123456 requests in 10.00s, 12.34MB read`.
+        requests: text
+            .lines()
+            .find_map(|l| l.trim().split_once(" requests in ")?.0.parse().ok())
+            .unwrap_or_else(|| panic!("wrk output:\n{text}")),
+        wrk_cpu_seconds,
         p50_ms: latency("50%"),
         p99_ms: latency("99%"),
         errors,
