@@ -12,12 +12,15 @@
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+#[path = "support/cpu.rs"]
+mod cpu;
 #[path = "support/wrk.rs"]
 mod support;
 
+use cpu::cpu_seconds;
 use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::lists;
-use support::{CONNECTIONS, cpu_seconds, wrk};
+use support::{CONNECTIONS, wrk};
 
 fn main() {
     let seconds = std::env::var("ESPBRIDGE_BENCH_SECONDS").unwrap_or_else(|_| "10".into());
