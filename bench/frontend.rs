@@ -17,6 +17,7 @@ mod cpu;
 #[path = "support/wrk.rs"]
 mod support;
 
+use cpu::{children_cpu_seconds, cpu_seconds};
 use espbridge::domain::accounts::{self, NewAccount};
 use espbridge::domain::lists;
 use support::{CONNECTIONS, wrk};
@@ -44,13 +45,20 @@ fn run(backend: &str, t: &common::TestDb, seconds: &str) {
     .account_id;
     let server = common::RunningServer::start(&t.url, &[("RUST_LOG", "error")]);
     let base = server.base();
+    // CPU time of the server and of wrk over each run: the two cores are
+    // shared by both, so CPU per request is what bounds the rate, and it
+    // varies far less than requests/s on a machine others are using.
+    let cpu = || (cpu_seconds(server.pid()), children_cpu_seconds());
+    let before = cpu();
     let ceiling = wrk(&base, "/healthz", seconds, None);
+    let between = cpu();
     let subscribe = wrk(
         &base,
         "/",
         seconds,
         Some(("bench/frontend/subscribe.lua", &["0"])),
     );
+    let after = cpu();
     drop(server);
     let list = lists::get(&mut t.db.conn().unwrap(), account, 1).unwrap();
     let (ok, bad) = subscribe.answers.unwrap();
@@ -66,6 +74,16 @@ fn run(backend: &str, t: &common::TestDb, seconds: &str) {
         subscribe.rate / ceiling.rate,
         subscribe.errors,
         list.subscribed_count,
+    );
+    let ceiling_requests = ceiling.rate * seconds.parse::<f64>().unwrap_or(10.0);
+    let answered = (ok + bad) as f64;
+    let per_request = |seconds: f64, requests: f64| seconds * 1e6 / requests.max(1.0);
+    println!(
+        "    CPU per request (server + wrk): /healthz {:.1} + {:.1} µs, xmlSubscribe {:.1} + {:.1} µs",
+        per_request(between.0 - before.0, ceiling_requests),
+        per_request(between.1 - before.1, ceiling_requests),
+        per_request(after.0 - between.0, answered),
+        per_request(after.1 - between.1, answered),
     );
     // Requests still in flight when wrk stopped may have subscribed too.
     assert!(

@@ -56,7 +56,7 @@ backend_tests! {
             let calls = (0..40).map(|i| {
                 let db = t.db.clone();
                 async move {
-                    db.write_grouped(move |conn| {
+                    db.write_grouped(move |conn, _| {
                         let new = lists::NewList { name: format!("L{i}"), ..lists::NewList::default() };
                         lists::create(conn, a, &new)?;
                         match i % 4 {

@@ -22,7 +22,7 @@ use espbridge::domain::links::LinkSigner;
 use espbridge::domain::lists::{self, NewList};
 use espbridge::domain::recipients::{self, Mobile, RecipientKey};
 use espbridge::domain::subscriptions::{self, Status, UnsubscribeReason};
-use espbridge::domain::{confirmations, groups, history};
+use espbridge::domain::{Channel, Origin, confirmations, groups, history, list_blocklist};
 use espbridge::server::{AppState, configure};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/mailup/frontend");
@@ -178,6 +178,28 @@ backend_tests! {
         // The other account saw nothing.
         let other = accounts::find_by_host(&mut conn, "other.example.com").unwrap().unwrap();
         assert_eq!(lists::get(&mut conn, other.id, 1).unwrap().subscribed_count + lists::get(&mut conn, other.id, 1).unwrap().pending_count, 0);
+    }
+
+    fn a_list_that_refuses_undoes_the_whole_subscribe(t) {
+        let seeded = seed(t);
+        let id = seeded.account_id;
+        let mut conn = t.db.conn().unwrap();
+        let origin = Origin::new(Channel::MailupFrontend, "127.0.0.1");
+        list_blocklist::add(&mut conn, id, 2, "hugo@example.com", &origin).unwrap();
+        actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(state(t)))).await;
+            let request = test::TestRequest::get()
+                .uri("/frontend/xmlSubscribe.aspx?Email=hugo%40example.com&List=1,2&Confirm=0")
+                .insert_header(("Host", "news.example.com"))
+                .peer_addr("127.0.0.1:50000".parse().unwrap())
+                .to_request();
+            assert_eq!(test::call_and_read_body(&app, request).await, "1");
+        });
+        // List 1 came first and took the address, but the request's
+        // savepoint undid it with list 2's refusal: no recipient, no member.
+        assert!(recipients::find(&mut conn, id, &key("hugo@example.com")).unwrap().is_none());
+        let news = lists::get(&mut conn, id, 1).unwrap();
+        assert_eq!(news.subscribed_count, 0);
     }
 
     fn confirmation_links_confirm_once_and_refuse_forged_or_expired_ones(t) {

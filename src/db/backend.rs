@@ -9,12 +9,13 @@ use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp}
 
 use super::DbConnection;
 use super::schema::{
-    accounts, caller_ips, deliveries, delivery_events, group_members, recipient_activity,
-    recipient_field_values, recipients, sends, subscriptions,
+    accounts, caller_ips, deliveries, delivery_events, group_members, lists, recipient_activity,
+    recipient_field_values, recipients, sends, subscription_history, subscriptions,
 };
 use crate::Result;
 use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
+use crate::domain::history::NewEntry;
 use crate::domain::imports::{StagedField, StagedRow};
 use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
@@ -24,40 +25,6 @@ use crate::domain::tracking::{ActivityIncrement, SendIncrement};
 /// A delivery as tracking needs it: id, account, send, recipient, sent at.
 pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
 use crate::sender::queue::Claimed;
-
-/// Runs the same diesel expression on whichever concrete connection `conn` holds,
-/// so backend-only DSL (ON CONFLICT, FOR UPDATE) type-checks per backend.
-macro_rules! on_backend {
-    ($conn:expr, |$c:ident| $body:expr) => {
-        match $conn {
-            DbConnection::Postgresql($c) => $body,
-            DbConnection::Sqlite($c) => $body,
-        }
-    };
-}
-
-/// Inserts the recipient unless one with the same e-mail or mobile key exists in
-/// the account. Returns whether a row was inserted.
-pub fn insert_recipient_if_absent(conn: &mut DbConnection, row: &NewRecipient) -> Result<bool> {
-    let inserted = on_backend!(conn, |c| diesel::insert_into(recipients::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(c))?;
-    Ok(inserted == 1)
-}
-
-/// Inserts the subscription unless the recipient already has one on that list.
-pub fn insert_subscription_if_absent(
-    conn: &mut DbConnection,
-    row: &NewSubscription,
-) -> Result<bool> {
-    let inserted = on_backend!(conn, |c| diesel::insert_into(subscriptions::table)
-        .values(row)
-        .on_conflict((subscriptions::list_id, subscriptions::recipient_id))
-        .do_nothing()
-        .execute(c))?;
-    Ok(inserted == 1)
-}
 
 /// Adds the group membership unless it exists.
 pub fn insert_group_member_if_absent(
@@ -99,8 +66,12 @@ pub fn insert_caller_ip_if_absent(
 /// `sql_query` is never cached (diesel prepares it on every run), and a DSL
 /// statement is looked up by SQL text that diesel builds anew on every run; on
 /// the hot paths both cost more than the statement itself.
+///
+/// A statement that returns rows names their SQL types after the fields
+/// (`-> (BigInt, Text)`); it is then loaded like any query (`get_result`) into
+/// a tuple or a `Queryable` type whose fields follow the selected columns.
 macro_rules! sqlite_statement {
-    ($(#[$doc:meta])* $name:ident { $($field:ident: $rust:ty as $sql_type:ty),+ $(,)? } = $sql:expr) => {
+    ($(#[$doc:meta])* $name:ident { $($field:ident: $rust:ty as $sql_type:ty),+ $(,)? } $(-> $row:ty)? = $sql:expr) => {
         $(#[$doc])*
         struct $name<'a> {
             $($field: &'a $rust),+
@@ -127,7 +98,308 @@ macro_rules! sqlite_statement {
         }
 
         impl RunQueryDsl<diesel::SqliteConnection> for $name<'_> {}
+
+        $(
+            impl diesel::query_builder::Query for $name<'_> {
+                type SqlType = $row;
+            }
+        )?
     };
+}
+
+// The statements of a subscribe (recipient, field values, subscription, list
+// counters, history). On SQLite they have fixed text and stay prepared
+// (decision 38); through diesel's DSL the upserts and updates among them would
+// have their SQL built and looked up on every run.
+
+sqlite_statement! {
+    InsertRecipientSqlite {
+        account_id: i64 as BigInt,
+        email: Option<String> as Nullable<Text>,
+        email_key: Option<String> as Nullable<Text>,
+        mobile_prefix: Option<String> as Nullable<Text>,
+        mobile_number: Option<String> as Nullable<Text>,
+        mobile_key: Option<String> as Nullable<Text>,
+        created_at: NaiveDateTime as Timestamp,
+        updated_at: NaiveDateTime as Timestamp,
+    } = "INSERT INTO recipients (account_id, email, email_key, mobile_prefix, \
+         mobile_number, mobile_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT DO NOTHING"
+}
+
+/// `SELECT last_insert_rowid()`: the id of the row the connection inserted
+/// last. SQLite answers `RETURNING` through a temporary table that it creates
+/// and drops on every run, which cost more than the insert it followed.
+struct LastInsertRowidSqlite;
+
+impl diesel::query_builder::QueryId for LastInsertRowidSqlite {
+    type QueryId = LastInsertRowidSqlite;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite> for LastInsertRowidSqlite {
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql("SELECT last_insert_rowid()");
+        Ok(())
+    }
+}
+
+impl diesel::query_builder::Query for LastInsertRowidSqlite {
+    type SqlType = BigInt;
+}
+
+impl RunQueryDsl<diesel::SqliteConnection> for LastInsertRowidSqlite {}
+
+/// The id of a row a statement that changed `changed` rows inserted.
+fn inserted_id(c: &mut diesel::SqliteConnection, changed: usize) -> Result<Option<i64>> {
+    Ok(match changed {
+        0 => None,
+        _ => Some(LastInsertRowidSqlite.get_result(c)?),
+    })
+}
+
+/// Inserts the recipient unless one with the same e-mail or mobile key exists
+/// in the account; returns its id if it was inserted.
+pub fn insert_recipient_if_absent(
+    conn: &mut DbConnection,
+    row: &NewRecipient,
+) -> Result<Option<i64>> {
+    Ok(match conn {
+        DbConnection::Postgresql(c) => diesel::insert_into(recipients::table)
+            .values(row)
+            .on_conflict_do_nothing()
+            .returning(recipients::id)
+            .get_result(c)
+            .optional()?,
+        DbConnection::Sqlite(c) => {
+            let changed = InsertRecipientSqlite {
+                account_id: &row.account_id,
+                email: &row.email,
+                email_key: &row.email_key,
+                mobile_prefix: &row.mobile_prefix,
+                mobile_number: &row.mobile_number,
+                mobile_key: &row.mobile_key,
+                created_at: &row.created_at,
+                updated_at: &row.updated_at,
+            }
+            .execute(c)?;
+            inserted_id(c, changed)?
+        }
+    })
+}
+
+sqlite_statement! {
+    TouchRecipientSqlite {
+        updated_at: NaiveDateTime as Timestamp,
+        id: i64 as BigInt,
+    } = "UPDATE recipients SET updated_at = ? WHERE id = ?"
+}
+
+/// Sets a recipient's `updated_at`.
+pub fn touch_recipient(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> Result<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::update(recipients::table.find(id))
+                .set(recipients::updated_at.eq(at))
+                .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            TouchRecipientSqlite {
+                updated_at: &at,
+                id: &id,
+            }
+            .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+sqlite_statement! {
+    UpsertFieldValueSqlite {
+        account_id: i64 as BigInt,
+        recipient_id: i64 as BigInt,
+        field_number: i32 as Integer,
+        value: String as Text,
+    } = "INSERT INTO recipient_field_values (account_id, recipient_id, field_number, value) \
+         VALUES (?, ?, ?, ?) ON CONFLICT (recipient_id, field_number) \
+         DO UPDATE SET value = excluded.value"
+}
+
+/// Sets one field value of a recipient, inserting or replacing it.
+pub fn upsert_field_value(conn: &mut DbConnection, row: &FieldValueRow) -> Result<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::insert_into(recipient_field_values::table)
+                .values(row)
+                .on_conflict((
+                    recipient_field_values::recipient_id,
+                    recipient_field_values::field_number,
+                ))
+                .do_update()
+                .set(recipient_field_values::value.eq(&row.value))
+                .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            UpsertFieldValueSqlite {
+                account_id: &row.account_id,
+                recipient_id: &row.recipient_id,
+                field_number: &row.field_number,
+                value: &row.value,
+            }
+            .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+sqlite_statement! {
+    InsertSubscriptionSqlite {
+        account_id: i64 as BigInt,
+        list_id: i64 as BigInt,
+        recipient_id: i64 as BigInt,
+        status: str as Text,
+        source: String as Text,
+        confirmation_token_hash: Option<String> as Nullable<Text>,
+        created_at: NaiveDateTime as Timestamp,
+        status_changed_at: NaiveDateTime as Timestamp,
+        confirmed_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+    } = "INSERT INTO subscriptions (account_id, list_id, recipient_id, status, source, \
+         confirmation_token_hash, created_at, status_changed_at, confirmed_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list_id, recipient_id) DO NOTHING"
+}
+
+/// Inserts the subscription unless the recipient already has one on that
+/// list; returns its id if it was inserted.
+pub fn insert_subscription_if_absent(
+    conn: &mut DbConnection,
+    row: &NewSubscription,
+) -> Result<Option<i64>> {
+    Ok(match conn {
+        DbConnection::Postgresql(c) => diesel::insert_into(subscriptions::table)
+            .values(row)
+            .on_conflict((subscriptions::list_id, subscriptions::recipient_id))
+            .do_nothing()
+            .returning(subscriptions::id)
+            .get_result(c)
+            .optional()?,
+        DbConnection::Sqlite(c) => {
+            let changed = InsertSubscriptionSqlite {
+                account_id: &row.account_id,
+                list_id: &row.list_id,
+                recipient_id: &row.recipient_id,
+                status: row.status,
+                source: &row.source,
+                confirmation_token_hash: &row.confirmation_token_hash,
+                created_at: &row.created_at,
+                status_changed_at: &row.status_changed_at,
+                confirmed_at: &row.confirmed_at,
+            }
+            .execute(c)?;
+            inserted_id(c, changed)?
+        }
+    })
+}
+
+sqlite_statement! {
+    AdjustListCountsSqlite {
+        subscribed: i64 as BigInt,
+        pending: i64 as BigInt,
+        unsubscribed: i64 as BigInt,
+        list_id: i64 as BigInt,
+    } = "UPDATE lists SET subscribed_count = subscribed_count + ?, \
+         pending_count = pending_count + ?, unsubscribed_count = unsubscribed_count + ? \
+         WHERE id = ?"
+}
+
+/// Adds to a list's per-status member counts: (subscribed, pending,
+/// unsubscribed).
+pub fn adjust_list_counts(
+    conn: &mut DbConnection,
+    list_id: i64,
+    (subscribed, pending, unsubscribed): (i64, i64, i64),
+) -> Result<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::update(lists::table.find(list_id))
+                .set((
+                    lists::subscribed_count.eq(lists::subscribed_count + subscribed),
+                    lists::pending_count.eq(lists::pending_count + pending),
+                    lists::unsubscribed_count.eq(lists::unsubscribed_count + unsubscribed),
+                ))
+                .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            AdjustListCountsSqlite {
+                subscribed: &subscribed,
+                pending: &pending,
+                unsubscribed: &unsubscribed,
+                list_id: &list_id,
+            }
+            .execute(c)?;
+        }
+    }
+    Ok(())
+}
+
+sqlite_statement! {
+    InsertHistorySqlite {
+        account_id: i64 as BigInt,
+        subscription_id: i64 as BigInt,
+        list_id: i64 as BigInt,
+        recipient_id: i64 as BigInt,
+        from_status: Option<&'static str> as Nullable<Text>,
+        to_status: str as Text,
+        reason: Option<i32> as Nullable<Integer>,
+        actor: str as Text,
+        channel: str as Text,
+        note: str as Text,
+        created_at: NaiveDateTime as Timestamp,
+    } = "INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
+         from_status, to_status, reason, actor, channel, note, created_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+}
+
+/// Appends a row to the subscription history.
+pub fn insert_history(conn: &mut DbConnection, row: &NewEntry) -> Result<()> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            diesel::insert_into(subscription_history::table)
+                .values((
+                    subscription_history::account_id.eq(row.account_id),
+                    subscription_history::subscription_id.eq(row.subscription_id),
+                    subscription_history::list_id.eq(row.list_id),
+                    subscription_history::recipient_id.eq(row.recipient_id),
+                    subscription_history::from_status.eq(row.from_status),
+                    subscription_history::to_status.eq(row.to_status),
+                    subscription_history::reason.eq(row.reason),
+                    subscription_history::actor.eq(row.actor),
+                    subscription_history::channel.eq(row.channel),
+                    subscription_history::note.eq(row.note),
+                    subscription_history::created_at.eq(row.created_at),
+                ))
+                .execute(c)?;
+        }
+        DbConnection::Sqlite(c) => {
+            InsertHistorySqlite {
+                account_id: &row.account_id,
+                subscription_id: &row.subscription_id,
+                list_id: &row.list_id,
+                recipient_id: &row.recipient_id,
+                from_status: &row.from_status,
+                to_status: row.to_status,
+                reason: &row.reason,
+                actor: row.actor,
+                channel: row.channel,
+                note: row.note,
+                created_at: &row.created_at,
+            }
+            .execute(c)?;
+        }
+    }
+    Ok(())
 }
 
 sqlite_statement! {
@@ -446,20 +718,6 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
             }
         }
     }
-    Ok(())
-}
-
-/// Sets one field value of a recipient, inserting or replacing it.
-pub fn upsert_field_value(conn: &mut DbConnection, row: &FieldValueRow) -> Result<()> {
-    on_backend!(conn, |c| diesel::insert_into(recipient_field_values::table)
-        .values(row)
-        .on_conflict((
-            recipient_field_values::recipient_id,
-            recipient_field_values::field_number
-        ))
-        .do_update()
-        .set(recipient_field_values::value.eq(&row.value))
-        .execute(c))?;
     Ok(())
 }
 

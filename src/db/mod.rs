@@ -2,9 +2,26 @@
 //! and the transaction rules. Backend-specific SQL lives in `backend.rs` only;
 //! the set-based statements of bulk imports in `bulk.rs`.
 
+/// Runs the same diesel expression on whichever concrete connection `conn`
+/// holds. Backend-only DSL (ON CONFLICT, FOR UPDATE) type-checks per backend
+/// this way; and a statement of the common DSL run on the concrete connection
+/// is found in diesel's statement cache by its type, where through the
+/// `MultiConnection` its SQL text is built anew and walked twice more on every
+/// run (the hot paths use this, decision 38).
+macro_rules! on_backend {
+    ($conn:expr, |$c:ident| $body:expr) => {
+        match $conn {
+            $crate::db::DbConnection::Postgresql($c) => $body,
+            $crate::db::DbConnection::Sqlite($c) => $body,
+        }
+    };
+}
+pub(crate) use on_backend;
+
 pub mod backend;
 pub mod bulk;
 mod group;
+pub use group::Shared;
 pub mod schema;
 
 use std::path::Path;
@@ -203,10 +220,16 @@ impl Db {
             Backend::Sqlite => 8,
             Backend::Postgres => 16,
         };
+        // r2d2 runs `SELECT 1` on every checkout by default. A SQLite
+        // connection is a file handle that cannot go stale like a socket, and
+        // the frontend checks out a connection per request: the test cost
+        // more than some of the statements it guarded.
+        let test_on_check_out = backend == Backend::Postgres;
         let writer = match backend {
             Backend::Sqlite => Some(
                 Pool::builder()
                     .max_size(1)
+                    .test_on_check_out(test_on_check_out)
                     .connection_timeout(Duration::from_secs(60))
                     .build(Manager {
                         target: target.clone(),
@@ -216,6 +239,7 @@ impl Db {
         };
         let pool = Pool::builder()
             .max_size(pool_size.unwrap_or(default_size))
+            .test_on_check_out(test_on_check_out)
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(30))
             .build(Manager { target })?;
@@ -310,15 +334,18 @@ impl Db {
     /// requests queued at the same moment (group commit, see `group.rs`), and
     /// the result is returned once that transaction has committed: an `Ok` is
     /// durable as with [`Db::write`], and an `Err` (or a panic) in `f` undoes
-    /// `f`'s writes only. On PostgreSQL, whose writers run in parallel, this is
-    /// [`Db::write`].
+    /// `f`'s writes only. `f` also gets the group's [`Shared`] values. On
+    /// PostgreSQL, whose writers run in parallel, this is [`Db::write`] (with
+    /// a `Shared` of its own).
     pub async fn write_grouped<T, F>(&self, f: F) -> Result<T>
     where
-        F: FnOnce(&mut DbConnection) -> Result<T> + Send + 'static,
+        F: FnOnce(&mut DbConnection, &mut Shared) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let Some(writer) = &self.writer else {
-            return self.write(f).await;
+            return self
+                .write(move |conn| f(conn, &mut Shared::default()))
+                .await;
         };
         let group = match self.group.get() {
             Some(group) => group,

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::credentials::{self, CredentialKind};
 use super::{fields, lists, now, secrets, users};
 use crate::db::schema::{account_hosts, accounts};
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::{DbConnection, backend, on_backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
@@ -323,12 +323,12 @@ pub fn find_by_host(conn: &mut DbConnection, host: &str) -> Result<Option<Accoun
     let Ok(name) = normalize_host(name) else {
         return Ok(None);
     };
-    Ok(accounts::table
+    Ok(on_backend!(conn, |c| accounts::table
         .inner_join(account_hosts::table)
-        .filter(account_hosts::host.eq(name))
+        .filter(account_hosts::host.eq(&name))
         .select(Account::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 pub fn console_hosts(conn: &mut DbConnection, account_id: i64) -> Result<Vec<String>> {
@@ -350,11 +350,11 @@ pub fn for_host(conn: &mut DbConnection, host: &str) -> Result<Option<Account>> 
 }
 
 pub fn only_account(conn: &mut DbConnection) -> Result<Option<Account>> {
-    let mut two: Vec<Account> = accounts::table
+    let mut two: Vec<Account> = on_backend!(conn, |c| accounts::table
         .order(accounts::id)
         .limit(2)
         .select(Account::as_select())
-        .load(conn)?;
+        .load(c))?;
     Ok(if two.len() == 1 { two.pop() } else { None })
 }
 

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use super::accounts::Account;
 use super::now;
 use crate::db::schema::caller_ips;
-use crate::db::{DbConnection, backend};
+use crate::db::{DbConnection, backend, on_backend};
 use crate::{Error, Result};
 
 /// The services an IP can be registered for, named as MailUp's `ws_name`.
@@ -46,12 +46,12 @@ pub fn is_allowed(
     if ip.is_loopback() || !account.settings().restrict_callers {
         return Ok(true);
     }
-    let found: i64 = caller_ips::table
+    let found: i64 = on_backend!(conn, |c| caller_ips::table
         .filter(caller_ips::account_id.eq(account.id))
         .filter(caller_ips::service.eq(service.as_str()))
         .filter(caller_ips::ip.eq(ip.to_string()))
         .count()
-        .get_result(conn)?;
+        .get_result(c))?;
     Ok(found > 0)
 }
 

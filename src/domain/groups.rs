@@ -7,7 +7,7 @@ use super::accounts::{self, Numbered};
 use super::lists;
 use super::now;
 use crate::db::schema::{group_members, list_groups};
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::{DbConnection, backend, on_backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
@@ -75,12 +75,12 @@ pub fn create(
 }
 
 pub fn find(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<Option<Group>> {
-    Ok(list_groups::table
+    Ok(on_backend!(conn, |c| list_groups::table
         .filter(list_groups::account_id.eq(account_id))
         .filter(list_groups::number.eq(number))
         .select(Group::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 pub fn find_by_name(

@@ -8,8 +8,8 @@ use diesel::prelude::*;
 use super::subscriptions::{Status, UnsubscribeReason};
 use super::{Origin, now};
 use crate::Result;
-use crate::db::DbConnection;
 use crate::db::schema::subscription_history;
+use crate::db::{DbConnection, backend};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
 #[diesel(table_name = subscription_history)]
@@ -40,23 +40,38 @@ pub(crate) struct Change<'a> {
     pub note: &'a str,
 }
 
+/// A history row as stored.
+pub struct NewEntry<'a> {
+    pub account_id: i64,
+    pub subscription_id: i64,
+    pub list_id: i64,
+    pub recipient_id: i64,
+    pub from_status: Option<&'static str>,
+    pub to_status: &'static str,
+    pub reason: Option<i32>,
+    pub actor: &'a str,
+    pub channel: &'static str,
+    pub note: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
 pub(crate) fn record(conn: &mut DbConnection, change: &Change) -> Result<()> {
-    diesel::insert_into(subscription_history::table)
-        .values((
-            subscription_history::account_id.eq(change.account_id),
-            subscription_history::subscription_id.eq(change.subscription_id),
-            subscription_history::list_id.eq(change.list_id),
-            subscription_history::recipient_id.eq(change.recipient_id),
-            subscription_history::from_status.eq(change.from.map(Status::as_str)),
-            subscription_history::to_status.eq(change.to.as_str()),
-            subscription_history::reason.eq(change.reason.map(UnsubscribeReason::code)),
-            subscription_history::actor.eq(&change.origin.actor),
-            subscription_history::channel.eq(change.origin.channel.as_str()),
-            subscription_history::note.eq(change.note),
-            subscription_history::created_at.eq(now()),
-        ))
-        .execute(conn)?;
-    Ok(())
+    backend::insert_history(
+        conn,
+        &NewEntry {
+            account_id: change.account_id,
+            subscription_id: change.subscription_id,
+            list_id: change.list_id,
+            recipient_id: change.recipient_id,
+            from_status: change.from.map(Status::as_str),
+            to_status: change.to.as_str(),
+            reason: change.reason.map(UnsubscribeReason::code),
+            actor: &change.origin.actor,
+            channel: change.origin.channel.as_str(),
+            note: change.note,
+            created_at: now(),
+        },
+    )
 }
 
 /// Every recorded change of a recipient's subscriptions, oldest first.

@@ -9,7 +9,7 @@ use super::subscriptions::{self, UnsubscribeReason};
 use super::{Origin, lists, now};
 use crate::Result;
 use crate::db::schema::list_blocklist;
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, on_backend, write_transaction};
 
 /// Bars `email` from list `list_number`. Returns whether it was not barred yet.
 pub fn add(
@@ -67,10 +67,10 @@ pub fn remove(
 
 /// Whether the address with this lower-case key is barred from the list (row id).
 pub(crate) fn contains(conn: &mut DbConnection, list_id: i64, email_key: &str) -> Result<bool> {
-    Ok(diesel::select(diesel::dsl::exists(
+    Ok(on_backend!(conn, |c| diesel::select(diesel::dsl::exists(
         list_blocklist::table
             .filter(list_blocklist::list_id.eq(list_id))
             .filter(list_blocklist::email_key.eq(email_key)),
     ))
-    .get_result(conn)?)
+    .get_result(c))?)
 }

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 use super::accounts::{self, Numbered};
 use super::now;
 use crate::db::schema::lists;
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, on_backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Queryable, Selectable, PartialEq)]
@@ -108,12 +108,12 @@ pub fn create(conn: &mut DbConnection, account_id: i64, new: &NewList) -> Result
 
 /// The list with this public number in the account.
 pub fn find(conn: &mut DbConnection, account_id: i64, number: i64) -> Result<Option<List>> {
-    Ok(lists::table
+    Ok(on_backend!(conn, |c| lists::table
         .filter(lists::account_id.eq(account_id))
         .filter(lists::number.eq(number))
         .select(List::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// Like [`find`], but a missing list is an error.

@@ -1,14 +1,14 @@
 //! Recipients: one per e-mail address or mobile number in an account, with global
 //! per-channel blocks and the values of the account's fields.
 
-use chrono::NaiveDateTime;
+use chrono::{NaiveDateTime, SubsecRound};
 use diesel::prelude::*;
 
 use super::fields::{self, FieldRef};
 use super::subscriptions::{self, UnsubscribeReason};
 use super::{Origin, accounts, groups, now};
 use crate::db::schema::{recipient_field_values, recipients};
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::{DbConnection, backend, on_backend, write_transaction};
 use crate::{Error, Result};
 
 /// The value personal data is replaced with when a recipient is erased.
@@ -283,21 +283,21 @@ fn account_default_prefix(conn: &mut DbConnection, account_id: i64) -> Result<St
 }
 
 fn by_email_key(conn: &mut DbConnection, account_id: i64, key: &str) -> Result<Option<Recipient>> {
-    Ok(recipients::table
+    Ok(on_backend!(conn, |c| recipients::table
         .filter(recipients::account_id.eq(account_id))
         .filter(recipients::email_key.eq(key))
         .select(Recipient::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 fn by_mobile_key(conn: &mut DbConnection, account_id: i64, key: &str) -> Result<Option<Recipient>> {
-    Ok(recipients::table
+    Ok(on_backend!(conn, |c| recipients::table
         .filter(recipients::account_id.eq(account_id))
         .filter(recipients::mobile_key.eq(key))
         .select(Recipient::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The recipient a key names in the account, if any.
@@ -307,12 +307,12 @@ pub fn find(
     key: &RecipientKey,
 ) -> Result<Option<Recipient>> {
     match key {
-        RecipientKey::Id(id) => Ok(recipients::table
+        RecipientKey::Id(id) => Ok(on_backend!(conn, |c| recipients::table
             .filter(recipients::account_id.eq(account_id))
             .filter(recipients::id.eq(id))
             .select(Recipient::as_select())
-            .first(conn)
-            .optional()?),
+            .first(c)
+            .optional())?),
         RecipientKey::Email(address) => {
             let email = parse_email(address)?;
             by_email_key(conn, account_id, &email.key)
@@ -337,6 +337,15 @@ pub fn find_or_create(
     account_id: i64,
     contact: &Contact,
 ) -> Result<(Recipient, bool)> {
+    write_transaction(conn, |conn| find_or_create_in(conn, account_id, contact))
+}
+
+/// [`find_or_create`] within the caller's writing transaction.
+pub(crate) fn find_or_create_in(
+    conn: &mut DbConnection,
+    account_id: i64,
+    contact: &Contact,
+) -> Result<(Recipient, bool)> {
     let email = contact.email.as_deref().map(parse_email).transpose()?;
     let mobile = match &contact.mobile {
         Some(mobile) => Some(parse_mobile(mobile, || {
@@ -350,35 +359,54 @@ pub fn find_or_create(
             "an e-mail address or a mobile number is required",
         ));
     }
-    write_transaction(conn, |conn| {
-        if let Some(found) = lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
-            let updated = complete_contact(conn, found, email.as_ref(), mobile.as_ref())?;
-            return Ok((updated, false));
-        }
-        let stamp = now();
-        let inserted = backend::insert_recipient_if_absent(
-            conn,
-            &NewRecipient {
-                account_id,
-                email: email.as_ref().map(|e| e.address.clone()),
-                email_key: email.as_ref().map(|e| e.key.clone()),
-                mobile_prefix: mobile.as_ref().and_then(|m| m.prefix.clone()),
-                mobile_number: mobile.as_ref().map(|m| m.number.clone()),
-                mobile_key: mobile.as_ref().map(|m| m.key.clone()),
-                created_at: stamp,
-                updated_at: stamp,
-            },
-        )?;
-        match lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
-            Some(found) if inserted => Ok((found, true)),
-            // A concurrent request created it between our lookup and insert.
-            Some(found) => Ok((
-                complete_contact(conn, found, email.as_ref(), mobile.as_ref())?,
-                false,
-            )),
-            None => Err(Error::Internal("recipient vanished after insert".into())),
-        }
-    })
+    // Looked up first: an insert that does nothing still takes a number
+    // from PostgreSQL's sequence, and eCircle's user ids are recipient ids.
+    if let Some(found) = lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
+        let updated = complete_contact(conn, found, email.as_ref(), mobile.as_ref())?;
+        return Ok((updated, false));
+    }
+    // Microseconds, as PostgreSQL keeps them, so that the recipient returned
+    // equals the one stored.
+    let stamp = now().trunc_subsecs(6);
+    let row = NewRecipient {
+        account_id,
+        email: email.as_ref().map(|e| e.address.clone()),
+        email_key: email.as_ref().map(|e| e.key.clone()),
+        mobile_prefix: mobile.as_ref().and_then(|m| m.prefix.clone()),
+        mobile_number: mobile.as_ref().map(|m| m.number.clone()),
+        mobile_key: mobile.as_ref().map(|m| m.key.clone()),
+        created_at: stamp,
+        updated_at: stamp,
+    };
+    if let Some(id) = backend::insert_recipient_if_absent(conn, &row)? {
+        // The row as inserted, with the table's defaults: not read back.
+        let created = Recipient {
+            id,
+            account_id,
+            email: row.email,
+            mobile_prefix: row.mobile_prefix,
+            mobile_number: row.mobile_number,
+            mobile_key: row.mobile_key,
+            email_blocklisted: false,
+            sms_blocklisted: false,
+            bounced: false,
+            ext_id: None,
+            erased_at: None,
+            created_at: stamp,
+            updated_at: stamp,
+        };
+        return Ok((created, true));
+    }
+    // A concurrent request created it between our lookup and insert.
+    match lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
+        Some(found) => Ok((
+            complete_contact(conn, found, email.as_ref(), mobile.as_ref())?,
+            false,
+        )),
+        None => Err(Error::Internal(
+            "recipient neither inserted nor found".into(),
+        )),
+    }
 }
 
 fn lookup(
@@ -496,23 +524,35 @@ pub fn set_fields(
     }
     write_transaction(conn, |conn| {
         let recipient = get(conn, account_id, &RecipientKey::Id(recipient_id))?;
-        for (field, value) in values {
-            let number = fields::resolve(conn, account_id, field)?;
-            backend::upsert_field_value(
-                conn,
-                &FieldValueRow {
-                    account_id,
-                    recipient_id: recipient.id,
-                    field_number: number,
-                    value: value.clone(),
-                },
-            )?;
-        }
-        diesel::update(recipients::table.find(recipient.id))
-            .set(recipients::updated_at.eq(now()))
-            .execute(conn)?;
-        Ok(())
+        store_fields(conn, &recipient, values, true)
     })
+}
+
+/// Stores field values of a recipient within the caller's writing
+/// transaction. `touch` sets its `updated_at` (a recipient created by the
+/// same transaction has it already).
+pub(crate) fn store_fields(
+    conn: &mut DbConnection,
+    recipient: &Recipient,
+    values: &[(FieldRef, String)],
+    touch: bool,
+) -> Result<()> {
+    for (field, value) in values {
+        let number = fields::resolve(conn, recipient.account_id, field)?;
+        backend::upsert_field_value(
+            conn,
+            &FieldValueRow {
+                account_id: recipient.account_id,
+                recipient_id: recipient.id,
+                field_number: number,
+                value: value.clone(),
+            },
+        )?;
+    }
+    if touch && !values.is_empty() {
+        backend::touch_recipient(conn, recipient.id, now())?;
+    }
+    Ok(())
 }
 
 /// The recipient's field values by field number.

@@ -11,7 +11,7 @@ use super::lists::{self, List};
 use super::recipients::{self, Contact, MessageChannel, Recipient, RecipientKey};
 use super::{Origin, groups, list_blocklist, now, secrets};
 use crate::db::schema::{lists as lists_table, recipients as recipients_table, subscriptions};
-use crate::db::{DbConnection, backend, write_transaction};
+use crate::db::{DbConnection, backend, on_backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,58 +220,72 @@ pub fn subscribe(
     write_transaction(conn, |conn| {
         let list = lists::get(conn, account_id, request.list)?;
         let groups = groups::resolve_in_list(conn, account_id, list.id, &request.groups)?;
-        let (recipient, recipient_created) =
-            recipients::find_or_create(conn, account_id, &request.contact)?;
-        let channel = if request.contact.email.is_some() {
-            MessageChannel::Email
-        } else {
-            MessageChannel::Sms
-        };
-        let allowed = match channel {
-            MessageChannel::Email => recipient.email_allowed(),
-            MessageChannel::Sms => recipient.sms_allowed(),
-        };
-        let barred_from_list = match &recipient.email {
-            Some(email) if channel == MessageChannel::Email => {
-                list_blocklist::contains(conn, list.id, &email.to_lowercase())?
-            }
-            _ => false,
-        };
-        if !allowed || barred_from_list {
-            return Err(Error::Blocklisted);
-        }
-        recipients::set_fields(conn, account_id, recipient.id, &request.fields)?;
+        subscribe_in(conn, &list, &groups, request)
+    })
+}
 
-        let target = if request.double_opt_in.unwrap_or(list.double_opt_in) {
-            Status::Pending
-        } else {
-            Status::Subscribed
-        };
-        let token =
-            (target == Status::Pending).then(|| secrets::random_token(CONFIRMATION_TOKEN_LENGTH));
-        let stamp = now();
-        let inserted = backend::insert_subscription_if_absent(
-            conn,
-            &NewSubscription {
-                account_id,
-                list_id: list.id,
-                recipient_id: recipient.id,
-                status: target.as_str(),
-                source: request.source.clone(),
-                confirmation_token_hash: token.as_deref().map(secrets::token_digest),
-                created_at: stamp,
-                status_changed_at: stamp,
-                confirmed_at: (target == Status::Subscribed).then_some(stamp),
-            },
-        )?;
-        let subscription = locked(conn, &list, recipient.id)?;
-        let previous = if inserted {
+/// [`subscribe`] to a list and groups of it that the caller has looked up
+/// (`request.list` and `request.groups` are not read again), within the
+/// caller's writing transaction: the one savepoint is the caller's.
+pub(crate) fn subscribe_in(
+    conn: &mut DbConnection,
+    list: &List,
+    groups: &[groups::Group],
+    request: &Subscribe,
+) -> Result<Subscribed> {
+    let account_id = list.account_id;
+    let (recipient, recipient_created) =
+        recipients::find_or_create_in(conn, account_id, &request.contact)?;
+    let channel = if request.contact.email.is_some() {
+        MessageChannel::Email
+    } else {
+        MessageChannel::Sms
+    };
+    let allowed = match channel {
+        MessageChannel::Email => recipient.email_allowed(),
+        MessageChannel::Sms => recipient.sms_allowed(),
+    };
+    let barred_from_list = match &recipient.email {
+        Some(email) if channel == MessageChannel::Email => {
+            list_blocklist::contains(conn, list.id, &email.to_lowercase())?
+        }
+        _ => false,
+    };
+    if !allowed || barred_from_list {
+        return Err(Error::Blocklisted);
+    }
+    recipients::store_fields(conn, &recipient, &request.fields, !recipient_created)?;
+
+    let target = if request.double_opt_in.unwrap_or(list.double_opt_in) {
+        Status::Pending
+    } else {
+        Status::Subscribed
+    };
+    let token =
+        (target == Status::Pending).then(|| secrets::random_token(CONFIRMATION_TOKEN_LENGTH));
+    let stamp = now();
+    let inserted = backend::insert_subscription_if_absent(
+        conn,
+        &NewSubscription {
+            account_id,
+            list_id: list.id,
+            recipient_id: recipient.id,
+            status: target.as_str(),
+            source: request.source.clone(),
+            confirmation_token_hash: token.as_deref().map(secrets::token_digest),
+            created_at: stamp,
+            status_changed_at: stamp,
+            confirmed_at: (target == Status::Subscribed).then_some(stamp),
+        },
+    )?;
+    let (subscription_id, previous) = match inserted {
+        Some(id) => {
             adjust_counts(conn, list.id, None, target)?;
             history::record(
                 conn,
                 &Change {
                     account_id,
-                    subscription_id: subscription.id,
+                    subscription_id: id,
                     list_id: list.id,
                     recipient_id: recipient.id,
                     from: None,
@@ -281,8 +295,10 @@ pub fn subscribe(
                     note: &request.source,
                 },
             )?;
-            None
-        } else {
+            (id, None)
+        }
+        None => {
+            let subscription = locked(conn, list, recipient.id)?;
             let current = subscription.status()?;
             match (current, target) {
                 (Status::Subscribed, _) => {}
@@ -301,28 +317,28 @@ pub fn subscribe(
                     set_token(conn, subscription.id, token.as_deref())?;
                 }
             }
-            Some(current)
-        };
-        for group in &groups {
-            groups::add_member(conn, group, recipient.id)?;
+            (subscription.id, Some(current))
         }
-        let status = if previous == Some(Status::Subscribed) {
-            Status::Subscribed
+    };
+    for group in groups {
+        groups::add_member(conn, group, recipient.id)?;
+    }
+    let status = if previous == Some(Status::Subscribed) {
+        Status::Subscribed
+    } else {
+        target
+    };
+    Ok(Subscribed {
+        recipient_id: recipient.id,
+        subscription_id,
+        recipient_created,
+        previous,
+        status,
+        confirmation_token: if status == Status::Pending {
+            token
         } else {
-            target
-        };
-        Ok(Subscribed {
-            recipient_id: recipient.id,
-            subscription_id: subscription.id,
-            recipient_created,
-            previous,
-            status,
-            confirmation_token: if status == Status::Pending {
-                token
-            } else {
-                None
-            },
-        })
+            None
+        },
     })
 }
 
@@ -559,7 +575,7 @@ pub fn update_member(
         let recipient = recipients::find(conn, account_id, recipient)?
             .ok_or(Error::NotFound("subscription"))?;
         find_locked(conn, &list, recipient.id)?.ok_or(Error::NotFound("subscription"))?;
-        recipients::set_fields(conn, account_id, recipient.id, fields)?;
+        recipients::store_fields(conn, &recipient, fields, true)?;
         if let Some(change) = group_change {
             let wanted = groups::resolve_in_list(conn, account_id, list.id, &change.groups)?;
             if change.replace {
@@ -650,13 +666,13 @@ pub fn of_recipient(
 }
 
 fn find(conn: &mut DbConnection, list: &List, recipient_id: i64) -> Result<Option<Subscription>> {
-    Ok(subscriptions::table
+    Ok(on_backend!(conn, |c| subscriptions::table
         .filter(subscriptions::account_id.eq(list.account_id))
         .filter(subscriptions::list_id.eq(list.id))
         .filter(subscriptions::recipient_id.eq(recipient_id))
         .select(Subscription::as_select())
-        .first(conn)
-        .optional()?)
+        .first(c)
+        .optional())?)
 }
 
 /// The subscription, locked for this transaction, if it exists.
@@ -815,16 +831,15 @@ fn adjust_counts(
 ) -> Result<()> {
     let delta =
         |status: Status| -> i64 { i64::from(to == status) - i64::from(from == Some(status)) };
-    diesel::update(lists_table::table.find(list_id))
-        .set((
-            lists_table::subscribed_count
-                .eq(lists_table::subscribed_count + delta(Status::Subscribed)),
-            lists_table::pending_count.eq(lists_table::pending_count + delta(Status::Pending)),
-            lists_table::unsubscribed_count
-                .eq(lists_table::unsubscribed_count + delta(Status::Unsubscribed)),
-        ))
-        .execute(conn)?;
-    Ok(())
+    backend::adjust_list_counts(
+        conn,
+        list_id,
+        (
+            delta(Status::Subscribed),
+            delta(Status::Pending),
+            delta(Status::Unsubscribed),
+        ),
+    )
 }
 
 #[cfg(test)]

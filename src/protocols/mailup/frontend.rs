@@ -2,12 +2,13 @@
 //! GET or POST, page and parameter names in any case, the answer a bare code.
 //! See `../shared/specs/mailup.md` §1 and `docs/compat/mailup.md`.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use crate::db::DbConnection;
+use crate::db::{DbConnection, Shared};
 use crate::domain::accounts::{self, Account};
 use crate::domain::callers::{self, Service};
 use crate::domain::confirmations::{self, SenderOverride};
@@ -108,34 +109,26 @@ async fn page(
     let answer = match page {
         Page::Activation => return activation_page(&state, call).await,
         Page::Subscribe => match state.link_signer().await {
-            // The caller is checked on a pooled reading connection, so that
-            // the one writer of SQLite, the bottleneck under load, only writes.
-            Ok(signer) => {
-                let (host, ip) = (call.host.clone(), call.ip);
-                match state.db.run(move |conn| account_for(conn, &host, ip)).await {
-                    Ok(Ok(account)) => {
-                        state
-                            .db
-                            .write_grouped(move |conn| subscribe(conn, &signer, &account, &call))
-                            .await
-                    }
-                    Ok(Err(code)) => Ok(code),
-                    Err(e) => Err(e),
-                }
-            }
+            // A refusal by the domain comes back as its error, so that the
+            // request's savepoint undoes whatever it wrote before it.
+            Ok(signer) => state
+                .db
+                .write_grouped(move |conn, shared| subscribe(conn, shared, &signer, &call))
+                .await
+                .or_else(|e| refusal(e, code::INVALID_ADDRESS)),
             Err(e) => Err(e),
         },
         Page::Unsubscribe => {
             state
                 .db
-                .write_grouped(move |conn| unsubscribe(conn, &call))
+                .write_grouped(move |conn, _| unsubscribe(conn, &call))
                 .await
         }
         Page::CheckSubscriber => state.db.run(move |conn| check(conn, &call)).await,
         Page::UpdateSubscriber => {
             state
                 .db
-                .write_grouped(move |conn| update(conn, &call))
+                .write_grouped(move |conn, _| update(conn, &call))
                 .await
         }
     };
@@ -269,12 +262,58 @@ fn refusal(error: Error, invalid_address: i32) -> Result<i32> {
     }
 }
 
+/// What xmlSubscribe requests of one write group looked up (the caller's
+/// account and its lists), for the requests after them: under load most
+/// requests of a group come from the same caller for the same lists. The
+/// lists' member counts in here go stale as the group subscribes; they are
+/// not read.
+#[derive(Default)]
+struct Lookups {
+    accounts: HashMap<(String, Option<IpAddr>), std::result::Result<Account, i32>>,
+    lists: HashMap<(i64, i64), Option<lists::List>>,
+}
+
+impl Lookups {
+    fn account(
+        &mut self,
+        conn: &mut DbConnection,
+        host: &str,
+        ip: Option<IpAddr>,
+    ) -> Result<std::result::Result<Account, i32>> {
+        let key = (host.to_string(), ip);
+        if let Some(found) = self.accounts.get(&key) {
+            return Ok(found.clone());
+        }
+        let found = account_for(conn, host, ip)?;
+        self.accounts.insert(key, found.clone());
+        Ok(found)
+    }
+
+    fn list(
+        &mut self,
+        conn: &mut DbConnection,
+        account_id: i64,
+        number: i64,
+    ) -> Result<Option<lists::List>> {
+        if let Some(found) = self.lists.get(&(account_id, number)) {
+            return Ok(found.clone());
+        }
+        let found = lists::find(conn, account_id, number)?;
+        self.lists.insert((account_id, number), found.clone());
+        Ok(found)
+    }
+}
+
+/// Subscribes as the call asks; a refusal of the domain is returned as its
+/// error (see [`refusal`]), anything refused before a write as its code.
 fn subscribe(
     conn: &mut DbConnection,
+    shared: &mut Shared,
     signer: &LinkSigner,
-    account: &Account,
     call: &Call,
 ) -> Result<i32> {
+    let lookups = shared.get::<Lookups>();
+    let account = or_code!(lookups.account(conn, &call.host, call.ip)?);
     let form = &call.form;
     let contact = or_code!(contact(form));
     let Some(list_numbers) = form.non_empty("List") else {
@@ -308,18 +347,18 @@ fn subscribe(
     // an error, as is an unknown list.
     let mut lists = Vec::with_capacity(list_numbers.len());
     for number in &list_numbers {
-        match lists::find(conn, account.id, *number)? {
+        match lookups.list(conn, account.id, *number)? {
             Some(list) => lists.push(list),
             None => return Ok(code::GENERIC_ERROR),
         }
     }
-    let mut groups_of: Vec<Vec<i64>> = vec![Vec::new(); lists.len()];
+    let mut groups_of: Vec<Vec<groups::Group>> = vec![Vec::new(); lists.len()];
     for number in &group_numbers {
         let Some(group) = groups::find(conn, account.id, *number)? else {
             return Ok(code::GENERIC_ERROR);
         };
         match lists.iter().position(|l| l.id == group.list_id) {
-            Some(at) => groups_of[at].push(*number),
+            Some(at) => groups_of[at].push(group),
             None => return Ok(code::GENERIC_ERROR),
         }
     }
@@ -334,15 +373,13 @@ fn subscribe(
             list: list.number,
             contact: contact.clone(),
             fields: fields.clone(),
-            groups,
+            groups: groups.iter().map(|g| g.number).collect(),
             double_opt_in: Some(double_opt_in),
             source: source.clone(),
             origin: origin.clone(),
         };
-        let done = match subscriptions::subscribe(conn, account.id, &request) {
-            Ok(done) => done,
-            Err(e) => return refusal(e, code::INVALID_ADDRESS),
-        };
+        // The lists and groups were looked up above: not again.
+        let done = subscriptions::subscribe_in(conn, list, &groups, &request)?;
         all_already &= done.was_already_subscribed();
         if let Some(token) = done.confirmation_token {
             pending.push((list, token));
