@@ -16,7 +16,6 @@ use crate::Result;
 use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
 use crate::domain::history::NewEntry;
-use crate::domain::imports::{StagedField, StagedRow};
 use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
@@ -732,95 +731,6 @@ pub fn insert_deliveries(conn: &mut DbConnection, rows: &[NewDelivery]) -> Resul
     }
     Ok(())
 }
-
-/// Stages an import's rows. They travel as one JSON array per statement that
-/// the database unpacks itself: binding seven parameters per row through the
-/// driver cost several times more than the insert.
-pub fn insert_import_rows(
-    conn: &mut DbConnection,
-    process_id: i64,
-    rows: &[StagedRow],
-) -> Result<()> {
-    for chunk in rows.chunks(STAGE_ROWS) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|r| {
-                (
-                    r.row_no,
-                    &r.email,
-                    &r.email_key,
-                    &r.mobile_prefix,
-                    &r.mobile_number,
-                    &r.mobile_key,
-                )
-            })
-            .collect();
-        insert_from_json(
-            conn,
-            process_id,
-            &values,
-            "INSERT INTO import_rows (process_id, row_no, email, email_key, mobile_prefix, \
-                 mobile_number, mobile_key) \
-             SELECT $1, (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5 \
-             FROM jsonb_array_elements($2::jsonb) r",
-            "INSERT INTO import_rows (process_id, row_no, email, email_key, mobile_prefix, \
-                 mobile_number, mobile_key) \
-             SELECT ?1, r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, \
-                 r.value->>5 \
-             FROM json_each(?2) r",
-        )?;
-    }
-    Ok(())
-}
-
-/// Stages an import's field values, as [`insert_import_rows`] does its rows.
-pub fn insert_import_fields(
-    conn: &mut DbConnection,
-    process_id: i64,
-    fields: &[StagedField],
-) -> Result<()> {
-    for chunk in fields.chunks(STAGE_ROWS) {
-        let values: Vec<_> = chunk
-            .iter()
-            .map(|f| (f.row_no, f.field_number, &f.value))
-            .collect();
-        insert_from_json(
-            conn,
-            process_id,
-            &values,
-            "INSERT INTO import_row_fields (process_id, row_no, field_number, value) \
-             SELECT $1, (f->>0)::bigint, (f->>1)::integer, f->>2 \
-             FROM jsonb_array_elements($2::jsonb) f",
-            "INSERT INTO import_row_fields (process_id, row_no, field_number, value) \
-             SELECT ?1, f.value->>0, f.value->>1, f.value->>2 FROM json_each(?2) f",
-        )?;
-    }
-    Ok(())
-}
-
-/// Runs the backend's statement with the process id and `values` as one JSON
-/// array of arrays.
-fn insert_from_json(
-    conn: &mut DbConnection,
-    process_id: i64,
-    values: &impl serde::Serialize,
-    postgres: &str,
-    sqlite: &str,
-) -> Result<()> {
-    let json = serde_json::to_string(values).map_err(|e| crate::Error::Internal(e.to_string()))?;
-    let sql = match conn {
-        DbConnection::Postgresql(_) => postgres,
-        DbConnection::Sqlite(_) => sqlite,
-    };
-    diesel::sql_query(sql)
-        .bind::<BigInt, _>(process_id)
-        .bind::<Text, _>(json)
-        .execute(conn)?;
-    Ok(())
-}
-
-/// Staged rows per statement.
-const STAGE_ROWS: usize = 20_000;
 
 /// Locks the account row until the transaction ends (PostgreSQL), serialising
 /// the allocation of per-account numbers.

@@ -1,8 +1,11 @@
-//! Set-based statements for bulk imports. Staged rows are applied a chunk at a
-//! time with a fixed handful of statements, instead of a dozen statements per
-//! row: that is what lets an import approach the speed of a plain table load.
-//! The SQL is the same on both backends (SQLite ≥ 3.33 has `UPDATE … FROM` and
-//! upserts); only the placeholders differ, written `$n` here.
+//! Set-based statements for bulk imports. An import's rows are staged as one
+//! JSON document per chunk (`import_chunks`); applying a chunk unpacks it into
+//! two temporary work tables of the connection (in memory on SQLite, unlogged
+//! on PostgreSQL) and changes the recipients with a fixed handful of statements
+//! over them, instead of a dozen statements per row: that is what lets an
+//! import approach the speed of a plain table load. The SQL is the same on
+//! both backends (SQLite ≥ 3.38 has `->>`, `UPDATE … FROM` and upserts) except
+//! for unpacking the JSON; the placeholders are written `$n` here.
 
 use std::borrow::Cow;
 
@@ -11,21 +14,141 @@ use diesel::prelude::*;
 use diesel::query_builder::{BoxedSqlQuery, SqlQuery};
 use diesel::sql_types::{BigInt, Bool, Integer, Nullable, Text, Timestamp};
 
-use super::schema::{import_row_fields, import_rows};
+use super::schema::import_chunks;
 use super::{DbConnection, MultiBackend};
-use crate::Result;
-use crate::domain::imports::StatusRules;
+use crate::domain::imports::{StagedField, StagedRow, StatusRules};
+use crate::{Error, Result};
 
-/// The rows of one process a chunk covers, and what they are applied to.
+/// What the chunk in the work tables is applied to.
 #[derive(Debug, Clone, Copy)]
 pub struct Chunk {
     pub account_id: i64,
     /// Row id of the list.
     pub list_id: i64,
-    pub process_id: i64,
-    pub first_row: i64,
-    pub last_row: i64,
     pub now: NaiveDateTime,
+}
+
+/// Stages the rows `first_row..=last_row` of a process and their field values.
+pub fn stage_chunk(
+    conn: &mut DbConnection,
+    process_id: i64,
+    rows: &[StagedRow],
+    fields: &[StagedField],
+) -> Result<()> {
+    let (Some(first), Some(last)) = (rows.first(), rows.last()) else {
+        return Ok(());
+    };
+    let rows_json: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            (
+                r.row_no,
+                &r.email,
+                &r.email_key,
+                &r.mobile_prefix,
+                &r.mobile_number,
+                &r.mobile_key,
+            )
+        })
+        .collect();
+    let fields_json: Vec<_> = fields
+        .iter()
+        .map(|f| (f.row_no, f.field_number, &f.value))
+        .collect();
+    diesel::insert_into(import_chunks::table)
+        .values((
+            import_chunks::process_id.eq(process_id),
+            import_chunks::first_row.eq(first.row_no),
+            import_chunks::last_row.eq(last.row_no),
+            import_chunks::rows.eq(to_json(&rows_json)?),
+            import_chunks::fields.eq(to_json(&fields_json)?),
+        ))
+        .execute(conn)?;
+    Ok(())
+}
+
+fn to_json(values: &impl serde::Serialize) -> Result<String> {
+    serde_json::to_string(values).map_err(|e| Error::Internal(e.to_string()))
+}
+
+/// Unpacks the staged chunk of a process starting at `first_row` into the
+/// connection's work tables, replacing what they held. Returns the chunk's
+/// last row. The work tables are created on first use; their content is the
+/// transaction's like any table's, so a chunk that fails leaves nothing behind.
+pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> Result<i64> {
+    let last_row: i64 = import_chunks::table
+        .find((process_id, first_row))
+        .select(import_chunks::last_row)
+        .first(conn)
+        .optional()?
+        .ok_or_else(|| {
+            Error::Internal(format!(
+                "import {process_id}: no rows staged from row {first_row}"
+            ))
+        })?;
+    let (create, unpack_rows, unpack_fields): (&[&str], &str, &str) = match conn {
+        DbConnection::Sqlite(_) => (
+            &[
+                "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no INTEGER PRIMARY KEY, \
+                     email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
+                     mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
+                     blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
+                     previous_reason INTEGER, target_status TEXT)",
+                "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
+                     field_number INTEGER NOT NULL, value TEXT NOT NULL)",
+            ],
+            "INSERT INTO import_work_rows (row_no, email, email_key, mobile_prefix, \
+                 mobile_number, mobile_key) \
+             SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5 \
+             FROM import_chunks c, json_each(c.rows) r WHERE c.process_id = ?1 AND c.first_row = ?2",
+            "INSERT INTO import_work_fields (row_no, field_number, value) \
+             SELECT f.value->>0, f.value->>1, f.value->>2 \
+             FROM import_chunks c, json_each(c.fields) f WHERE c.process_id = ?1 AND c.first_row = ?2",
+        ),
+        DbConnection::Postgresql(_) => (
+            &[
+                "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no BIGINT PRIMARY KEY, \
+                     email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
+                     mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
+                     blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
+                     previous_reason INTEGER, target_status TEXT)",
+                "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
+                     field_number INTEGER NOT NULL, value TEXT NOT NULL)",
+            ],
+            "INSERT INTO import_work_rows (row_no, email, email_key, mobile_prefix, \
+                 mobile_number, mobile_key) \
+             SELECT (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5 \
+             FROM import_chunks c, jsonb_array_elements(c.rows::jsonb) r \
+             WHERE c.process_id = $1 AND c.first_row = $2",
+            "INSERT INTO import_work_fields (row_no, field_number, value) \
+             SELECT (f->>0)::bigint, (f->>1)::integer, f->>2 \
+             FROM import_chunks c, jsonb_array_elements(c.fields::jsonb) f \
+             WHERE c.process_id = $1 AND c.first_row = $2",
+        ),
+    };
+    for statement in create {
+        diesel::sql_query(*statement).execute(conn)?;
+    }
+    clear_work(conn)?;
+    for statement in [unpack_rows, unpack_fields] {
+        diesel::sql_query(statement)
+            .bind::<BigInt, _>(process_id)
+            .bind::<BigInt, _>(first_row)
+            .execute(conn)?;
+    }
+    if let DbConnection::Postgresql(_) = conn {
+        // Gives the planner the work tables' sizes: without statistics it
+        // guesses and may scan a large table once per row.
+        diesel::sql_query("ANALYZE import_work_rows, import_work_fields").execute(conn)?;
+    }
+    Ok(last_row)
+}
+
+/// Empties the work tables.
+pub fn clear_work(conn: &mut DbConnection) -> Result<()> {
+    diesel::sql_query("DELETE FROM import_work_fields").execute(conn)?;
+    diesel::sql_query("DELETE FROM import_work_rows").execute(conn)?;
+    Ok(())
 }
 
 /// `$n` placeholders as the connection's backend spells them (SQLite: `?n`).
@@ -38,15 +161,12 @@ fn sql<'a>(conn: &DbConnection, text: &'a str) -> Cow<'a, str> {
 
 type ChunkQuery = BoxedSqlQuery<'static, MultiBackend, SqlQuery>;
 
-/// A statement over the chunk's rows with `$1` account, `$2` process and
-/// `$3`/`$4` the row range bound; each statement binds its own `$5…` after.
+/// A statement over the work tables with `$1` the account bound; each
+/// statement binds its own `$2…` after.
 fn chunk_query(conn: &DbConnection, chunk: &Chunk, text: &str) -> ChunkQuery {
     diesel::sql_query(sql(conn, text).into_owned())
         .into_boxed()
         .bind::<BigInt, _>(chunk.account_id)
-        .bind::<BigInt, _>(chunk.process_id)
-        .bind::<BigInt, _>(chunk.first_row)
-        .bind::<BigInt, _>(chunk.last_row)
 }
 
 /// Finds the recipient of each row: by e-mail key, else by mobile key.
@@ -59,12 +179,12 @@ pub fn match_recipients(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
 /// `created` to the given SQL value.
 fn resolve_recipients(created: &str) -> String {
     format!(
-        "UPDATE import_rows SET created = {created}, recipient_id = COALESCE( \
+        "UPDATE import_work_rows SET created = {created}, recipient_id = COALESCE( \
              (SELECT r.id FROM recipients r \
-              WHERE r.account_id = $1 AND r.email_key = import_rows.email_key), \
+              WHERE r.account_id = $1 AND r.email_key = import_work_rows.email_key), \
              (SELECT r.id FROM recipients r \
-              WHERE r.account_id = $1 AND r.mobile_key = import_rows.mobile_key)) \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND recipient_id IS NULL"
+              WHERE r.account_id = $1 AND r.mobile_key = import_work_rows.mobile_key)) \
+         WHERE recipient_id IS NULL"
     )
 }
 
@@ -76,9 +196,9 @@ pub fn create_recipients(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
         chunk,
         "INSERT INTO recipients (account_id, email, email_key, mobile_prefix, mobile_number, \
              mobile_key, created_at, updated_at) \
-         SELECT $1, email, email_key, mobile_prefix, mobile_number, mobile_key, $5, $5 \
-         FROM import_rows \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND recipient_id IS NULL \
+         SELECT $1, email, email_key, mobile_prefix, mobile_number, mobile_key, $2, $2 \
+         FROM import_work_rows \
+         WHERE recipient_id IS NULL \
          ORDER BY row_no \
          ON CONFLICT DO NOTHING",
     )
@@ -95,9 +215,9 @@ pub fn complete_contacts(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
     chunk_query(
         conn,
         chunk,
-        "UPDATE recipients SET email = i.email, email_key = i.email_key, updated_at = $5 \
-         FROM import_rows i \
-         WHERE i.process_id = $2 AND i.row_no BETWEEN $3 AND $4 AND NOT i.created \
+        "UPDATE recipients SET email = i.email, email_key = i.email_key, updated_at = $2 \
+         FROM import_work_rows i \
+         WHERE NOT i.created \
            AND i.email_key IS NOT NULL AND recipients.id = i.recipient_id \
            AND recipients.email_key IS NULL AND recipients.account_id = $1 \
            AND NOT EXISTS (SELECT 1 FROM recipients o \
@@ -109,9 +229,9 @@ pub fn complete_contacts(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
         conn,
         chunk,
         "UPDATE recipients SET mobile_prefix = i.mobile_prefix, mobile_number = i.mobile_number, \
-             mobile_key = i.mobile_key, updated_at = $5 \
-         FROM import_rows i \
-         WHERE i.process_id = $2 AND i.row_no BETWEEN $3 AND $4 AND NOT i.created \
+             mobile_key = i.mobile_key, updated_at = $2 \
+         FROM import_work_rows i \
+         WHERE NOT i.created \
            AND i.mobile_key IS NOT NULL AND recipients.id = i.recipient_id \
            AND (recipients.mobile_key IS NULL OR recipients.mobile_key <> i.mobile_key) \
            AND recipients.account_id = $1 \
@@ -131,9 +251,9 @@ pub fn apply_fields(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
         chunk,
         "INSERT INTO recipient_field_values (account_id, recipient_id, field_number, value) \
          SELECT $1, i.recipient_id, f.field_number, f.value \
-         FROM import_row_fields f \
-         JOIN import_rows i ON i.process_id = f.process_id AND i.row_no = f.row_no \
-         WHERE f.process_id = $2 AND f.row_no BETWEEN $3 AND $4 AND i.recipient_id IS NOT NULL \
+         FROM import_work_fields f \
+         JOIN import_work_rows i ON i.row_no = f.row_no \
+         WHERE i.recipient_id IS NOT NULL \
          ON CONFLICT (recipient_id, field_number) DO UPDATE SET value = excluded.value",
     )
     .execute(conn)?;
@@ -150,11 +270,10 @@ pub fn plan_subscriptions(
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_rows SET previous_status = s.status, \
+        "UPDATE import_work_rows SET previous_status = s.status, \
              previous_reason = s.unsubscribe_reason \
          FROM subscriptions s \
-         WHERE import_rows.process_id = $2 AND import_rows.row_no BETWEEN $3 AND $4 \
-           AND s.list_id = $5 AND s.recipient_id = import_rows.recipient_id \
+         WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
            AND s.account_id = $1",
     )
     .bind::<BigInt, _>(chunk.list_id)
@@ -162,30 +281,29 @@ pub fn plan_subscriptions(
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_rows SET blocked = TRUE \
+        "UPDATE import_work_rows SET blocked = TRUE \
          FROM recipients r \
-         WHERE import_rows.process_id = $2 AND import_rows.row_no BETWEEN $3 AND $4 \
-           AND r.id = import_rows.recipient_id AND r.account_id = $1 \
+         WHERE r.id = import_work_rows.recipient_id AND r.account_id = $1 \
            AND (r.erased_at IS NOT NULL \
-                OR (import_rows.email_key IS NOT NULL AND (r.email_blocklisted OR r.bounced)) \
-                OR (import_rows.email_key IS NULL AND r.sms_blocklisted))",
+                OR (import_work_rows.email_key IS NOT NULL AND (r.email_blocklisted OR r.bounced)) \
+                OR (import_work_rows.email_key IS NULL AND r.sms_blocklisted))",
     )
     .execute(conn)?;
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_rows SET target_status = CASE \
+        "UPDATE import_work_rows SET target_status = CASE \
              WHEN blocked THEN previous_status \
-             WHEN $5 THEN 'unsubscribed' \
+             WHEN $2 THEN 'unsubscribed' \
              WHEN previous_status = 'unsubscribed' THEN CASE \
-                 WHEN $6 AND COALESCE(previous_reason, 0) NOT IN (8, 16) \
-                     THEN CASE WHEN $7 THEN 'pending' ELSE 'subscribed' END \
+                 WHEN $3 AND COALESCE(previous_reason, 0) NOT IN (8, 16) \
+                     THEN CASE WHEN $4 THEN 'pending' ELSE 'subscribed' END \
                  ELSE 'unsubscribed' END \
-             WHEN $7 THEN 'pending' \
+             WHEN $4 THEN 'pending' \
              WHEN previous_status = 'pending' \
-                 THEN CASE WHEN $8 THEN 'subscribed' ELSE 'pending' END \
+                 THEN CASE WHEN $5 THEN 'subscribed' ELSE 'pending' END \
              ELSE 'subscribed' END \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND recipient_id IS NOT NULL",
+         WHERE recipient_id IS NOT NULL",
     )
     .bind::<Bool, _>(rules.as_opt_out)
     .bind::<Bool, _>(rules.force_opt_in)
@@ -215,13 +333,12 @@ pub fn apply_subscriptions(
         chunk,
         "INSERT INTO subscriptions (account_id, list_id, recipient_id, status, source, \
              unsubscribe_reason, created_at, status_changed_at, confirmed_at, unsubscribed_at) \
-         SELECT $1, $5, recipient_id, target_status, $7, \
-             CASE WHEN target_status = 'unsubscribed' THEN $8 END, $6, $6, \
-             CASE WHEN target_status = 'subscribed' THEN $6 END, \
-             CASE WHEN target_status = 'unsubscribed' THEN $6 END \
-         FROM import_rows \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 \
-           AND previous_status IS NULL AND target_status IS NOT NULL \
+         SELECT $1, $2, recipient_id, target_status, $4, \
+             CASE WHEN target_status = 'unsubscribed' THEN $5 END, $3, $3, \
+             CASE WHEN target_status = 'subscribed' THEN $3 END, \
+             CASE WHEN target_status = 'unsubscribed' THEN $3 END \
+         FROM import_work_rows \
+         WHERE previous_status IS NULL AND target_status IS NOT NULL \
          ON CONFLICT (list_id, recipient_id) DO NOTHING",
     )
     .bind::<BigInt, _>(chunk.list_id)
@@ -232,16 +349,15 @@ pub fn apply_subscriptions(
     chunk_query(
         conn,
         chunk,
-        "UPDATE subscriptions SET status = i.target_status, status_changed_at = $6, \
-             confirmed_at = CASE WHEN i.target_status = 'subscribed' THEN $6 \
+        "UPDATE subscriptions SET status = i.target_status, status_changed_at = $3, \
+             confirmed_at = CASE WHEN i.target_status = 'subscribed' THEN $3 \
                             ELSE subscriptions.confirmed_at END, \
-             unsubscribed_at = CASE WHEN i.target_status = 'unsubscribed' THEN $6 \
+             unsubscribed_at = CASE WHEN i.target_status = 'unsubscribed' THEN $3 \
                                ELSE subscriptions.unsubscribed_at END, \
-             unsubscribe_reason = CASE WHEN i.target_status = 'unsubscribed' THEN $7 END, \
+             unsubscribe_reason = CASE WHEN i.target_status = 'unsubscribed' THEN $4 END, \
              confirmation_token_hash = NULL \
-         FROM import_rows i \
-         WHERE i.process_id = $2 AND i.row_no BETWEEN $3 AND $4 \
-           AND subscriptions.list_id = $5 AND subscriptions.recipient_id = i.recipient_id \
+         FROM import_work_rows i \
+         WHERE subscriptions.list_id = $2 AND subscriptions.recipient_id = i.recipient_id \
            AND subscriptions.account_id = $1 \
            AND i.previous_status IS NOT NULL AND i.target_status <> i.previous_status",
     )
@@ -254,12 +370,11 @@ pub fn apply_subscriptions(
         chunk,
         "INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
              from_status, to_status, reason, actor, channel, note, created_at) \
-         SELECT $1, s.id, $5, i.recipient_id, i.previous_status, i.target_status, \
-             CASE WHEN i.target_status = 'unsubscribed' THEN $7 END, $8, $9, $10, $6 \
-         FROM import_rows i \
-         JOIN subscriptions s ON s.list_id = $5 AND s.recipient_id = i.recipient_id \
-         WHERE i.process_id = $2 AND i.row_no BETWEEN $3 AND $4 \
-           AND i.target_status IS NOT NULL \
+         SELECT $1, s.id, $2, i.recipient_id, i.previous_status, i.target_status, \
+             CASE WHEN i.target_status = 'unsubscribed' THEN $4 END, $5, $6, $7, $3 \
+         FROM import_work_rows i \
+         JOIN subscriptions s ON s.list_id = $2 AND s.recipient_id = i.recipient_id \
+         WHERE i.target_status IS NOT NULL \
            AND (i.previous_status IS NULL OR i.previous_status <> i.target_status)",
     )
     .bind::<BigInt, _>(chunk.list_id)
@@ -289,15 +404,13 @@ pub struct OutcomeCount {
     pub rows: i64,
 }
 
-pub fn chunk_outcome(conn: &mut DbConnection, chunk: &Chunk) -> Result<Vec<OutcomeCount>> {
-    Ok(chunk_query(
-        conn,
-        chunk,
+pub fn chunk_outcome(conn: &mut DbConnection) -> Result<Vec<OutcomeCount>> {
+    Ok(diesel::sql_query(
         "SELECT created, email_key IS NOT NULL AS has_email, \
              mobile_key IS NOT NULL AS has_mobile, previous_status, target_status, \
              COUNT(*) AS rows \
-         FROM import_rows \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND recipient_id IS NOT NULL \
+         FROM import_work_rows \
+         WHERE recipient_id IS NOT NULL \
          GROUP BY created, email_key IS NOT NULL, mobile_key IS NOT NULL, \
              previous_status, target_status",
     )
@@ -311,8 +424,8 @@ pub fn add_to_group(conn: &mut DbConnection, chunk: &Chunk, group_id: i64) -> Re
         conn,
         chunk,
         "INSERT INTO group_members (account_id, group_id, recipient_id, created_at) \
-         SELECT $1, $5, recipient_id, $6 FROM import_rows \
-         WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND target_status IS NOT NULL \
+         SELECT $1, $2, recipient_id, $3 FROM import_work_rows \
+         WHERE target_status IS NOT NULL \
          ON CONFLICT (group_id, recipient_id) DO NOTHING",
     )
     .bind::<BigInt, _>(group_id)
@@ -326,9 +439,9 @@ pub fn remove_from_group(conn: &mut DbConnection, chunk: &Chunk, group_id: i64) 
         conn,
         chunk,
         "DELETE FROM group_members \
-         WHERE account_id = $1 AND group_id = $5 AND recipient_id IN ( \
-             SELECT recipient_id FROM import_rows \
-             WHERE process_id = $2 AND row_no BETWEEN $3 AND $4 AND target_status IS NOT NULL)",
+         WHERE account_id = $1 AND group_id = $2 AND recipient_id IN ( \
+             SELECT recipient_id FROM import_work_rows \
+         WHERE target_status IS NOT NULL)",
     )
     .bind::<BigInt, _>(group_id)
     .execute(conn)?)
@@ -336,9 +449,7 @@ pub fn remove_from_group(conn: &mut DbConnection, chunk: &Chunk, group_id: i64) 
 
 /// Drops a finished process's staged rows.
 pub fn clear_staging(conn: &mut DbConnection, process_id: i64) -> Result<()> {
-    diesel::delete(import_row_fields::table.filter(import_row_fields::process_id.eq(process_id)))
-        .execute(conn)?;
-    diesel::delete(import_rows::table.filter(import_rows::process_id.eq(process_id)))
+    diesel::delete(import_chunks::table.filter(import_chunks::process_id.eq(process_id)))
         .execute(conn)?;
     Ok(())
 }

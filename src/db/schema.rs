@@ -476,29 +476,12 @@ diesel::table! {
 }
 
 diesel::table! {
-    import_rows (process_id, row_no) {
+    import_chunks (process_id, first_row) {
         process_id -> BigInt,
-        row_no -> BigInt,
-        email -> Nullable<Text>,
-        email_key -> Nullable<Text>,
-        mobile_prefix -> Nullable<Text>,
-        mobile_number -> Nullable<Text>,
-        mobile_key -> Nullable<Text>,
-        recipient_id -> Nullable<BigInt>,
-        created -> Bool,
-        blocked -> Bool,
-        previous_status -> Nullable<Text>,
-        previous_reason -> Nullable<Integer>,
-        target_status -> Nullable<Text>,
-    }
-}
-
-diesel::table! {
-    import_row_fields (process_id, row_no, field_number) {
-        process_id -> BigInt,
-        row_no -> BigInt,
-        field_number -> Integer,
-        value -> Text,
+        first_row -> BigInt,
+        last_row -> BigInt,
+        rows -> Text,
+        fields -> Text,
     }
 }
 
@@ -530,8 +513,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     delivery_events,
     throttles,
     import_processes,
-    import_rows,
-    import_row_fields,
+    import_chunks,
     list_blocklist,
     list_properties,
     triggered_sends,

@@ -21,10 +21,10 @@ use crate::db::schema::{import_processes, lists as lists_table};
 use crate::db::{Db, DbConnection, backend, write_transaction};
 use crate::{Error, Result};
 
-/// Rows applied per transaction: large enough that the fixed cost of a
-/// chunk's statements is spread thin, small enough that other writers wait
-/// only a moment for the write lock.
-const CHUNK_ROWS: i64 = 5_000;
+/// Rows staged and applied per chunk (one transaction each): large enough
+/// that the fixed cost of a chunk's statements is spread thin, small enough
+/// that other writers wait only a moment for the write lock.
+const CHUNK_ROWS: usize = 5_000;
 /// How long a runner holds a process between chunks before another may take
 /// it over.
 const LEASE: Duration = Duration::seconds(60);
@@ -421,8 +421,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
     rows
 }
 
+/// Stages the rows a chunk at a time, each chunk as the runner will apply it.
 fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Result<()> {
-    let mut staged = Vec::with_capacity(rows.len());
+    let mut staged = Vec::with_capacity(CHUNK_ROWS);
     let mut fields = Vec::new();
     for (index, row) in rows.into_iter().enumerate() {
         let row_no = index as i64 + 1;
@@ -442,9 +443,13 @@ fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Res
             mobile_number: contact.mobile_number,
             mobile_key: contact.mobile_key,
         });
+        if staged.len() == CHUNK_ROWS {
+            bulk::stage_chunk(conn, process_id, &staged, &fields)?;
+            staged.clear();
+            fields.clear();
+        }
     }
-    backend::insert_import_rows(conn, process_id, &staged)?;
-    backend::insert_import_fields(conn, process_id, &fields)
+    bulk::stage_chunk(conn, process_id, &staged, &fields)
 }
 
 fn get(conn: &mut DbConnection, id: i64) -> Result<Process> {
@@ -657,12 +662,10 @@ fn apply_next_chunk(conn: &mut DbConnection, process_id: i64, owner: &str) -> Re
             .execute(conn)?;
         return Ok(Progress::Finished);
     }
+    let last_row = bulk::load_chunk(conn, process.id, process.rows_done + 1)?;
     let chunk = Chunk {
         account_id: process.account_id,
         list_id: process.list_id,
-        process_id: process.id,
-        first_row: process.rows_done + 1,
-        last_row: (process.rows_done + CHUNK_ROWS).min(process.staged_rows),
         now: stamp,
     };
     bulk::match_recipients(conn, &chunk)?;
@@ -681,11 +684,12 @@ fn apply_next_chunk(conn: &mut DbConnection, process_id: i64, owner: &str) -> Re
         UnsubscribeReason::Imported.code(),
     )?;
     apply_groups(conn, &process, &chunk)?;
-    let tally = Tally::of(&bulk::chunk_outcome(conn, &chunk)?);
+    let tally = Tally::of(&bulk::chunk_outcome(conn)?);
     tally.apply_to_list(conn, process.list_id)?;
+    bulk::clear_work(conn)?;
     diesel::update(import_processes::table.find(process.id))
         .set((
-            import_processes::rows_done.eq(chunk.last_row),
+            import_processes::rows_done.eq(last_row),
             import_processes::new_email.eq(import_processes::new_email + tally.new_email),
             import_processes::new_mobile.eq(import_processes::new_mobile + tally.new_mobile),
             import_processes::existing_email
