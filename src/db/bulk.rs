@@ -100,10 +100,10 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
             "INSERT INTO import_work_rows (row_no, email, email_key, mobile_prefix, \
                  mobile_number, mobile_key) \
              SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5 \
-             FROM import_chunks c, json_each(c.rows) r WHERE c.process_id = ?1 AND c.first_row = ?2",
+             FROM import_chunks c, jsonb_each(jsonb(c.rows)) r WHERE c.process_id = ?1 AND c.first_row = ?2",
             "INSERT INTO import_work_fields (row_no, field_number, value) \
              SELECT f.value->>0, f.value->>1, f.value->>2 \
-             FROM import_chunks c, json_each(c.fields) f WHERE c.process_id = ?1 AND c.first_row = ?2",
+             FROM import_chunks c, jsonb_each(jsonb(c.fields)) f WHERE c.process_id = ?1 AND c.first_row = ?2",
         ),
         DbConnection::Postgresql(_) => (
             &[
@@ -210,7 +210,9 @@ pub fn create_recipients(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
 
 /// Gives matched recipients the contact details the file adds: an e-mail
 /// address they lack, a mobile number they lack or that changed, unless
-/// another recipient of the account already has it.
+/// another recipient of the account already has it. (`account_id + 0` keeps
+/// SQLite from walking the account's recipients by its key index and scanning
+/// the chunk for each: the chunk's rows lead, each finding its recipient.)
 pub fn complete_contacts(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
     chunk_query(
         conn,
@@ -219,7 +221,7 @@ pub fn complete_contacts(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
          FROM import_work_rows i \
          WHERE NOT i.created \
            AND i.email_key IS NOT NULL AND recipients.id = i.recipient_id \
-           AND recipients.email_key IS NULL AND recipients.account_id = $1 \
+           AND recipients.email_key IS NULL AND recipients.account_id + 0 = $1 \
            AND NOT EXISTS (SELECT 1 FROM recipients o \
                            WHERE o.account_id = $1 AND o.email_key = i.email_key)",
     )
@@ -234,7 +236,7 @@ pub fn complete_contacts(conn: &mut DbConnection, chunk: &Chunk) -> Result<()> {
          WHERE NOT i.created \
            AND i.mobile_key IS NOT NULL AND recipients.id = i.recipient_id \
            AND (recipients.mobile_key IS NULL OR recipients.mobile_key <> i.mobile_key) \
-           AND recipients.account_id = $1 \
+           AND recipients.account_id + 0 = $1 \
            AND NOT EXISTS (SELECT 1 FROM recipients o \
                            WHERE o.account_id = $1 AND o.mobile_key = i.mobile_key)",
     )
