@@ -86,35 +86,22 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
                 "import {process_id}: no rows staged from row {first_row}"
             ))
         })?;
-    let (create, unpack_rows, unpack_fields): (&[&str], &str, &str) = match conn {
+    let (row_no_type, unpack_rows, unpack_fields) = match conn {
+        // SQLite: an `INTEGER PRIMARY KEY` is the table's rowid, the cheapest key.
         DbConnection::Sqlite(_) => (
-            &[
-                "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no INTEGER PRIMARY KEY, \
-                     email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
-                     mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
-                     blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
-                     previous_reason INTEGER, target_status TEXT)",
-                "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
-                     field_number INTEGER NOT NULL, value TEXT NOT NULL)",
-            ],
+            "INTEGER",
             "INSERT INTO import_work_rows (row_no, email, email_key, mobile_prefix, \
                  mobile_number, mobile_key) \
              SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5 \
-             FROM import_chunks c, jsonb_each(jsonb(c.rows)) r WHERE c.process_id = ?1 AND c.first_row = ?2",
+             FROM import_chunks c, jsonb_each(jsonb(c.rows)) r \
+             WHERE c.process_id = ?1 AND c.first_row = ?2",
             "INSERT INTO import_work_fields (row_no, field_number, value) \
              SELECT f.value->>0, f.value->>1, f.value->>2 \
-             FROM import_chunks c, jsonb_each(jsonb(c.fields)) f WHERE c.process_id = ?1 AND c.first_row = ?2",
+             FROM import_chunks c, jsonb_each(jsonb(c.fields)) f \
+             WHERE c.process_id = ?1 AND c.first_row = ?2",
         ),
         DbConnection::Postgresql(_) => (
-            &[
-                "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no BIGINT PRIMARY KEY, \
-                     email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
-                     mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
-                     blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
-                     previous_reason INTEGER, target_status TEXT)",
-                "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
-                     field_number INTEGER NOT NULL, value TEXT NOT NULL)",
-            ],
+            "BIGINT",
             "INSERT INTO import_work_rows (row_no, email, email_key, mobile_prefix, \
                  mobile_number, mobile_key) \
              SELECT (r->>0)::bigint, r->>1, r->>2, r->>3, r->>4, r->>5 \
@@ -126,8 +113,20 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
              WHERE c.process_id = $1 AND c.first_row = $2",
         ),
     };
+    let create = [
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no {row_no_type} PRIMARY KEY, \
+                 email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
+                 mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
+                 blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
+                 previous_reason INTEGER, target_status TEXT)"
+        ),
+        "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
+             field_number INTEGER NOT NULL, value TEXT NOT NULL)"
+            .to_string(),
+    ];
     for statement in create {
-        diesel::sql_query(*statement).execute(conn)?;
+        diesel::sql_query(statement).execute(conn)?;
     }
     clear_work(conn)?;
     for statement in [unpack_rows, unpack_fields] {

@@ -320,25 +320,7 @@ fn get_newsletters(
 ) -> Result<String> {
     let list = params.required_int("listID")?;
     let all = messages::in_list(conn, account.id, list, MessageKind::Email)?;
-    Ok(ws::ok(operation, |w| {
-        w.open("list", &[])
-            .leaf("listID", &list.to_string())
-            .open("newsletters", &[]);
-        for message in &all {
-            w.open("newsletter", &[])
-                .leaf("newsletterID", &message.id.to_string())
-                .leaf("subject", &message.subject)
-                .leaf("note", &message.name)
-                .leaf(
-                    "creationdate",
-                    &super::rome_time(message.created_at)
-                        .format("%d/%m/%Y %H:%M:%S")
-                        .to_string(),
-                )
-                .close();
-        }
-        w.close().close();
-    }))
+    Ok(message_list(operation, list, "newsletter", &all))
 }
 
 /// `GetTemplates(listID)`: the list's templates as
@@ -347,13 +329,18 @@ fn get_newsletters(
 fn get_templates(conn: &mut DbConnection, account: &Account, params: &Params) -> Result<String> {
     let list = params.required_int("listID")?;
     let all = messages::templates_in_list(conn, account.id, list)?;
-    Ok(ws::ok("GetTemplates", |w| {
+    Ok(message_list("GetTemplates", list, "template", &all))
+}
+
+/// `list/{listID,<item>s/<item>/{<item>ID,subject,note,creationdate}}`.
+fn message_list(operation: &str, list: i64, item: &str, all: &[Message]) -> String {
+    ws::ok(operation, |w| {
         w.open("list", &[])
             .leaf("listID", &list.to_string())
-            .open("templates", &[]);
-        for message in &all {
-            w.open("template", &[])
-                .leaf("templateID", &message.id.to_string())
+            .open(&format!("{item}s"), &[]);
+        for message in all {
+            w.open(item, &[])
+                .leaf(&format!("{item}ID"), &message.id.to_string())
                 .leaf("subject", &message.subject)
                 .leaf("note", &message.name)
                 .leaf(
@@ -365,7 +352,7 @@ fn get_templates(conn: &mut DbConnection, account: &Account, params: &Params) ->
                 .close();
         }
         w.close().close();
-    }))
+    })
 }
 
 /// List-parameter codes of CloneMessage, as Import's (spec §2.2).
