@@ -43,36 +43,14 @@ struct Fixture {
 /// `---` line, and the expected answer, in which `{*}` stands for any text
 /// without markup. `{name}` is replaced by the value of `vars[name]`.
 fn fixtures(vars: &BTreeMap<&str, String>) -> Vec<Fixture> {
-    let mut paths: Vec<_> = std::fs::read_dir(FIXTURES)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
-        .collect();
-    paths.sort();
-    paths
-        .iter()
-        .map(|path| {
-            let mut text = std::fs::read_to_string(path).unwrap();
-            for (key, value) in vars {
-                text = text.replace(&format!("{{{key}}}"), value);
-            }
-            parse_fixture(path, &text)
+    common::golden::pairs(FIXTURES, "xml", vars)
+        .into_iter()
+        .map(|(name, request, expected)| Fixture {
+            name,
+            request,
+            expected: expected.trim_end_matches('\n').to_string(),
         })
         .collect()
-}
-
-fn parse_fixture(path: &Path, text: &str) -> Fixture {
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (request, expected) = text.split_once("\n---\n").expect("a --- line");
-    Fixture {
-        name: path.file_name().unwrap().to_string_lossy().into_owned(),
-        request: request.to_string(),
-        expected: expected.trim_end_matches('\n').to_string(),
-    }
 }
 
 /// Whether `actual` is `expected` with each `{*}` standing for any text

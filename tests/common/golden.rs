@@ -4,7 +4,6 @@
 //! `{name}` placeholders are replaced by the test's values first.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 /// One request and the answer expected for it.
 #[derive(Debug)]
@@ -22,10 +21,44 @@ pub struct Fixture {
 /// a blank line, the body, a `---` line, the status, and the expected body, in
 /// which `{*}` stands for any text.
 pub fn read(dir: &str, vars: &BTreeMap<&str, String>) -> Vec<Fixture> {
+    pairs(dir, "http", vars)
+        .into_iter()
+        .map(|(name, request, response)| {
+            let (head, body) = request.split_once("\n\n").unwrap_or((&request, ""));
+            let mut head = head.lines();
+            let (method, target) = head.next().unwrap().split_once(' ').unwrap();
+            let headers = head
+                .map(|l| {
+                    let (k, v) = l.split_once(':').unwrap();
+                    (k.trim().to_string(), v.trim().to_string())
+                })
+                .collect();
+            let (status, expected) = response.split_once('\n').unwrap_or((&response, ""));
+            Fixture {
+                method: method.to_string(),
+                target: target.to_string(),
+                headers,
+                body: body.to_string(),
+                status: status.trim().parse().unwrap(),
+                expected: expected.trim_end_matches('\n').to_string(),
+                name,
+            }
+        })
+        .collect()
+}
+
+/// The `*.<extension>` files of `dir` in name order, each with `{name}`
+/// placeholders replaced and comment lines (`#`) dropped, split at its `---`
+/// line: file name, request, answer.
+pub fn pairs(
+    dir: &str,
+    extension: &str,
+    vars: &BTreeMap<&str, String>,
+) -> Vec<(String, String, String)> {
     let mut paths: Vec<_> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "http"))
+        .filter(|p| p.extension().is_some_and(|x| x == extension))
         .collect();
     paths.sort();
     paths
@@ -35,37 +68,19 @@ pub fn read(dir: &str, vars: &BTreeMap<&str, String>) -> Vec<Fixture> {
             for (key, value) in vars {
                 text = text.replace(&format!("{{{key}}}"), value);
             }
-            parse_fixture(path, &text)
+            let text: String = text
+                .lines()
+                .filter(|l| !l.starts_with('#'))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let (request, response) = text.split_once("\n---\n").expect("a --- line");
+            (
+                path.file_name().unwrap().to_string_lossy().into_owned(),
+                request.to_string(),
+                response.to_string(),
+            )
         })
         .collect()
-}
-
-fn parse_fixture(path: &Path, text: &str) -> Fixture {
-    let text: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .collect::<Vec<_>>()
-        .join("\n");
-    let (request, response) = text.split_once("\n---\n").expect("a --- line");
-    let (head, body) = request.split_once("\n\n").unwrap_or((request, ""));
-    let mut head = head.lines();
-    let (method, target) = head.next().unwrap().split_once(' ').unwrap();
-    let headers = head
-        .map(|l| {
-            let (k, v) = l.split_once(':').unwrap();
-            (k.trim().to_string(), v.trim().to_string())
-        })
-        .collect();
-    let (status, expected) = response.split_once('\n').unwrap_or((response, ""));
-    Fixture {
-        name: path.file_name().unwrap().to_string_lossy().into_owned(),
-        method: method.to_string(),
-        target: target.to_string(),
-        headers,
-        body: body.to_string(),
-        status: status.trim().parse().unwrap(),
-        expected: expected.trim_end_matches('\n').to_string(),
-    }
 }
 
 /// Whether `actual` is `expected` with each `{*}` standing for any text.

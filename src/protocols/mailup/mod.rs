@@ -36,6 +36,11 @@ pub fn mailup_message(return_code: i32, payload: impl FnOnce(&mut XmlWriter)) ->
     w.finish()
 }
 
+/// A time as MailUp's documents show it: Rome's wall clock, `dd/MM/yyyy HH:mm:ss`.
+pub fn console_time(utc: chrono::NaiveDateTime) -> String {
+    rome_time(utc).format("%d/%m/%Y %H:%M:%S").to_string()
+}
+
 /// UTC as Europe/Rome's wall clock (CET, CEST from the last Sunday of March
 /// to the last Sunday of October, switching at 01:00 UTC), the time MailUp's
 /// documents show.

@@ -6,8 +6,6 @@
 
 use std::collections::BTreeMap;
 
-use chrono::NaiveDateTime;
-
 use super::ws::{self, Params, Service};
 use crate::Result;
 use crate::config::Settings;
@@ -209,10 +207,6 @@ fn by_message(
     }))
 }
 
-fn stamp(at: NaiveDateTime) -> String {
-    super::rome_time(at).format("%d/%m/%Y %H:%M:%S").to_string()
-}
-
 /// One recipient: `Channels/Email` and `SMS` status on the list (the other
 /// channels `Not Registered`), `Bounce` (last bounce), `Clicks` and `Opens`
 /// with each hit, `PersonalDataFields`. An unsubscribed recipient gets no
@@ -262,7 +256,7 @@ fn by_user(
         10_000,
     )?
     .last()
-    .map(|e| stamp(e.created_at))
+    .map(|e| super::console_time(e.created_at))
     .unwrap_or_default();
     let fields = recipients::field_values(conn, account.id, recipient.id)?;
     let subjects: BTreeMap<i64, &str> = messages
@@ -303,7 +297,7 @@ fn by_user(
                     w.empty(
                         element,
                         &[
-                            (word("DateTime"), &stamp(event.created_at)),
+                            (word("DateTime"), &super::console_time(event.created_at)),
                             ("IP", event.ip.as_deref().unwrap_or("")),
                             (word("MessageID"), &message.to_string()),
                             (

@@ -343,12 +343,7 @@ fn message_list(operation: &str, list: i64, item: &str, all: &[Message]) -> Stri
                 .leaf(&format!("{item}ID"), &message.id.to_string())
                 .leaf("subject", &message.subject)
                 .leaf("note", &message.name)
-                .leaf(
-                    "creationdate",
-                    &super::rome_time(message.created_at)
-                        .format("%d/%m/%Y %H:%M:%S")
-                        .to_string(),
-                )
+                .leaf("creationdate", &super::console_time(message.created_at))
                 .close();
         }
         w.close().close();
@@ -699,11 +694,7 @@ fn write_delivery(w: &mut XmlWriter, send: &Send, message: &Message, list: i64) 
     } else {
         0
     };
-    let stamp = |at: Option<NaiveDateTime>| {
-        at.map_or(String::new(), |at| {
-            super::rome_time(at).format("%d/%m/%Y %H:%M:%S").to_string()
-        })
-    };
+    let stamp = |at: Option<NaiveDateTime>| at.map_or(String::new(), super::console_time);
     let details = format!(
         "scheduled: {}; started: {}; completed: {}; sent: {}; failed: {}",
         stamp(send.scheduled_at),
@@ -916,12 +907,7 @@ fn get_sms(conn: &mut DbConnection, account: &Account, params: &Params) -> Resul
                 .leaf("smsID", &message.id.to_string())
                 .leaf("subject", &message.subject)
                 .leaf("text", message.text.as_deref().unwrap_or(""))
-                .leaf(
-                    "creationdate",
-                    &super::rome_time(message.created_at)
-                        .format("%d/%m/%Y %H:%M:%S")
-                        .to_string(),
-                )
+                .leaf("creationdate", &super::console_time(message.created_at))
                 .close();
         }
         w.close().close();
