@@ -113,24 +113,30 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
              WHERE c.process_id = $1 AND c.first_row = $2",
         ),
     };
-    let create = [
-        format!(
-            "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no {row_no_type} PRIMARY KEY, \
-                 email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
-                 mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
-                 blocked BOOLEAN NOT NULL DEFAULT FALSE, previous_status TEXT, \
-                 previous_reason INTEGER, target_status TEXT)"
-        ),
-        // Lets a join led by a large table (a list's subscriptions, say, when
-        // the planner's statistics still think it small) find the chunk's
-        // rows by recipient instead of scanning them for each of its rows.
-        "CREATE INDEX IF NOT EXISTS import_work_rows_recipient \
-             ON import_work_rows (recipient_id)"
-            .to_string(),
+    let mut create = vec![format!(
+        "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no {row_no_type} PRIMARY KEY, \
+             email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
+             mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
+             blocked BOOLEAN NOT NULL DEFAULT FALSE, subscription_id BIGINT, \
+             previous_status TEXT, previous_reason INTEGER, target_status TEXT)"
+    )];
+    if let DbConnection::Postgresql(_) = conn {
+        // Every statement below is led by the chunk's rows; should PostgreSQL's
+        // planner still lead a join with a large table (whose statistics say it
+        // is small), this index spares it a scan of the chunk per row. SQLite
+        // needs no such insurance, and with the index its planner would lead
+        // with a list's subscriptions and probe the chunk for each.
+        create.push(
+            "CREATE INDEX IF NOT EXISTS import_work_rows_recipient \
+                 ON import_work_rows (recipient_id)"
+                .to_string(),
+        );
+    }
+    create.push(
         "CREATE TEMP TABLE IF NOT EXISTS import_work_fields (row_no BIGINT NOT NULL, \
              field_number INTEGER NOT NULL, value TEXT NOT NULL)"
             .to_string(),
-    ];
+    );
     for statement in create {
         diesel::sql_query(statement).execute(conn)?;
     }
@@ -277,11 +283,12 @@ pub fn plan_subscriptions(
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_work_rows SET previous_status = s.status, \
-             previous_reason = s.unsubscribe_reason \
-         FROM subscriptions s \
-         WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
-           AND s.account_id = $1",
+        "UPDATE import_work_rows \
+         SET (subscription_id, previous_status, previous_reason) = ( \
+             SELECT s.id, s.status, s.unsubscribe_reason FROM subscriptions s \
+             WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
+               AND s.account_id = $1) \
+         WHERE recipient_id IS NOT NULL",
     )
     .bind::<BigInt, _>(chunk.list_id)
     .execute(conn)?;
@@ -289,11 +296,12 @@ pub fn plan_subscriptions(
         conn,
         chunk,
         "UPDATE import_work_rows SET blocked = TRUE \
-         FROM recipients r \
-         WHERE r.id = import_work_rows.recipient_id AND r.account_id = $1 \
-           AND (r.erased_at IS NOT NULL \
-                OR (import_work_rows.email_key IS NOT NULL AND (r.email_blocklisted OR r.bounced)) \
-                OR (import_work_rows.email_key IS NULL AND r.sms_blocklisted))",
+         WHERE ( \
+             SELECT r.erased_at IS NOT NULL \
+                 OR (import_work_rows.email_key IS NOT NULL AND (r.email_blocklisted OR r.bounced)) \
+                 OR (import_work_rows.email_key IS NULL AND r.sms_blocklisted) \
+             FROM recipients r \
+             WHERE r.id = import_work_rows.recipient_id AND r.account_id = $1)",
     )
     .execute(conn)?;
     chunk_query(
@@ -364,8 +372,8 @@ pub fn apply_subscriptions(
              unsubscribe_reason = CASE WHEN i.target_status = 'unsubscribed' THEN $4 END, \
              confirmation_token_hash = NULL \
          FROM import_work_rows i \
-         WHERE subscriptions.list_id = $2 AND subscriptions.recipient_id = i.recipient_id \
-           AND subscriptions.account_id = $1 \
+         WHERE subscriptions.id = i.subscription_id \
+           AND subscriptions.list_id = $2 AND subscriptions.account_id = $1 \
            AND i.previous_status IS NOT NULL AND i.target_status <> i.previous_status",
     )
     .bind::<BigInt, _>(chunk.list_id)
@@ -375,14 +383,24 @@ pub fn apply_subscriptions(
     chunk_query(
         conn,
         chunk,
+        "UPDATE import_work_rows SET subscription_id = ( \
+             SELECT s.id FROM subscriptions s \
+             WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
+               AND s.account_id = $1) \
+         WHERE subscription_id IS NULL AND target_status IS NOT NULL",
+    )
+    .bind::<BigInt, _>(chunk.list_id)
+    .execute(conn)?;
+    chunk_query(
+        conn,
+        chunk,
         "INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
              from_status, to_status, reason, actor, channel, note, created_at) \
-         SELECT $1, s.id, $2, i.recipient_id, i.previous_status, i.target_status, \
-             CASE WHEN i.target_status = 'unsubscribed' THEN $4 END, $5, $6, $7, $3 \
-         FROM import_work_rows i \
-         JOIN subscriptions s ON s.list_id = $2 AND s.recipient_id = i.recipient_id \
-         WHERE i.target_status IS NOT NULL \
-           AND (i.previous_status IS NULL OR i.previous_status <> i.target_status)",
+         SELECT $1, subscription_id, $2, recipient_id, previous_status, target_status, \
+             CASE WHEN target_status = 'unsubscribed' THEN $4 END, $5, $6, $7, $3 \
+         FROM import_work_rows \
+         WHERE subscription_id IS NOT NULL AND target_status IS NOT NULL \
+           AND (previous_status IS NULL OR previous_status <> target_status)",
     )
     .bind::<BigInt, _>(chunk.list_id)
     .bind::<Timestamp, _>(chunk.now)

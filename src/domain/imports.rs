@@ -11,6 +11,7 @@ use std::collections::HashMap;
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use tokio::sync::Notify;
 
 use super::groups::{self, Group};
 use super::recipients::{self, Contact, Mobile};
@@ -506,7 +507,7 @@ pub fn start(
     list_number: i64,
     process_id: i64,
 ) -> Result<Started> {
-    write_transaction(conn, |conn| {
+    let started = write_transaction(conn, |conn| {
         let process =
             find(conn, account_id, list_number, process_id)?.ok_or(Error::NotFound("import"))?;
         let state = process.state()?;
@@ -517,7 +518,21 @@ pub fn start(
             .set(import_processes::state.eq(State::Queued.as_str()))
             .execute(conn)?;
         Ok(Started::Queued)
-    })
+    })?;
+    if started == Started::Queued {
+        QUEUED.notify_one();
+    }
+    Ok(started)
+}
+
+/// Wakes this process's import runner when a process is queued, so that an
+/// import starts at once instead of at the runner's next poll. (A process
+/// queued by another server process is found by the poll.)
+static QUEUED: Notify = Notify::const_new();
+
+/// Resolves when a process has been queued since the last call returned.
+pub async fn queued() {
+    QUEUED.notified().await
 }
 
 /// Prepares and queues an import unless the account already has one from the

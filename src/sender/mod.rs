@@ -885,6 +885,7 @@ impl Sender {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.poll()) => {}
+                _ = imports::queued() => {}
                 _ = stop.changed() => {}
             }
         }
