@@ -5,14 +5,14 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{Array, BigInt, Bool, Integer, Nullable, Text, Timestamp};
+use diesel::sql_types::{Array, BigInt, Integer, Nullable, Text, Timestamp};
 
 use super::DbConnection;
 use super::schema::{
     accounts, caller_ips, deliveries, delivery_events, group_members, lists, recipient_activity,
     recipient_field_values, recipients, sends, subscription_history, subscriptions,
 };
-use crate::Result;
+use super::stamp::SqliteStamp;
 use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
 use crate::domain::history::NewEntry;
@@ -20,6 +20,7 @@ use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
 use crate::domain::tracking::{ActivityIncrement, SendIncrement};
+use crate::{Error, Result};
 
 /// A delivery as tracking needs it: id, account, send, recipient, sent at.
 pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
@@ -401,51 +402,37 @@ pub fn insert_history(conn: &mut DbConnection, row: &NewEntry) -> Result<()> {
     Ok(())
 }
 
-sqlite_statement! {
-    InsertEventSqlite {
-        account_id: i64 as BigInt,
-        send_id: i64 as BigInt,
-        delivery_id: i64 as BigInt,
-        recipient_id: Option<i64> as Nullable<BigInt>,
-        kind: str as Text,
-        detail: str as Text,
-        created_at: NaiveDateTime as Timestamp,
-        ip: Option<String> as Nullable<Text>,
-        user_agent: Option<String> as Nullable<Text>,
-        url: Option<String> as Nullable<Text>,
-        machine: bool as Bool,
-    } = "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, kind, \
-         detail, created_at, ip, user_agent, url, machine) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-}
-
-sqlite_statement! {
-    AddActivitySqlite {
-        opens: i64 as BigInt,
-        clicks: i64 as BigInt,
-        last_opened_at: Option<NaiveDateTime> as Nullable<Timestamp>,
-        last_clicked_at: Option<NaiveDateTime> as Nullable<Timestamp>,
-        recipient_id: i64 as BigInt,
-    } = "UPDATE recipient_activity SET opens = opens + ?, clicks = clicks + ?, \
-         last_opened_at = coalesce(?, last_opened_at), \
-         last_clicked_at = coalesce(?, last_clicked_at) WHERE recipient_id = ?"
-}
-
-sqlite_statement! {
-    InsertActivitySqlite {
-        recipient_id: i64 as BigInt,
-        account_id: i64 as BigInt,
-        opens: i64 as BigInt,
-        clicks: i64 as BigInt,
-        last_opened_at: Option<NaiveDateTime> as Nullable<Timestamp>,
-        last_clicked_at: Option<NaiveDateTime> as Nullable<Timestamp>,
-    } = "INSERT INTO recipient_activity (recipient_id, account_id, opens, clicks, \
-         last_opened_at, last_clicked_at) VALUES (?, ?, ?, ?, ?, ?)"
-}
-
 // Batches of rows. On PostgreSQL every statement is a round trip, so a batch
 // goes in few statements of many rows. On SQLite a statement of a new shape
 // (a different number of rows or ids) must be parsed and planned again, which
-// costs far more than running a cached one-row statement per item in process.
+// costs more than running a cached one-row statement per item in process; the
+// tracking recorder's statements instead take the whole batch as one JSON
+// array, so their text is fixed, they stay prepared, and a batch is one
+// statement rather than one per row (decision 101). Rows are unpacked by
+// `jsonb_each`: its rows are binary JSON, which `->>` reads directly, where
+// `json_each` hands each row over as text that every `->>` parses again.
+
+/// A JSON array of one array per row (a tuple serialises as an array), the
+/// one parameter of SQLite's batch statements.
+fn json_rows<'a, T, R: serde::Serialize>(
+    rows: &'a [T],
+    row: impl Fn(&'a T) -> R,
+) -> Result<String> {
+    let rows: Vec<R> = rows.iter().map(row).collect();
+    serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("batch not encoded: {e}")))
+}
+
+sqlite_statement! {
+    /// Values come out of the JSON as SQLite values of the same kind as
+    /// diesel's binds: integers, text (timestamps as diesel's text), NULL,
+    /// and true/false as 1/0.
+    InsertEventsSqlite {
+        rows: str as Text,
+    } = "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, kind, \
+         detail, created_at, ip, user_agent, url, machine) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
+         value->>7, value->>8, value->>9, value->>10 FROM jsonb_each(?) ORDER BY key"
+}
 
 /// Stores delivery events.
 pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]) -> Result<()> {
@@ -458,51 +445,42 @@ pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]
             }
         }
         DbConnection::Sqlite(c) => {
-            for row in rows {
-                InsertEventSqlite {
-                    account_id: &row.account_id,
-                    send_id: &row.send_id,
-                    delivery_id: &row.delivery_id,
-                    recipient_id: &row.recipient_id,
-                    kind: row.kind,
-                    detail: &row.detail,
-                    created_at: &row.created_at,
-                    ip: &row.ip,
-                    user_agent: &row.user_agent,
-                    url: &row.url,
-                    machine: &row.machine,
-                }
-                .execute(c)?;
+            if !rows.is_empty() {
+                let rows = json_rows(rows, |row| {
+                    (
+                        row.account_id,
+                        row.send_id,
+                        row.delivery_id,
+                        row.recipient_id,
+                        row.kind,
+                        &row.detail,
+                        SqliteStamp::new(row.created_at),
+                        &row.ip,
+                        &row.user_agent,
+                        &row.url,
+                        row.machine,
+                    )
+                })?;
+                InsertEventsSqlite { rows: &rows }.execute(c)?;
             }
         }
     }
     Ok(())
 }
 
-#[derive(QueryableByName)]
-struct TrackingTargetRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-    #[diesel(sql_type = BigInt)]
-    account_id: i64,
-    #[diesel(sql_type = BigInt)]
-    send_id: i64,
-    #[diesel(sql_type = Nullable<BigInt>)]
-    recipient_id: Option<i64>,
-    #[diesel(sql_type = Nullable<Timestamp>)]
-    sent_at: Option<NaiveDateTime>,
-}
-
-#[derive(QueryableByName)]
-struct IdRow {
-    #[diesel(sql_type = BigInt)]
-    id: i64,
-}
-
-/// A JSON array of ids, the one parameter of SQLite's fixed-shape statements.
+/// A JSON array of ids, the parameter of SQLite's statements over a batch's
+/// deliveries.
 fn json_ids(ids: &[i64]) -> String {
     let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
     format!("[{}]", ids.join(","))
+}
+
+sqlite_statement! {
+    TrackingTargetsSqlite {
+        ids: str as Text,
+    } -> (BigInt, BigInt, BigInt, Nullable<BigInt>, Nullable<Timestamp>)
+      = "SELECT d.id, d.account_id, d.send_id, d.recipient_id, d.sent_at \
+         FROM json_each(?) j CROSS JOIN deliveries d ON d.id = j.value"
 }
 
 /// (id, account, send, recipient, sent at) of those deliveries that exist. On
@@ -510,16 +488,16 @@ fn json_ids(ids: &[i64]) -> String {
 /// was prepared again on every run (SQLite re-plans a statement on `deliveries`,
 /// which has partial indexes, whenever a bound value changes).
 pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<TrackingTarget>> {
-    let columns = (
-        deliveries::id,
-        deliveries::account_id,
-        deliveries::send_id,
-        deliveries::recipient_id,
-        deliveries::sent_at,
-    );
-    let mut found = Vec::with_capacity(ids.len());
     match conn {
         DbConnection::Postgresql(c) => {
+            let columns = (
+                deliveries::id,
+                deliveries::account_id,
+                deliveries::send_id,
+                deliveries::recipient_id,
+                deliveries::sent_at,
+            );
+            let mut found = Vec::with_capacity(ids.len());
             for chunk in ids.chunks(500) {
                 found.extend(
                     deliveries::table
@@ -528,28 +506,38 @@ pub fn tracking_targets(conn: &mut DbConnection, ids: &[i64]) -> Result<Vec<Trac
                         .load::<TrackingTarget>(c)?,
                 );
             }
+            Ok(found)
         }
-        DbConnection::Sqlite(c) => {
-            let rows: Vec<TrackingTargetRow> = diesel::sql_query(
-                "SELECT d.id, d.account_id, d.send_id, d.recipient_id, d.sent_at \
-                 FROM json_each(?) j CROSS JOIN deliveries d ON d.id = j.value",
-            )
-            .bind::<Text, _>(json_ids(ids))
-            .load(c)?;
-            found.extend(
-                rows.into_iter()
-                    .map(|r| (r.id, r.account_id, r.send_id, r.recipient_id, r.sent_at)),
-            );
+        DbConnection::Sqlite(c) => Ok(TrackingTargetsSqlite {
+            ids: &json_ids(ids),
         }
+        .load(c)?),
     }
-    Ok(found)
+}
+
+sqlite_statement! {
+    MarkFirstOpenedSqlite {
+        at: SqliteStamp as Timestamp,
+        ids: str as Text,
+    } -> BigInt = "UPDATE deliveries SET first_opened_at = ? \
+         WHERE id IN (SELECT value FROM json_each(?)) AND first_opened_at IS NULL \
+         RETURNING id"
+}
+
+sqlite_statement! {
+    MarkFirstClickedSqlite {
+        at: SqliteStamp as Timestamp,
+        ids: str as Text,
+    } -> BigInt = "UPDATE deliveries SET first_clicked_at = ? \
+         WHERE id IN (SELECT value FROM json_each(?)) AND first_clicked_at IS NULL \
+         RETURNING id"
 }
 
 /// Sets a delivery timestamp column where it is not set yet and returns the
 /// deliveries for which this was the first time. On SQLite one statement of
-/// fixed shape per batch (see [`tracking_targets`]).
+/// fixed text per batch (see [`tracking_targets`]).
 macro_rules! mark_first {
-    ($conn:expr, $column:expr, $sqlite:expr, $ids:expr, $at:expr) => {{
+    ($conn:expr, $column:expr, $sqlite:ident, $ids:expr, $at:expr) => {{
         let mut first = Vec::new();
         match $conn {
             DbConnection::Postgresql(c) => {
@@ -567,11 +555,11 @@ macro_rules! mark_first {
             }
             DbConnection::Sqlite(c) => {
                 if !$ids.is_empty() {
-                    let marked: Vec<IdRow> = diesel::sql_query($sqlite)
-                        .bind::<Timestamp, _>($at)
-                        .bind::<Text, _>(json_ids($ids))
-                        .load(c)?;
-                    first.extend(marked.into_iter().map(|row| row.id));
+                    first = $sqlite {
+                        at: &SqliteStamp::new($at),
+                        ids: &json_ids($ids),
+                    }
+                    .load(c)?;
                 }
             }
         }
@@ -588,9 +576,7 @@ pub fn mark_first_opened(
     mark_first!(
         conn,
         deliveries::first_opened_at,
-        "UPDATE deliveries SET first_opened_at = ?1 \
-         WHERE id IN (SELECT value FROM json_each(?2)) AND first_opened_at IS NULL \
-         RETURNING id",
+        MarkFirstOpenedSqlite,
         ids,
         at
     )
@@ -605,54 +591,57 @@ pub fn mark_first_clicked(
     mark_first!(
         conn,
         deliveries::first_clicked_at,
-        "UPDATE deliveries SET first_clicked_at = ?1 \
-         WHERE id IN (SELECT value FROM json_each(?2)) AND first_clicked_at IS NULL \
-         RETURNING id",
+        MarkFirstClickedSqlite,
         ids,
         at
     )
 }
 
 sqlite_statement! {
+    /// Rows of [send id, opens, unique opens, clicks, unique clicks, machine
+    /// opens, machine clicks]; one per send.
     AddSendActivitySqlite {
-        opens: i64 as BigInt,
-        unique_opens: i64 as BigInt,
-        clicks: i64 as BigInt,
-        unique_clicks: i64 as BigInt,
-        machine_opens: i64 as BigInt,
-        machine_clicks: i64 as BigInt,
-        send_id: i64 as BigInt,
-    } = "UPDATE sends SET opens = opens + ?, unique_opens = unique_opens + ?, \
-         clicks = clicks + ?, unique_clicks = unique_clicks + ?, \
-         machine_opens = machine_opens + ?, machine_clicks = machine_clicks + ? WHERE id = ?"
+        rows: str as Text,
+    } = "UPDATE sends SET opens = opens + j.value->>1, \
+         unique_opens = unique_opens + j.value->>2, clicks = clicks + j.value->>3, \
+         unique_clicks = unique_clicks + j.value->>4, \
+         machine_opens = machine_opens + j.value->>5, \
+         machine_clicks = machine_clicks + j.value->>6 \
+         FROM jsonb_each(?) j WHERE sends.id = j.value->>0"
 }
 
-/// Adds a batch's opens and clicks to a send's counters.
-pub fn add_send_activity(conn: &mut DbConnection, send_id: i64, add: &SendIncrement) -> Result<()> {
+/// Adds a batch's opens and clicks to its sends' counters (one entry per send).
+pub fn add_send_activity(conn: &mut DbConnection, adds: &[(i64, SendIncrement)]) -> Result<()> {
     match conn {
         DbConnection::Postgresql(c) => {
-            diesel::update(sends::table.find(send_id))
-                .set((
-                    sends::opens.eq(sends::opens + add.opens),
-                    sends::unique_opens.eq(sends::unique_opens + add.unique_opens),
-                    sends::clicks.eq(sends::clicks + add.clicks),
-                    sends::unique_clicks.eq(sends::unique_clicks + add.unique_clicks),
-                    sends::machine_opens.eq(sends::machine_opens + add.machine_opens),
-                    sends::machine_clicks.eq(sends::machine_clicks + add.machine_clicks),
-                ))
-                .execute(c)?;
+            for (send_id, add) in adds {
+                diesel::update(sends::table.find(send_id))
+                    .set((
+                        sends::opens.eq(sends::opens + add.opens),
+                        sends::unique_opens.eq(sends::unique_opens + add.unique_opens),
+                        sends::clicks.eq(sends::clicks + add.clicks),
+                        sends::unique_clicks.eq(sends::unique_clicks + add.unique_clicks),
+                        sends::machine_opens.eq(sends::machine_opens + add.machine_opens),
+                        sends::machine_clicks.eq(sends::machine_clicks + add.machine_clicks),
+                    ))
+                    .execute(c)?;
+            }
         }
         DbConnection::Sqlite(c) => {
-            AddSendActivitySqlite {
-                opens: &add.opens,
-                unique_opens: &add.unique_opens,
-                clicks: &add.clicks,
-                unique_clicks: &add.unique_clicks,
-                machine_opens: &add.machine_opens,
-                machine_clicks: &add.machine_clicks,
-                send_id: &send_id,
+            if !adds.is_empty() {
+                let rows = json_rows(adds, |(send_id, add)| {
+                    (
+                        send_id,
+                        add.opens,
+                        add.unique_opens,
+                        add.clicks,
+                        add.unique_clicks,
+                        add.machine_opens,
+                        add.machine_clicks,
+                    )
+                })?;
+                AddSendActivitySqlite { rows: &rows }.execute(c)?;
             }
-            .execute(c)?;
         }
     }
     Ok(())
@@ -667,11 +656,25 @@ diesel::define_sql_function! {
     ) -> diesel::sql_types::Nullable<Timestamp>;
 }
 
-/// Adds opens and clicks to recipients' activity rows, creating missing rows:
-/// on PostgreSQL by upserts of many rows per statement (each statement is a
-/// round trip); on SQLite by an UPDATE and, for a new row, an INSERT per
-/// recipient, statements SQLite keeps prepared (its upsert is re-prepared on
-/// every use), and no other writer can come between the two.
+sqlite_statement! {
+    /// Rows of [recipient id, account id, opens, clicks, last opened at,
+    /// last clicked at]; one per recipient. (`WHERE true` tells SQLite's
+    /// parser that ON CONFLICT belongs to the INSERT, not to a join.)
+    AddRecipientActivitySqlite {
+        rows: str as Text,
+    } = "INSERT INTO recipient_activity (recipient_id, account_id, opens, clicks, \
+         last_opened_at, last_clicked_at) \
+         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
+         FROM jsonb_each(?) WHERE true \
+         ON CONFLICT (recipient_id) DO UPDATE SET opens = opens + excluded.opens, \
+         clicks = clicks + excluded.clicks, \
+         last_opened_at = coalesce(excluded.last_opened_at, last_opened_at), \
+         last_clicked_at = coalesce(excluded.last_clicked_at, last_clicked_at)"
+}
+
+/// Adds opens and clicks to recipients' activity rows, creating missing rows,
+/// by upserts: on PostgreSQL of many rows per statement (each statement is a
+/// round trip), on SQLite one statement of fixed text per batch.
 pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement]) -> Result<()> {
     use recipient_activity::dsl as ra;
     match conn {
@@ -694,26 +697,18 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
             }
         }
         DbConnection::Sqlite(c) => {
-            for row in rows {
-                let updated = AddActivitySqlite {
-                    opens: &row.opens,
-                    clicks: &row.clicks,
-                    last_opened_at: &row.last_opened_at,
-                    last_clicked_at: &row.last_clicked_at,
-                    recipient_id: &row.recipient_id,
-                }
-                .execute(c)?;
-                if updated == 0 {
-                    InsertActivitySqlite {
-                        recipient_id: &row.recipient_id,
-                        account_id: &row.account_id,
-                        opens: &row.opens,
-                        clicks: &row.clicks,
-                        last_opened_at: &row.last_opened_at,
-                        last_clicked_at: &row.last_clicked_at,
-                    }
-                    .execute(c)?;
-                }
+            if !rows.is_empty() {
+                let rows = json_rows(rows, |row| {
+                    (
+                        row.recipient_id,
+                        row.account_id,
+                        row.opens,
+                        row.clicks,
+                        row.last_opened_at.map(SqliteStamp::new),
+                        row.last_clicked_at.map(SqliteStamp::new),
+                    )
+                })?;
+                AddRecipientActivitySqlite { rows: &rows }.execute(c)?;
             }
         }
     }

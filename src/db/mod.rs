@@ -23,6 +23,7 @@ pub mod bulk;
 mod group;
 pub use group::Shared;
 pub mod schema;
+pub mod stamp;
 
 use std::path::Path;
 use std::sync::{Arc, OnceLock};

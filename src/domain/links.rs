@@ -2,6 +2,8 @@
 //! payload plus an HMAC-SHA256 under a per-installation key that lives in the
 //! database, so every process of an installation signs and verifies alike.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use diesel::prelude::*;
@@ -43,10 +45,12 @@ impl Purpose {
 
 #[derive(Clone)]
 pub struct LinkSigner {
-    key: Vec<u8>,
+    /// Shared, so that handing the signer to each request (a tracking hit
+    /// among them) copies no key.
+    key: Arc<[u8]>,
     /// The key before the last rotation: links in messages already sent keep
     /// working until the next rotation.
-    previous: Option<Vec<u8>>,
+    previous: Option<Arc<[u8]>>,
 }
 
 impl std::fmt::Debug for LinkSigner {
@@ -84,8 +88,8 @@ impl LinkSigner {
                 .first(conn)
                 .optional()?;
             Ok(LinkSigner {
-                key: key.into_bytes(),
-                previous: previous.map(String::into_bytes),
+                key: key.into_bytes().into(),
+                previous: previous.map(|key| key.into_bytes().into()),
             })
         })
     }
@@ -113,7 +117,7 @@ impl LinkSigner {
 
     /// The current key first, then the previous one.
     fn keys(&self) -> impl Iterator<Item = &[u8]> {
-        std::iter::once(self.key.as_slice()).chain(self.previous.as_deref())
+        std::iter::once(&*self.key).chain(self.previous.as_deref())
     }
 
     /// A short lower-case tag for places that are neither long nor
@@ -181,7 +185,7 @@ mod tests {
     #[test]
     fn tokens_verify_only_unchanged_and_for_their_purpose() {
         let signer = LinkSigner {
-            key: b"k".to_vec(),
+            key: b"k".as_slice().into(),
             previous: None,
         };
         let token = signer.sign(Purpose::Unsubscribe, "42");
@@ -192,7 +196,7 @@ mod tests {
         assert!(signer.verify(Purpose::Unsubscribe, &tampered).is_err());
         assert!(signer.verify(Purpose::Unsubscribe, "garbage").is_err());
         let other = LinkSigner {
-            key: b"other".to_vec(),
+            key: b"other".as_slice().into(),
             previous: None,
         };
         assert!(other.verify(Purpose::Unsubscribe, &token).is_err());
@@ -203,8 +207,8 @@ mod tests {
         assert!(!signer.verify_short_tag(Purpose::Open, "42", &tag));
         // After a rotation the previous key still verifies, and signs nothing.
         let rotated = LinkSigner {
-            key: b"new".to_vec(),
-            previous: Some(b"k".to_vec()),
+            key: b"new".as_slice().into(),
+            previous: Some(b"k".as_slice().into()),
         };
         assert_eq!(rotated.verify(Purpose::Unsubscribe, &token).unwrap(), "42");
         assert!(rotated.verify_short_tag(Purpose::Bounce, "42", &tag));

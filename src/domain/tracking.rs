@@ -138,9 +138,9 @@ pub struct SendIncrement {
 }
 
 /// Records a batch of hits in the caller's transaction with a few statements
-/// per batch rather than per hit: the events in multi-row inserts, the
-/// deliveries' firsts by one conditional UPDATE each for opens and clicks, one
-/// UPDATE per send, and one upsert per recipient. Hits of
+/// per batch rather than per hit: the events, the deliveries' firsts (one
+/// conditional UPDATE each for opens and clicks), the sends' counters and the
+/// recipients' activity (decision 101). Hits of
 /// deliveries that no longer exist are dropped. Returns how many events were
 /// stored.
 pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usize> {
@@ -238,9 +238,8 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
             per_send.entry(row.2).or_default().unique_clicks += 1;
         }
     }
-    for (send_id, add) in &per_send {
-        backend::add_send_activity(conn, *send_id, add)?;
-    }
+    let per_send: Vec<(i64, SendIncrement)> = per_send.into_iter().collect();
+    backend::add_send_activity(conn, &per_send)?;
     let increments: Vec<ActivityIncrement> = per_recipient.into_values().collect();
     backend::add_recipient_activity(conn, &increments)?;
     Ok(events.len())
