@@ -408,7 +408,7 @@ pub fn insert_history(conn: &mut DbConnection, row: &NewEntry) -> Result<()> {
 // costs more than running a cached one-row statement per item in process; the
 // tracking recorder's statements instead take the whole batch as one JSON
 // array, so their text is fixed, they stay prepared, and a batch is one
-// statement rather than one per row (decision 101). Rows are unpacked by
+// statement rather than one per row (decision 52). Rows are unpacked by
 // `jsonb_each`: its rows are binary JSON, which `->>` reads directly, where
 // `json_each` hands each row over as text that every `->>` parses again.
 

@@ -140,7 +140,7 @@ pub struct SendIncrement {
 /// Records a batch of hits in the caller's transaction with a few statements
 /// per batch rather than per hit: the events, the deliveries' firsts (one
 /// conditional UPDATE each for opens and clicks), the sends' counters and the
-/// recipients' activity (decision 101). Hits of
+/// recipients' activity (decision 52). Hits of
 /// deliveries that no longer exist are dropped. Returns how many events were
 /// stored.
 pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usize> {
