@@ -21,6 +21,7 @@
 //! each of them would have seen alone.
 
 use std::any::Any;
+use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
@@ -28,7 +29,7 @@ use diesel::prelude::*;
 use diesel::r2d2::Pool;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{DbConnection, Manager};
+use super::{DbConnection, Manager, backend};
 use crate::{Error, Result};
 
 /// Most requests in one transaction: enough to amortise the commit, few enough
@@ -60,7 +61,13 @@ where
     fn run(&mut self, conn: &mut DbConnection, shared: &mut Shared, isolated: bool) -> bool {
         let f = &mut self.f;
         let result = if isolated {
-            in_savepoint(conn, |conn| f(conn, shared))
+            // What a failing request added to the counts is undone with it.
+            let counts = shared.list_counts.clone();
+            let result = in_savepoint(conn, |conn| f(conn, shared));
+            if result.is_err() {
+                shared.list_counts = counts;
+            }
+            result
         } else {
             catch_unwind(AssertUnwindSafe(|| f(conn, shared)))
                 .unwrap_or_else(|_| Err(Error::Internal("a grouped write panicked".into())))
@@ -85,22 +92,64 @@ where
 /// after it. Nothing else writes while the transaction is open, so such a
 /// memo stays true until the group ends, when it is dropped. Values are kept
 /// by type, each created empty by the first request that asks for it.
+///
+/// In a group it also gathers the changes the requests make to lists'
+/// member counts, written once per list just before the group commits: one
+/// update per list and group instead of one per subscribe. Outside a group
+/// (`Default`: PostgreSQL's transaction per request) they are written at
+/// once: there the list row's lock, taken where the subscribe counts, orders
+/// concurrent subscribes to a list before they lock anything else (the
+/// account, for a confirmation mail); moved to the end, they deadlocked.
 #[derive(Default)]
-pub struct Shared(Vec<Box<dyn Any + Send>>);
+pub struct Shared {
+    values: Vec<Box<dyn Any + Send>>,
+    in_group: bool,
+    /// (subscribed, pending, unsubscribed) to add, by list row id.
+    list_counts: BTreeMap<i64, (i64, i64, i64)>,
+}
 
 impl Shared {
     /// The group's value of type `T`.
     pub fn get<T: Any + Send + Default>(&mut self) -> &mut T {
-        let at = match self.0.iter().position(|value| value.is::<T>()) {
+        let at = match self.values.iter().position(|value| value.is::<T>()) {
             Some(at) => at,
             None => {
-                self.0.push(Box::new(T::default()));
-                self.0.len() - 1
+                self.values.push(Box::new(T::default()));
+                self.values.len() - 1
             }
         };
-        self.0[at]
+        self.values[at]
             .downcast_mut()
             .expect("the value was found or made as a T")
+    }
+
+    /// Adds to a list's member counts: when the group commits, or at once
+    /// outside a group.
+    pub fn add_list_counts(
+        &mut self,
+        conn: &mut DbConnection,
+        list_id: i64,
+        changes: (i64, i64, i64),
+    ) -> Result<()> {
+        if !self.in_group {
+            return backend::adjust_list_counts(conn, list_id, changes);
+        }
+        let counts = self.list_counts.entry(list_id).or_default();
+        counts.0 += changes.0;
+        counts.1 += changes.1;
+        counts.2 += changes.2;
+        Ok(())
+    }
+
+    /// Writes the gathered count changes (in the transaction, before its
+    /// commit).
+    fn write_list_counts(&mut self, conn: &mut DbConnection) -> Result<()> {
+        for (list_id, counts) in std::mem::take(&mut self.list_counts) {
+            if counts != (0, 0, 0) {
+                backend::adjust_list_counts(conn, list_id, counts)?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -282,7 +331,10 @@ fn attempt(conn: &mut DbConnection, group: &mut [Box<dyn Job>], isolated: bool) 
         }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    let mut shared = Shared::default();
+    let mut shared = Shared {
+        in_group: true,
+        ..Shared::default()
+    };
     for job in group.iter_mut() {
         if !job.run(conn, &mut shared, isolated) && !isolated {
             roll_back_all(conn);
@@ -292,7 +344,9 @@ fn attempt(conn: &mut DbConnection, group: &mut [Box<dyn Job>], isolated: bool) 
     // Only the group's own transaction may be open now; anything else (a
     // savepoint a request left behind) would make the commit a mere release.
     let committed = match depth(conn) {
-        Ok(1) => Tm::commit_transaction(conn).map_err(Error::from),
+        Ok(1) => shared
+            .write_list_counts(conn)
+            .and_then(|()| Tm::commit_transaction(conn).map_err(Error::from)),
         Ok(depth) => Err(Error::Internal(format!(
             "group transaction at depth {depth} before commit"
         ))),
