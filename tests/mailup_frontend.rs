@@ -202,6 +202,53 @@ backend_tests! {
         assert_eq!(news.subscribed_count, 0);
     }
 
+    fn concurrent_subscribes_keep_the_list_counts(t) {
+        // Subscribes that arrive together share a write group (SQLite), which
+        // adds their list counts once before it commits; what a refused
+        // request added must not count, even when it had subscribed to list 1
+        // before list 2 refused it.
+        let seeded = seed(t);
+        let id = seeded.account_id;
+        let mut conn = t.db.conn().unwrap();
+        let origin = Origin::new(Channel::MailupFrontend, "127.0.0.1");
+        list_blocklist::add(&mut conn, id, 2, "barred@example.com", &origin).unwrap();
+        let answers = actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(state(t)))).await;
+            let calls = (0..80).map(|i| {
+                let query = match i % 4 {
+                    0 => format!("Email=new{i}%40example.com&List=1&Confirm=0"),
+                    1 => format!("Email=pending{i}%40example.com&List=1&Confirm=1"),
+                    2 => "Email=barred%40example.com&List=1,2&Confirm=0".to_string(),
+                    _ => format!("Email=not-an-address-{i}&List=1&Confirm=0"),
+                };
+                let request = test::TestRequest::get()
+                    .uri(&format!("/frontend/xmlSubscribe.aspx?{query}"))
+                    .insert_header(("Host", "news.example.com"))
+                    .peer_addr("127.0.0.1:50000".parse().unwrap())
+                    .to_request();
+                test::call_and_read_body(&app, request)
+            });
+            futures_util::future::join_all(calls).await
+        });
+        for (i, answer) in answers.iter().enumerate() {
+            let expected = ["0", "0", "1", "2"][i % 4];
+            assert_eq!(answer, expected, "request {i}");
+        }
+        assert!(recipients::find(&mut conn, id, &key("barred@example.com")).unwrap().is_none());
+        let news = lists::get(&mut conn, id, 1).unwrap();
+        let mut stored = |status: Status| -> i64 {
+            espbridge::db::schema::subscriptions::table
+                .filter(espbridge::db::schema::subscriptions::list_id.eq(news.id))
+                .filter(espbridge::db::schema::subscriptions::status.eq(status.as_str()))
+                .count()
+                .get_result(&mut conn)
+                .unwrap()
+        };
+        assert_eq!((news.subscribed_count, news.pending_count), (20, 20));
+        assert_eq!((stored(Status::Subscribed), stored(Status::Pending)), (20, 20));
+        assert_eq!(lists::get(&mut conn, id, 2).unwrap().subscribed_count, 0);
+    }
+
     fn confirmation_links_confirm_once_and_refuse_forged_or_expired_ones(t) {
         let seeded = seed(t);
         let id = seeded.account_id;

@@ -120,8 +120,8 @@ sqlite_statement! {
         mobile_prefix: Option<String> as Nullable<Text>,
         mobile_number: Option<String> as Nullable<Text>,
         mobile_key: Option<String> as Nullable<Text>,
-        created_at: NaiveDateTime as Timestamp,
-        updated_at: NaiveDateTime as Timestamp,
+        created_at: SqliteStamp as Timestamp,
+        updated_at: SqliteStamp as Timestamp,
     } = "INSERT INTO recipients (account_id, email, email_key, mobile_prefix, \
          mobile_number, mobile_key, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) \
          ON CONFLICT DO NOTHING"
@@ -182,8 +182,8 @@ pub fn insert_recipient_if_absent(
                 mobile_prefix: &row.mobile_prefix,
                 mobile_number: &row.mobile_number,
                 mobile_key: &row.mobile_key,
-                created_at: &row.created_at,
-                updated_at: &row.updated_at,
+                created_at: &SqliteStamp::new(row.created_at),
+                updated_at: &SqliteStamp::new(row.updated_at),
             }
             .execute(c)?;
             inserted_id(c, changed)?
@@ -193,7 +193,7 @@ pub fn insert_recipient_if_absent(
 
 sqlite_statement! {
     TouchRecipientSqlite {
-        updated_at: NaiveDateTime as Timestamp,
+        updated_at: SqliteStamp as Timestamp,
         id: i64 as BigInt,
     } = "UPDATE recipients SET updated_at = ? WHERE id = ?"
 }
@@ -208,7 +208,7 @@ pub fn touch_recipient(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> R
         }
         DbConnection::Sqlite(c) => {
             TouchRecipientSqlite {
-                updated_at: &at,
+                updated_at: &SqliteStamp::new(at),
                 id: &id,
             }
             .execute(c)?;
@@ -263,9 +263,9 @@ sqlite_statement! {
         status: str as Text,
         source: String as Text,
         confirmation_token_hash: Option<String> as Nullable<Text>,
-        created_at: NaiveDateTime as Timestamp,
-        status_changed_at: NaiveDateTime as Timestamp,
-        confirmed_at: Option<NaiveDateTime> as Nullable<Timestamp>,
+        created_at: SqliteStamp as Timestamp,
+        status_changed_at: SqliteStamp as Timestamp,
+        confirmed_at: Option<SqliteStamp> as Nullable<Timestamp>,
     } = "INSERT INTO subscriptions (account_id, list_id, recipient_id, status, source, \
          confirmation_token_hash, created_at, status_changed_at, confirmed_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (list_id, recipient_id) DO NOTHING"
@@ -293,9 +293,9 @@ pub fn insert_subscription_if_absent(
                 status: row.status,
                 source: &row.source,
                 confirmation_token_hash: &row.confirmation_token_hash,
-                created_at: &row.created_at,
-                status_changed_at: &row.status_changed_at,
-                confirmed_at: &row.confirmed_at,
+                created_at: &SqliteStamp::new(row.created_at),
+                status_changed_at: &SqliteStamp::new(row.status_changed_at),
+                confirmed_at: &row.confirmed_at.map(SqliteStamp::new),
             }
             .execute(c)?;
             inserted_id(c, changed)?
@@ -356,7 +356,7 @@ sqlite_statement! {
         actor: str as Text,
         channel: str as Text,
         note: str as Text,
-        created_at: NaiveDateTime as Timestamp,
+        created_at: SqliteStamp as Timestamp,
     } = "INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
          from_status, to_status, reason, actor, channel, note, created_at) \
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -394,7 +394,7 @@ pub fn insert_history(conn: &mut DbConnection, row: &NewEntry) -> Result<()> {
                 actor: row.actor,
                 channel: row.channel,
                 note: row.note,
-                created_at: &row.created_at,
+                created_at: &SqliteStamp::new(row.created_at),
             }
             .execute(c)?;
         }

@@ -331,16 +331,17 @@ impl Db {
     }
 
     /// [`Db::write`] for short requests that many clients make at once. On
-    /// SQLite, `f` runs in a savepoint of a transaction shared with the other
-    /// requests queued at the same moment (group commit, see `group.rs`), and
-    /// the result is returned once that transaction has committed: an `Ok` is
+    /// SQLite, `f` runs in a transaction shared with the other requests
+    /// queued at the same moment (group commit, see `group.rs`), and the
+    /// result is returned once that transaction has committed: an `Ok` is
     /// durable as with [`Db::write`], and an `Err` (or a panic) in `f` undoes
-    /// `f`'s writes only. `f` also gets the group's [`Shared`] values. On
-    /// PostgreSQL, whose writers run in parallel, this is [`Db::write`] (with
-    /// a `Shared` of its own).
-    pub async fn write_grouped<T, F>(&self, f: F) -> Result<T>
+    /// `f`'s writes only. To undo them `f` may be run a second time, so it
+    /// must act only through the connection. `f` also gets the group's
+    /// [`Shared`] values. On PostgreSQL, whose writers run in parallel, this
+    /// is [`Db::write`] (with a `Shared` of its own).
+    pub async fn write_grouped<T, F>(&self, mut f: F) -> Result<T>
     where
-        F: FnOnce(&mut DbConnection, &mut Shared) -> Result<T> + Send + 'static,
+        F: FnMut(&mut DbConnection, &mut Shared) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let Some(writer) = &self.writer else {

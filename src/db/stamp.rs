@@ -1,8 +1,9 @@
 //! Timestamps as SQLite stores them: the text diesel binds for a
 //! `NaiveDateTime` (chrono's `%F %T%.f`), written by hand. chrono's formatter
-//! interprets its format string on every call, which showed in the tracking
-//! recorder's profile (a timestamp or two per hit); the tracking statements
-//! bind these instead, and pass them inside JSON documents. The text must stay
+//! interprets its format string on every call, which showed in the profiles
+//! of the tracking recorder (a timestamp or two per hit) and of xmlSubscribe
+//! (six per subscribe); their SQLite statements bind these instead (the
+//! tracking ones inside JSON documents). The text must stay
 //! byte for byte what diesel writes, or ordering and equality on the column
 //! would break between rows written one way and the other (see the test).
 

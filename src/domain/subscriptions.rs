@@ -11,7 +11,7 @@ use super::lists::{self, List};
 use super::recipients::{self, Contact, MessageChannel, Recipient, RecipientKey};
 use super::{Origin, groups, list_blocklist, now, secrets};
 use crate::db::schema::{lists as lists_table, recipients as recipients_table, subscriptions};
-use crate::db::{DbConnection, backend, on_backend, write_transaction};
+use crate::db::{DbConnection, Shared, backend, on_backend, write_transaction};
 use crate::{Error, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -220,18 +220,21 @@ pub fn subscribe(
     write_transaction(conn, |conn| {
         let list = lists::get(conn, account_id, request.list)?;
         let groups = groups::resolve_in_list(conn, account_id, list.id, &request.groups)?;
-        subscribe_in(conn, &list, &groups, request)
+        subscribe_in(conn, &list, &groups, request, None)
     })
 }
 
 /// [`subscribe`] to a list and groups of it that the caller has looked up
 /// (`request.list` and `request.groups` are not read again), within the
-/// caller's writing transaction: the one savepoint is the caller's.
+/// caller's writing transaction: the one savepoint is the caller's. Given a
+/// write group's shared values, a new subscription's list counts are left to
+/// them (written when the group commits, see [`Shared::add_list_counts`]).
 pub(crate) fn subscribe_in(
     conn: &mut DbConnection,
     list: &List,
     groups: &[groups::Group],
     request: &Subscribe,
+    group: Option<&mut Shared>,
 ) -> Result<Subscribed> {
     let account_id = list.account_id;
     let (recipient, recipient_created) =
@@ -280,7 +283,12 @@ pub(crate) fn subscribe_in(
     )?;
     let (subscription_id, previous) = match inserted {
         Some(id) => {
-            adjust_counts(conn, list.id, None, target)?;
+            match group {
+                Some(shared) => {
+                    shared.add_list_counts(conn, list.id, count_changes(None, target))?
+                }
+                None => adjust_counts(conn, list.id, None, target)?,
+            }
             history::record(
                 conn,
                 &Change {
@@ -829,16 +837,18 @@ fn adjust_counts(
     from: Option<Status>,
     to: Status,
 ) -> Result<()> {
+    backend::adjust_list_counts(conn, list_id, count_changes(from, to))
+}
+
+/// What a status change adds to a list's (subscribed, pending, unsubscribed)
+/// counts.
+fn count_changes(from: Option<Status>, to: Status) -> (i64, i64, i64) {
     let delta =
         |status: Status| -> i64 { i64::from(to == status) - i64::from(from == Some(status)) };
-    backend::adjust_list_counts(
-        conn,
-        list_id,
-        (
-            delta(Status::Subscribed),
-            delta(Status::Pending),
-            delta(Status::Unsubscribed),
-        ),
+    (
+        delta(Status::Subscribed),
+        delta(Status::Pending),
+        delta(Status::Unsubscribed),
     )
 }
 

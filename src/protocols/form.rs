@@ -69,10 +69,14 @@ fn read_pairs(input: &[u8], pairs: &mut Vec<(String, String)>) {
 }
 
 fn decode(raw: &[u8]) -> String {
-    let spaced: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
+    // Most names and values have no `+` (nor `%`): decoded without copies.
+    let spaced: Cow<'_, [u8]> = if raw.contains(&b'+') {
+        raw.iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect()
+    } else {
+        Cow::Borrowed(raw)
+    };
     let bytes: Cow<'_, [u8]> = percent_encoding::percent_decode(&spaced).into();
     match std::str::from_utf8(&bytes) {
         Ok(text) => text.to_string(),

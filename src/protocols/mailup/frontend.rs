@@ -379,7 +379,7 @@ fn subscribe(
             origin: origin.clone(),
         };
         // The lists and groups were looked up above: not again.
-        let done = subscriptions::subscribe_in(conn, list, &groups, &request)?;
+        let done = subscriptions::subscribe_in(conn, list, &groups, &request, Some(&mut *shared))?;
         all_already &= done.was_already_subscribed();
         if let Some(token) = done.confirmation_token {
             pending.push((list, token));
