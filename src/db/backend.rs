@@ -728,13 +728,17 @@ pub fn insert_deliveries(conn: &mut DbConnection, rows: &[NewDelivery]) -> Resul
 }
 
 /// Locks the account row until the transaction ends (PostgreSQL), serialising
-/// the allocation of per-account numbers.
+/// the allocation of per-account numbers. `FOR NO KEY UPDATE`, not `FOR
+/// UPDATE`: the latter also waits for every transaction that has inserted a
+/// row referring to the account (its foreign-key check holds a key-share lock
+/// on the account), and a subscribe that held a list's row while waiting here
+/// deadlocked with one that had inserted a recipient and waited for that list.
 pub fn lock_account(conn: &mut DbConnection, account_id: i64) -> Result<()> {
     if let DbConnection::Postgresql(c) = conn {
         accounts::table
             .find(account_id)
             .select(accounts::id)
-            .for_update()
+            .for_no_key_update()
             .first::<i64>(c)?;
     }
     Ok(())

@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::{now, secrets};
 use crate::db::schema::server_secrets;
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, on_backend, write_transaction};
 use crate::{Error, Result};
 
 const KEY_NAME: &str = "link_signing_key";
@@ -71,15 +71,21 @@ impl LinkSigner {
             let key = match existing {
                 Some(key) => key,
                 None => {
-                    let key = secrets::random_token(64);
-                    diesel::insert_into(server_secrets::table)
+                    // Requests that meet a new installation together each
+                    // draw a key: the first stored is everyone's.
+                    let drawn = secrets::random_token(64);
+                    on_backend!(conn, |c| diesel::insert_into(server_secrets::table)
                         .values((
                             server_secrets::name.eq(KEY_NAME),
-                            server_secrets::value.eq(&key),
+                            server_secrets::value.eq(&drawn),
                             server_secrets::created_at.eq(now()),
                         ))
-                        .execute(conn)?;
-                    key
+                        .on_conflict_do_nothing()
+                        .execute(c))?;
+                    server_secrets::table
+                        .find(KEY_NAME)
+                        .select(server_secrets::value)
+                        .first(conn)?
                 }
             };
             let previous: Option<String> = server_secrets::table
