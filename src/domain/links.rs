@@ -12,7 +12,7 @@ use sha2::Sha256;
 
 use super::{now, secrets};
 use crate::db::schema::server_secrets;
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, on_backend, write_transaction};
 use crate::{Error, Result};
 
 const KEY_NAME: &str = "link_signing_key";
@@ -63,25 +63,22 @@ impl LinkSigner {
     /// The installation's signer, creating its key on first use.
     pub fn load(conn: &mut DbConnection) -> Result<LinkSigner> {
         write_transaction(conn, |conn| {
-            let existing: Option<String> = server_secrets::table
+            // Processes starting at once on a new database (a server and its
+            // workers) may each create the key: the first one written is kept
+            // and the others read it.
+            let candidate = secrets::random_token(64);
+            on_backend!(conn, |c| diesel::insert_into(server_secrets::table)
+                .values((
+                    server_secrets::name.eq(KEY_NAME),
+                    server_secrets::value.eq(&candidate),
+                    server_secrets::created_at.eq(now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            let key: String = server_secrets::table
                 .find(KEY_NAME)
                 .select(server_secrets::value)
-                .first(conn)
-                .optional()?;
-            let key = match existing {
-                Some(key) => key,
-                None => {
-                    let key = secrets::random_token(64);
-                    diesel::insert_into(server_secrets::table)
-                        .values((
-                            server_secrets::name.eq(KEY_NAME),
-                            server_secrets::value.eq(&key),
-                            server_secrets::created_at.eq(now()),
-                        ))
-                        .execute(conn)?;
-                    key
-                }
-            };
+                .first(conn)?;
             let previous: Option<String> = server_secrets::table
                 .find(PREVIOUS_KEY_NAME)
                 .select(server_secrets::value)
