@@ -28,9 +28,10 @@ impl Leases {
         }
     }
 
-    /// How often the held leases are renewed.
+    /// How often the held leases are renewed (a configured lease of zero
+    /// must not make the renewal spin).
     pub fn renewal_interval(&self) -> Duration {
-        self.lease / 4
+        (self.lease / 4).max(Duration::from_millis(100))
     }
 
     /// Deliveries claimed by a transaction that started at `asked`.
