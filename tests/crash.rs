@@ -132,6 +132,10 @@ backend_tests! {
     }
 }
 
+/// Two live workers never send a delivery twice. The 2 s lease is renewed every
+/// half second and a worker that works through its claimed batches for far
+/// longer than that keeps them; what this does not cover is a worker frozen for
+/// more than half a lease mid-send (decision 56).
 #[test]
 fn two_workers_on_postgres_never_send_twice() {
     let Some(t) = TestDb::postgres() else { return };

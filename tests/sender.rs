@@ -327,12 +327,24 @@ backend_tests! {
         assert_eq!((retry.len(), retry[0].previous_state.as_str(), retry[0].attempts), (1, "deferred", 2));
         assert_eq!(sends::get(&mut conn, a, draft.id).unwrap().deferred, 0);
 
-        // The worker dies: after the lease runs out the reaper makes it `unknown`,
-        // and it is claimed again (re-sent).
+        // A live worker renews its lease before it runs out: the reaper leaves
+        // the delivery alone. Only its holder renews it.
+        let ran_out = || Some(chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1));
         diesel::update(deliveries::table.find(retry[0].id))
-            .set(deliveries::lease_until.eq(Some(chrono::Utc::now().naive_utc() - chrono::Duration::seconds(1))))
+            .set(deliveries::lease_until.eq(ran_out()))
+            .execute(&mut *conn).unwrap();
+        assert!(queue::renew(&mut conn, "w2", &[retry[0].id], lease).unwrap().is_empty(), "not w2's lease");
+        assert_eq!(queue::renew(&mut conn, "w1", &[retry[0].id, first[0].id], lease).unwrap(), vec![retry[0].id], "a sent delivery holds no lease");
+        assert_eq!(queue::reap(&mut conn).unwrap(), 0);
+        assert!(queue::claim(&mut conn, Lane::Bulk, "w3", 10, lease).unwrap().is_empty());
+
+        // The worker dies: after the lease runs out the reaper makes it `unknown`,
+        // and it is claimed again (re-sent); its old holder can renew it no more.
+        diesel::update(deliveries::table.find(retry[0].id))
+            .set(deliveries::lease_until.eq(ran_out()))
             .execute(&mut *conn).unwrap();
         assert_eq!(queue::reap(&mut conn).unwrap(), 1);
+        assert!(queue::renew(&mut conn, "w1", &[retry[0].id], lease).unwrap().is_empty(), "the lease is lost");
         let resent = queue::claim(&mut conn, Lane::Bulk, "w3", 10, lease).unwrap();
         assert_eq!((resent.len(), resent[0].previous_state.as_str(), resent[0].attempts), (1, "unknown", 3));
         // Last attempt: a temporary failure becomes final.

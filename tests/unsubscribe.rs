@@ -123,6 +123,23 @@ backend_tests! {
 }
 
 backend_tests! {
+    fn processes_starting_together_share_one_key(t) {
+        // A server and its workers starting at once on a new database: each
+        // loads the key, which none has created yet.
+        let barrier = std::sync::Barrier::new(4);
+        let signatures: Vec<String> = std::thread::scope(|scope| {
+            let loads: Vec<_> = (0..4)
+                .map(|_| scope.spawn(|| {
+                    let mut conn = t.db.conn().unwrap();
+                    barrier.wait();
+                    LinkSigner::load(&mut conn).unwrap().sign(Purpose::Unsubscribe, "7")
+                }))
+                .collect();
+            loads.into_iter().map(|l| l.join().unwrap()).collect()
+        });
+        assert!(signatures.iter().all(|s| *s == signatures[0]), "one key for all");
+    }
+
     fn links_survive_one_key_rotation(t) {
         let mut conn = t.db.conn().unwrap();
         let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;

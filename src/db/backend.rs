@@ -871,12 +871,17 @@ pub fn recipients_with_fields(
 }
 
 /// Deliveries whose lease ran out become `unknown` and due now. Returns how many.
-/// (A literal state, so the partial index `deliveries_lease` serves it.)
+/// (A literal state, so the partial index `deliveries_lease` serves it.) On
+/// PostgreSQL rows locked by a transaction recording their outcome are skipped
+/// (the next pass sees them if that transaction fails): a reap that waited
+/// for those locks, taken in another order, deadlocked with the recorder.
 pub fn expire_leases(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usize> {
     let sql = match conn {
         DbConnection::Postgresql(_) => {
             "UPDATE deliveries SET state = 'unknown', lease_owner = NULL, lease_until = NULL, \
-             next_attempt_at = $1 WHERE state = 'sending' AND lease_until < $1"
+             next_attempt_at = $1 WHERE id IN ( \
+                 SELECT id FROM deliveries WHERE state = 'sending' AND lease_until < $1 \
+                 FOR UPDATE SKIP LOCKED)"
         }
         DbConnection::Sqlite(_) => {
             "UPDATE deliveries SET state = 'unknown', lease_owner = NULL, lease_until = NULL, \
@@ -886,6 +891,48 @@ pub fn expire_leases(conn: &mut DbConnection, now: NaiveDateTime) -> Result<usiz
     Ok(diesel::sql_query(sql)
         .bind::<Timestamp, _>(now)
         .execute(conn)?)
+}
+
+/// Moves the lease of `owner`'s deliveries among `ids` that it still holds to
+/// `until`; returns the ids renewed. On PostgreSQL rows locked by the outcome
+/// recorder are skipped rather than waited for: they are being settled, and
+/// waiting could deadlock with it.
+pub fn renew_leases(
+    conn: &mut DbConnection,
+    owner: &str,
+    ids: &[i64],
+    until: NaiveDateTime,
+) -> Result<Vec<i64>> {
+    match conn {
+        DbConnection::Postgresql(c) => {
+            #[derive(QueryableByName)]
+            struct Renewed {
+                #[diesel(sql_type = BigInt)]
+                id: i64,
+            }
+            let renewed: Vec<Renewed> = diesel::sql_query(
+                "UPDATE deliveries SET lease_until = $1 WHERE id IN ( \
+                     SELECT id FROM deliveries WHERE id = ANY($2) AND state = 'sending' \
+                         AND lease_owner = $3 \
+                     FOR UPDATE SKIP LOCKED) \
+                 RETURNING id",
+            )
+            .bind::<Timestamp, _>(until)
+            .bind::<Array<BigInt>, _>(ids)
+            .bind::<Text, _>(owner)
+            .load(c)?;
+            Ok(renewed.into_iter().map(|r| r.id).collect())
+        }
+        DbConnection::Sqlite(c) => Ok(diesel::update(
+            deliveries::table
+                .filter(deliveries::id.eq_any(ids))
+                .filter(deliveries::state.eq("sending"))
+                .filter(deliveries::lease_owner.eq(owner)),
+        )
+        .set(deliveries::lease_until.eq(until))
+        .returning(deliveries::id)
+        .get_results(c)?),
+    }
 }
 
 /// Creates a token bucket row (full) unless it exists, then locks it until the

@@ -63,31 +63,22 @@ impl LinkSigner {
     /// The installation's signer, creating its key on first use.
     pub fn load(conn: &mut DbConnection) -> Result<LinkSigner> {
         write_transaction(conn, |conn| {
-            let existing: Option<String> = server_secrets::table
+            // Processes starting at once on a new database (a server and its
+            // workers) may each create the key: the first one written is kept
+            // and the others read it.
+            let candidate = secrets::random_token(64);
+            on_backend!(conn, |c| diesel::insert_into(server_secrets::table)
+                .values((
+                    server_secrets::name.eq(KEY_NAME),
+                    server_secrets::value.eq(&candidate),
+                    server_secrets::created_at.eq(now()),
+                ))
+                .on_conflict_do_nothing()
+                .execute(c))?;
+            let key: String = server_secrets::table
                 .find(KEY_NAME)
                 .select(server_secrets::value)
-                .first(conn)
-                .optional()?;
-            let key = match existing {
-                Some(key) => key,
-                None => {
-                    // Requests that meet a new installation together each
-                    // draw a key: the first stored is everyone's.
-                    let drawn = secrets::random_token(64);
-                    on_backend!(conn, |c| diesel::insert_into(server_secrets::table)
-                        .values((
-                            server_secrets::name.eq(KEY_NAME),
-                            server_secrets::value.eq(&drawn),
-                            server_secrets::created_at.eq(now()),
-                        ))
-                        .on_conflict_do_nothing()
-                        .execute(c))?;
-                    server_secrets::table
-                        .find(KEY_NAME)
-                        .select(server_secrets::value)
-                        .first(conn)?
-                }
-            };
+                .first(conn)?;
             let previous: Option<String> = server_secrets::table
                 .find(PREVIOUS_KEY_NAME)
                 .select(server_secrets::value)

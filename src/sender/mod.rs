@@ -10,6 +10,7 @@
 //! outcomes are written in batches.
 
 pub mod compose;
+pub mod lease;
 pub mod queue;
 pub mod throttle;
 pub mod transport;
@@ -23,6 +24,7 @@ use chrono::Duration;
 use lettre::message::Mailbox;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
+use self::lease::Leases;
 use self::queue::{Claimed, Outcome, RetryPolicy};
 use self::transport::{EmailTransport, Sms, SmsTransport};
 use crate::config::{SenderSettings, Settings};
@@ -150,14 +152,12 @@ pub struct Sender {
     provider_routes: Mutex<HashMap<i64, Route>>,
     prepared: Mutex<HashMap<i64, Arc<Prepared>>>,
     wake_bulk: Notify,
+    /// Claimed deliveries whose outcome is not recorded yet.
+    leases: Leases,
 }
 
-/// A claimed batch: when it was claimed, the deliveries, their recipients.
-type ClaimedBatch = (
-    std::time::Instant,
-    Vec<Claimed>,
-    HashMap<i64, recipients::WithFields>,
-);
+/// A claimed batch: the deliveries, their recipients.
+type ClaimedBatch = (Vec<Claimed>, HashMap<i64, recipients::WithFields>);
 
 /// Prepared sends kept at most; beyond that the cache starts afresh.
 const PREPARED_CACHE: usize = 512;
@@ -197,6 +197,7 @@ impl Sender {
             provider_routes: Mutex::new(HashMap::new()),
             prepared: Mutex::new(HashMap::new()),
             wake_bulk: Notify::new(),
+            leases: Leases::new(StdDuration::from_secs(sender.lease_seconds)),
         }))
     }
 
@@ -216,11 +217,14 @@ impl Sender {
         let housekeeping = tokio::spawn(self.clone().housekeeping(stop.clone()));
         let expansion = tokio::spawn(self.clone().expansion(stop.clone()));
         let imports = tokio::spawn(self.clone().imports(stop));
+        // Renews leases until the lanes have recorded their last outcomes.
+        let renewal = tokio::spawn(self.clone().renew_leases());
         for task in [priority, bulk, housekeeping, expansion, imports] {
             if let Err(e) = task.await {
                 log::error!("sender task failed: {e}");
             }
         }
+        renewal.abort();
         log::info!("sender {} stopped", self.owner);
     }
 
@@ -240,14 +244,13 @@ impl Sender {
         let concurrency = concurrency.max(1);
         let permits = Arc::new(Semaphore::new(concurrency));
         let (results, outcomes) = mpsc::channel(concurrency + self.settings.claim_batch);
-        let recorder = tokio::spawn(self.clone().record(outcomes));
+        let recorder = tokio::spawn(self.clone().record(outcomes, stop.clone()));
         // The next batch is claimed while this one is handed out, so the slots
         // never wait for a claim.
         let (batches, mut claimed_batches) = mpsc::channel(1);
         let claimer = tokio::spawn(self.clone().claim_batches(lane, batches, stop));
-        let lease = Duration::seconds(self.settings.lease_seconds as i64);
         let max_attempts = self.policy().max_attempts;
-        while let Some((claimed_at, claimed, recipients)) = claimed_batches.recv().await {
+        while let Some((claimed, recipients)) = claimed_batches.recv().await {
             for (claimed, job) in self.prepare(claimed, recipients).await {
                 let job = if claimed.attempts > max_attempts {
                     // Its earlier workers died with it leased (see queue::reap).
@@ -263,17 +266,6 @@ impl Sender {
                         let Ok(permit) = permits.clone().acquire_owned().await else {
                             break;
                         };
-                        // A delivery that waited here for half its lease goes back
-                        // to the outbox unsent: past its lease another worker (or
-                        // this one) may claim it again.
-                        let waited = Duration::from_std(claimed_at.elapsed()).unwrap_or(lease);
-                        if waited * 2 > lease {
-                            drop(permit);
-                            let _ = results
-                                .send((claimed, Outcome::Throttled(Duration::zero())))
-                                .await;
-                            continue;
-                        }
                         let sender = self.clone();
                         let results = results.clone();
                         tokio::spawn(async move {
@@ -318,7 +310,12 @@ impl Sender {
                 let recipients = recipient_data(conn, &claimed)?;
                 Ok((claimed, recipients))
             };
-            match self.db.write(claim).await {
+            let asked = std::time::Instant::now();
+            let claimed = self.db.write(claim).await;
+            if let Ok((claimed, _)) = &claimed {
+                self.leases.claimed(claimed.iter().map(|c| c.id), asked);
+            }
+            match claimed {
                 Ok((claimed, _)) if claimed.is_empty() => {
                     tokio::select! {
                         _ = tokio::time::sleep(self.poll()) => {}
@@ -327,8 +324,7 @@ impl Sender {
                     }
                 }
                 Ok((claimed, recipients)) => {
-                    let batch = (std::time::Instant::now(), claimed, recipients);
-                    if batches.send(batch).await.is_err() {
+                    if batches.send((claimed, recipients)).await.is_err() {
                         return;
                     }
                 }
@@ -341,7 +337,11 @@ impl Sender {
     }
 
     /// Writes outcomes in batches (up to 256, or what arrives within 20 ms).
-    async fn record(self: Arc<Self>, mut outcomes: mpsc::Receiver<(Claimed, Outcome)>) {
+    async fn record(
+        self: Arc<Self>,
+        mut outcomes: mpsc::Receiver<(Claimed, Outcome)>,
+        stop: watch::Receiver<bool>,
+    ) {
         let mut batch = Vec::new();
         while let Some(first) = outcomes.recv().await {
             batch.push(first);
@@ -352,13 +352,18 @@ impl Sender {
                     _ => break,
                 }
             }
-            self.write_outcomes(std::mem::take(&mut batch)).await;
+            self.write_outcomes(std::mem::take(&mut batch), &stop).await;
         }
     }
 
-    async fn write_outcomes(&self, batch: Vec<(Claimed, Outcome)>) {
+    /// Writes a batch of outcomes, retrying until it is written: meanwhile the
+    /// deliveries' leases are renewed, so none is sent again. Only a stopping
+    /// worker gives up (after five attempts), leaving the leases to run out:
+    /// its deliveries then become `unknown` and are re-sent.
+    async fn write_outcomes(&self, batch: Vec<(Claimed, Outcome)>, stop: &watch::Receiver<bool>) {
         let batch = Arc::new(batch);
-        for attempt in 1..=5u32 {
+        let mut attempt = 1u32;
+        loop {
             let owner = self.owner.clone();
             let policy = self.policy();
             let rows = batch.clone();
@@ -367,21 +372,52 @@ impl Sender {
                 .write(move |conn| queue::finish(conn, &owner, &rows, policy))
                 .await
             {
-                Ok(()) => return,
+                Ok(()) => break,
                 Err(e) => {
                     log::error!(
                         "recording {} outcomes failed (attempt {attempt}): {e}",
                         batch.len()
                     );
-                    tokio::time::sleep(StdDuration::from_millis(200 * u64::from(attempt))).await;
+                    if attempt >= 5 && *stop.borrow() {
+                        log::error!(
+                            "stopping: gave up recording {} outcomes; they will be re-sent \
+                             when their lease runs out",
+                            batch.len()
+                        );
+                        break;
+                    }
+                    let pause = 200 * u64::from(attempt.min(25));
+                    tokio::time::sleep(StdDuration::from_millis(pause)).await;
+                    attempt += 1;
                 }
             }
         }
-        // The deliveries stay leased; when the lease runs out they are re-sent.
-        log::error!(
-            "gave up recording {} outcomes; they will be retried after their lease",
-            batch.len()
-        );
+        self.leases.release(batch.iter().map(|(c, _)| c.id));
+    }
+
+    /// Every quarter of a lease, extends the leases of the deliveries claimed
+    /// and not yet recorded, so that none runs out while this worker is alive:
+    /// a batch waiting its turn, a slow hand-off or a slow outcome write would
+    /// otherwise let another worker claim and send the delivery again.
+    async fn renew_leases(self: Arc<Self>) {
+        let lease = Duration::seconds(self.settings.lease_seconds as i64);
+        loop {
+            tokio::time::sleep(self.leases.renewal_interval()).await;
+            let ids = self.leases.held();
+            if ids.is_empty() {
+                continue;
+            }
+            let owner = self.owner.clone();
+            let asked = std::time::Instant::now();
+            match self
+                .db
+                .write(move |conn| queue::renew(conn, &owner, &ids, lease))
+                .await
+            {
+                Ok(renewed) => self.leases.renewed(&renewed, asked),
+                Err(e) => log::error!("renewing delivery leases failed: {e}"),
+            }
+        }
     }
 
     /// Loads what the claimed deliveries need, applies rate limits, and pairs each
@@ -728,6 +764,7 @@ impl Sender {
                     return_path: return_path.as_deref(),
                 };
                 match compose::email(&work.prepared.letterhead, &envelope, rendered) {
+                    Ok(_) if !self.leases.may_send(claimed.id) => back_unsent(claimed),
                     Ok(email) => transport.send(&email).await,
                     Err(reason) => Outcome::Failed(reason),
                 }
@@ -739,6 +776,9 @@ impl Sender {
                     text: rendered.text.unwrap_or_default(),
                     message_id: claimed.message_id.clone(),
                 };
+                if !self.leases.may_send(claimed.id) {
+                    return back_unsent(claimed);
+                }
                 transport.send(&sms).await
             }
             _ => Outcome::Failed("the provider does not carry this channel".into()),
@@ -929,6 +969,17 @@ impl Sender {
             }
         }
     }
+}
+
+/// A delivery whose lease has too little left to be sent and recorded in (its
+/// worker was held up, or the lease was lost) goes back to the outbox unsent,
+/// not counted as an attempt: past its lease another worker may claim it.
+fn back_unsent(claimed: &Claimed) -> Outcome {
+    log::warn!(
+        "delivery {}: lease too short to send it; handed back",
+        claimed.id
+    );
+    Outcome::Throttled(Duration::zero())
 }
 
 /// The claimed deliveries' recipients with their field values.

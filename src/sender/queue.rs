@@ -347,6 +347,17 @@ fn truncate(text: &str) -> String {
     }
 }
 
+/// Extends the leases of the deliveries among `ids` that `owner` still holds to
+/// `lease` from now; returns those renewed.
+pub fn renew(
+    conn: &mut DbConnection,
+    owner: &str,
+    ids: &[i64],
+    lease: Duration,
+) -> Result<Vec<i64>> {
+    backend::renew_leases(conn, owner, ids, now() + lease)
+}
+
 /// Deliveries whose lease ran out (their worker died or stalled) become `unknown`
 /// and due now, so they are re-sent. Returns how many.
 pub fn reap(conn: &mut DbConnection) -> Result<usize> {
