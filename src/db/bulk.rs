@@ -383,23 +383,16 @@ pub fn apply_subscriptions(
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_work_rows SET subscription_id = ( \
-             SELECT s.id FROM subscriptions s \
-             WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
-               AND s.account_id = $1) \
-         WHERE subscription_id IS NULL AND target_status IS NOT NULL",
-    )
-    .bind::<BigInt, _>(chunk.list_id)
-    .execute(conn)?;
-    chunk_query(
-        conn,
-        chunk,
         "INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
              from_status, to_status, reason, actor, channel, note, created_at) \
-         SELECT $1, subscription_id, $2, recipient_id, previous_status, target_status, \
+         SELECT $1, COALESCE(subscription_id, ( \
+                 SELECT s.id FROM subscriptions s \
+                 WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
+                   AND s.account_id = $1)), \
+             $2, recipient_id, previous_status, target_status, \
              CASE WHEN target_status = 'unsubscribed' THEN $4 END, $5, $6, $7, $3 \
          FROM import_work_rows \
-         WHERE subscription_id IS NOT NULL AND target_status IS NOT NULL \
+         WHERE target_status IS NOT NULL \
            AND (previous_status IS NULL OR previous_status <> target_status)",
     )
     .bind::<BigInt, _>(chunk.list_id)
