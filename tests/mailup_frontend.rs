@@ -202,6 +202,32 @@ backend_tests! {
         assert_eq!(news.subscribed_count, 0);
     }
 
+    fn lists_named_in_either_order_at_once_are_all_subscribed(t) {
+        // Each list's counts row is locked in turn: requests naming the same
+        // lists in opposite orders must not deadlock (PostgreSQL).
+        let seeded = seed(t);
+        let id = seeded.account_id;
+        let answers = actix_web::rt::System::new().block_on(async {
+            let app = test::init_service(App::new().configure(configure(state(t)))).await;
+            let calls = (0..40).map(|i| {
+                let lists = if i % 2 == 0 { "1,2" } else { "2,1" };
+                let request = test::TestRequest::get()
+                    .uri(&format!("/frontend/xmlSubscribe.aspx?Email=both{i}%40example.com&List={lists}&Confirm=0"))
+                    .insert_header(("Host", "news.example.com"))
+                    .peer_addr("127.0.0.1:50000".parse().unwrap())
+                    .to_request();
+                test::call_and_read_body(&app, request)
+            });
+            futures_util::future::join_all(calls).await
+        });
+        for (i, answer) in answers.iter().enumerate() {
+            assert_eq!(answer, "0", "request {i}");
+        }
+        let mut conn = t.db.conn().unwrap();
+        assert_eq!(lists::get(&mut conn, id, 1).unwrap().subscribed_count, 40);
+        assert_eq!(lists::get(&mut conn, id, 2).unwrap().subscribed_count, 40);
+    }
+
     fn concurrent_subscribes_keep_the_list_counts(t) {
         // Subscribes that arrive together share a write group (SQLite), which
         // adds their list counts once before it commits; what a refused

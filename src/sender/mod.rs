@@ -16,11 +16,13 @@ pub mod throttle;
 pub mod transport;
 
 use std::collections::{BTreeMap, HashMap};
+use std::panic::AssertUnwindSafe;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
+use futures_util::FutureExt;
 use lettre::message::Mailbox;
 use tokio::sync::{Notify, Semaphore, mpsc, watch};
 
@@ -269,7 +271,15 @@ impl Sender {
                         let sender = self.clone();
                         let results = results.clone();
                         tokio::spawn(async move {
-                            let outcome = sender.deliver(&claimed, work).await;
+                            // A panic must still end in an outcome: without
+                            // one the delivery's lease would be renewed for as
+                            // long as this worker lives.
+                            let outcome = AssertUnwindSafe(sender.deliver(&claimed, work))
+                                .catch_unwind()
+                                .await
+                                .unwrap_or_else(|_| {
+                                    Outcome::Unknown("the sending task panicked".into())
+                                });
                             let _ = results.send((claimed, outcome)).await;
                             drop(permit);
                         });

@@ -340,11 +340,15 @@ fn give_up_if_exhausted(claimed: &Claimed, outcome: &Outcome, policy: RetryPolic
     }
 }
 
+/// A server's or provider's reply as stored: at most 1,000 characters, and
+/// without NUL characters, which PostgreSQL refuses in text (a reply carrying
+/// one would fail its batch's outcome write on every retry).
 fn truncate(text: &str) -> String {
-    match text.char_indices().nth(1000) {
-        Some((end, _)) => text[..end].to_string(),
-        None => text.to_string(),
-    }
+    let text = match text.char_indices().nth(1000) {
+        Some((end, _)) => &text[..end],
+        None => text,
+    };
+    text.replace('\0', "")
 }
 
 /// Extends the leases of the deliveries among `ids` that `owner` still holds to
@@ -377,5 +381,12 @@ mod tests {
         assert_eq!(policy.delay(1), Duration::seconds(60));
         assert_eq!(policy.delay(3), Duration::seconds(240));
         assert_eq!(policy.delay(30), Duration::hours(6));
+    }
+
+    #[test]
+    fn stored_replies_are_capped_and_lose_nul_characters() {
+        assert_eq!(truncate("550 user\0unknown"), "550 userunknown");
+        let long = "é".repeat(1500);
+        assert_eq!(truncate(&long).chars().count(), 1000);
     }
 }

@@ -362,13 +362,18 @@ fn subscribe(
             None => return Ok(code::GENERIC_ERROR),
         }
     }
+    // Each list's row is locked for its counts: taking them in one order keeps
+    // `List=1,2` and `List=2,1` arriving together from deadlocking (PostgreSQL).
+    let mut targets: Vec<(lists::List, Vec<groups::Group>)> =
+        lists.into_iter().zip(groups_of).collect();
+    targets.sort_by_key(|(list, _)| list.id);
     // An SMS-only subscriber has no mailbox to confirm from: subscribed directly.
     let double_opt_in = double_opt_in && contact.email.is_some();
     let origin = origin(call);
     let source = form.non_empty("source").unwrap_or("frontend").to_string();
     let mut pending = Vec::new();
     let mut all_already = true;
-    for (list, groups) in lists.iter().zip(groups_of) {
+    for (list, groups) in &targets {
         let request = Subscribe {
             list: list.number,
             contact: contact.clone(),
@@ -379,7 +384,7 @@ fn subscribe(
             origin: origin.clone(),
         };
         // The lists and groups were looked up above: not again.
-        let done = subscriptions::subscribe_in(conn, list, &groups, &request, Some(&mut *shared))?;
+        let done = subscriptions::subscribe_in(conn, list, groups, &request, Some(&mut *shared))?;
         all_already &= done.was_already_subscribed();
         if let Some(token) = done.confirmation_token {
             pending.push((list, token));
