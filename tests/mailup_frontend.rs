@@ -35,6 +35,26 @@ struct Seeded {
 
 /// An account reached at `news.example.com` with list 1 "News" (group 20) and
 /// list 2 "Offers" (groups 10, 11) of a known GUID.
+/// xmlSubscribe with each of `queries`, all in flight together; the answers
+/// in the same order.
+fn subscribes_at_once(
+    t: &common::TestDb,
+    queries: impl Iterator<Item = String>,
+) -> Vec<actix_web::web::Bytes> {
+    actix_web::rt::System::new().block_on(async {
+        let app = test::init_service(App::new().configure(configure(state(t)))).await;
+        let calls = queries.map(|query| {
+            let request = test::TestRequest::get()
+                .uri(&format!("/frontend/xmlSubscribe.aspx?{query}"))
+                .insert_header(("Host", "news.example.com"))
+                .peer_addr("127.0.0.1:50000".parse().unwrap())
+                .to_request();
+            test::call_and_read_body(&app, request)
+        });
+        futures_util::future::join_all(calls).await
+    })
+}
+
 fn seed(t: &common::TestDb) -> Seeded {
     let mut conn = t.db.conn().unwrap();
     let created = accounts::create(
@@ -207,19 +227,10 @@ backend_tests! {
         // lists in opposite orders must not deadlock (PostgreSQL).
         let seeded = seed(t);
         let id = seeded.account_id;
-        let answers = actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(state(t)))).await;
-            let calls = (0..40).map(|i| {
-                let lists = if i % 2 == 0 { "1,2" } else { "2,1" };
-                let request = test::TestRequest::get()
-                    .uri(&format!("/frontend/xmlSubscribe.aspx?Email=both{i}%40example.com&List={lists}&Confirm=0"))
-                    .insert_header(("Host", "news.example.com"))
-                    .peer_addr("127.0.0.1:50000".parse().unwrap())
-                    .to_request();
-                test::call_and_read_body(&app, request)
-            });
-            futures_util::future::join_all(calls).await
-        });
+        let answers = subscribes_at_once(t, (0..40).map(|i| {
+            let lists = if i % 2 == 0 { "1,2" } else { "2,1" };
+            format!("Email=both{i}%40example.com&List={lists}&Confirm=0")
+        }));
         for (i, answer) in answers.iter().enumerate() {
             assert_eq!(answer, "0", "request {i}");
         }
@@ -238,24 +249,12 @@ backend_tests! {
         let mut conn = t.db.conn().unwrap();
         let origin = Origin::new(Channel::MailupFrontend, "127.0.0.1");
         list_blocklist::add(&mut conn, id, 2, "barred@example.com", &origin).unwrap();
-        let answers = actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(state(t)))).await;
-            let calls = (0..80).map(|i| {
-                let query = match i % 4 {
-                    0 => format!("Email=new{i}%40example.com&List=1&Confirm=0"),
-                    1 => format!("Email=pending{i}%40example.com&List=1&Confirm=1"),
-                    2 => "Email=barred%40example.com&List=1,2&Confirm=0".to_string(),
-                    _ => format!("Email=not-an-address-{i}&List=1&Confirm=0"),
-                };
-                let request = test::TestRequest::get()
-                    .uri(&format!("/frontend/xmlSubscribe.aspx?{query}"))
-                    .insert_header(("Host", "news.example.com"))
-                    .peer_addr("127.0.0.1:50000".parse().unwrap())
-                    .to_request();
-                test::call_and_read_body(&app, request)
-            });
-            futures_util::future::join_all(calls).await
-        });
+        let answers = subscribes_at_once(t, (0..80).map(|i| match i % 4 {
+            0 => format!("Email=new{i}%40example.com&List=1&Confirm=0"),
+            1 => format!("Email=pending{i}%40example.com&List=1&Confirm=1"),
+            2 => "Email=barred%40example.com&List=1,2&Confirm=0".to_string(),
+            _ => format!("Email=not-an-address-{i}&List=1&Confirm=0"),
+        }));
         for (i, answer) in answers.iter().enumerate() {
             let expected = ["0", "0", "1", "2"][i % 4];
             assert_eq!(answer, expected, "request {i}");

@@ -284,15 +284,14 @@ fn soap(port: u16, path: &str, operation: &str, params: &str) -> String {
     let envelope = format!(
         "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Body><{operation} xmlns=\"http://services.mailupnet.it/WS\">{params}</{operation}></s:Body></s:Envelope>"
     );
-    let answer = common::http(
-        port,
-        "POST",
-        path,
-        &[("Content-Type", "text/xml; charset=utf-8")],
-        envelope.into_bytes(),
-        WAIT,
-    )
-    .unwrap();
+    post_envelope(port, path, &[], envelope)
+}
+
+/// Posts a SOAP envelope on a real port; the inner document of its answer.
+fn post_envelope(port: u16, path: &str, headers: &[(&str, &str)], envelope: String) -> String {
+    let mut all = vec![("Content-Type", "text/xml; charset=utf-8")];
+    all.extend_from_slice(headers);
+    let answer = common::http(port, "POST", path, &all, envelope.into_bytes(), WAIT).unwrap();
     assert_eq!(answer.status, 200, "{}", answer.body);
     inner(&answer.body).unwrap_or_else(|| panic!("no document in {}", answer.body))
 }
@@ -732,20 +731,13 @@ fn import_call(port: u16, user: &str, password: &str, operation: &str, params: &
     let envelope = format!(
         "<s:Envelope xmlns:s=\"http://schemas.xmlsoap.org/soap/envelope/\"><s:Header><Authentication xmlns=\"http://ws.mailupnet.it/\"><User>{user}</User><Password>{password}</Password><encType>UTF-8</encType></Authentication></s:Header><s:Body><{operation} xmlns=\"http://ws.mailupnet.it/\">{params}</{operation}></s:Body></s:Envelope>"
     );
-    let answer = common::http(
+    let action = format!("\"{IMPORT}{operation}\"");
+    post_envelope(
         port,
-        "POST",
         "/Services/WSMailUpImport.asmx",
-        &[
-            ("Content-Type", "text/xml; charset=utf-8"),
-            ("SOAPAction", &format!("\"{IMPORT}{operation}\"")),
-        ],
-        envelope.into_bytes(),
-        WAIT,
+        &[("SOAPAction", &action)],
+        envelope,
     )
-    .unwrap();
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    inner(&answer.body).unwrap_or_else(|| panic!("no document in {}", answer.body))
 }
 
 backend_tests! {

@@ -9,7 +9,7 @@ use super::links::{LinkSigner, Purpose};
 use super::lists::List;
 use super::messages::NewMessage;
 use super::notices;
-use super::sends::{self, Enqueued, NewSingle, SendKind, To};
+use super::sends::{Enqueued, To};
 use super::subscriptions::{self, Confirmed};
 use super::{Origin, now, recipients::RecipientKey};
 use crate::db::DbConnection;
@@ -56,16 +56,12 @@ pub fn enqueue(
     );
     let mut params = serde_json::Map::new();
     params.insert("confirm_url".into(), link.into());
-    sends::enqueue_single(
+    notices::enqueue_system(
         conn,
         account_id,
-        &NewSingle {
-            kind: SendKind::System,
-            message_id,
-            to: To::Recipient(request.recipient.clone()),
-            params,
-            idempotency_key: None,
-        },
+        message_id,
+        To::Recipient(request.recipient.clone()),
+        params,
     )
 }
 

@@ -31,16 +31,12 @@ pub fn welcome(
         message.list = Some(list.number);
         message
     })?;
-    sends::enqueue_single(
+    enqueue_system(
         conn,
         account_id,
-        &NewSingle {
-            kind: SendKind::System,
-            message_id,
-            to: To::Recipient(recipient),
-            params: serde_json::Map::new(),
-            idempotency_key: None,
-        },
+        message_id,
+        To::Recipient(recipient),
+        serde_json::Map::new(),
     )
 }
 
@@ -62,13 +58,30 @@ pub fn note_to(
     let mut params = serde_json::Map::new();
     params.insert("subject".into(), subject.into());
     params.insert("text".into(), text.into());
+    enqueue_system(
+        conn,
+        account_id,
+        message_id,
+        To::Address(address.to_string()),
+        params,
+    )
+}
+
+/// Puts one mail of a system message in the system lane of the outbox.
+pub(super) fn enqueue_system(
+    conn: &mut DbConnection,
+    account_id: i64,
+    message_id: i64,
+    to: To,
+    params: serde_json::Map<String, serde_json::Value>,
+) -> Result<Enqueued> {
     sends::enqueue_single(
         conn,
         account_id,
         &NewSingle {
             kind: SendKind::System,
             message_id,
-            to: To::Address(address.to_string()),
+            to,
             params,
             idempotency_key: None,
         },
