@@ -287,6 +287,31 @@ fn soap(port: u16, path: &str, operation: &str, params: &str) -> String {
     post_envelope(port, path, &[], envelope)
 }
 
+/// A server on a real port whose sender mails through `smtp` and polls every
+/// 50 ms; `dir` is its data directory and holds its settings file, whose
+/// `[sender]` section gets `sender_settings` too.
+fn sending_server(
+    t: &common::TestDb,
+    smtp: &common::SmtpServer,
+    dir: &std::path::Path,
+    sender_settings: &str,
+) -> common::RunningServer {
+    let config = dir.join("espbridge.toml");
+    std::fs::write(
+        &config,
+        format!("[sender]\n{sender_settings}poll_milliseconds = 50\n"),
+    )
+    .unwrap();
+    common::RunningServer::start(
+        &t.url,
+        &[
+            ("ESPBRIDGE_SMTP_URL", smtp.url().as_str()),
+            ("ESPBRIDGE_CONFIG", config.to_str().unwrap()),
+            ("ESPBRIDGE_DATA_DIR", dir.to_str().unwrap()),
+        ],
+    )
+}
+
 /// Posts a SOAP envelope on a real port; the inner document of its answer.
 fn post_envelope(port: u16, path: &str, headers: &[(&str, &str)], envelope: String) -> String {
     let mut all = vec![("Content-Type", "text/xml; charset=utf-8")];
@@ -316,10 +341,7 @@ backend_tests! {
             }
         }
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("espbridge.toml");
-        std::fs::write(&config, "[sender]\nbounce_domain = \"bounces.shop.example\"\npoll_milliseconds = 50\n").unwrap();
-        let smtp_url = smtp.url();
-        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let server = sending_server(t, &smtp, dir.path(), "bounce_domain = \"bounces.shop.example\"\n");
         let base = server.base();
 
         // The WSDLs, at any letter case of the path, point back at the server.
@@ -631,10 +653,7 @@ backend_tests! {
         assert_eq!(shown, "email\t10\nsms\tunlimited\n");
 
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("espbridge.toml");
-        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
-        let smtp_url = smtp.url();
-        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let server = sending_server(t, &smtp, dir.path(), "");
         let port = server.port;
         let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
         let login = send("LoginFromId", &format!("<user>{}</user><pwd>{}</pwd><consoleId>{console_id}</consoleId>", created.mailup.console_user, created.mailup.console_password));
@@ -747,10 +766,7 @@ backend_tests! {
         };
         let created = seed(t);
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("espbridge.toml");
-        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
-        let smtp_url = smtp.url();
-        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let server = sending_server(t, &smtp, dir.path(), "");
         let base = server.base();
         let (user, password) = (created.mailup.ws_user.as_str(), created.mailup.ws_password.as_str());
         let guid = &created.default_list.guid;
@@ -809,10 +825,7 @@ backend_tests! {
         };
         let created = seed(t);
         let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("espbridge.toml");
-        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
-        let smtp_url = smtp.url();
-        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap())]);
+        let server = sending_server(t, &smtp, dir.path(), "");
         let port = server.port;
         let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
         let console_id = created.console_id.to_string();
@@ -868,10 +881,7 @@ backend_tests! {
         let folder = data.path().join("ftp").join(created.console_id.to_string()).join("send");
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join("march.csv"), "111|1\nann@example.com|Ann\nhal@example.com|Hal\nben@example.com|Ben\n").unwrap();
-        let config = data.path().join("espbridge.toml");
-        std::fs::write(&config, "[sender]\npoll_milliseconds = 50\n").unwrap();
-        let smtp_url = smtp.url();
-        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_SMTP_URL", smtp_url.as_str()), ("ESPBRIDGE_CONFIG", config.to_str().unwrap()), ("ESPBRIDGE_DATA_DIR", data.path().to_str().unwrap())]);
+        let server = sending_server(t, &smtp, data.path(), "");
         let port = server.port;
         let send = |operation: &str, params: &str| soap(port, "/MailupSend.asmx", operation, params);
         let console_id = created.console_id.to_string();
