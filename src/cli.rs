@@ -483,9 +483,17 @@ fn serve(db: Db, settings: Settings) -> Result<()> {
         None
     };
     let state = AppState::new(db, settings);
+    // Opened now, not at the first hit: it also applies what a stopped
+    // process left in the journal.
+    let hits = state.hit_journal().cloned();
     let served = actix_web::rt::System::new()
         .block_on(server::run(state))
         .map_err(|e| Error::Unavailable(format!("HTTP server: {e}")));
+    if let Some(hits) = hits
+        && !hits.settle(std::time::Duration::from_secs(10))
+    {
+        log::warn!("stopping with opens and clicks not yet applied; the next start applies them");
+    }
     if let Some(sender) = sender {
         log::info!("stopping the sender: finishing deliveries in flight");
         sender.stop();

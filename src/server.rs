@@ -12,8 +12,8 @@ use actix_web::{App, HttpResponse, HttpServer, web};
 use crate::config::Settings;
 use crate::db::Db;
 use crate::domain::links::LinkSigner;
+use crate::intake::hit_journal::HitJournal;
 use crate::metrics::Metrics;
-use crate::web::tracking::Tracker;
 
 /// What every handler can reach.
 #[derive(Clone)]
@@ -23,8 +23,9 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// The installation's link signer, read from the database on first use.
     links: Arc<OnceLock<LinkSigner>>,
-    /// Records opens and clicks in batches; started on first use.
-    tracker: Arc<OnceLock<Tracker>>,
+    /// Takes in opens and clicks; opened on first use (`None` if it could
+    /// not be, which is logged).
+    hits: Arc<OnceLock<Option<HitJournal>>>,
 }
 
 impl AppState {
@@ -34,12 +35,18 @@ impl AppState {
             settings: Arc::new(settings),
             metrics: Arc::new(Metrics::default()),
             links: Arc::new(OnceLock::new()),
-            tracker: Arc::new(OnceLock::new()),
+            hits: Arc::new(OnceLock::new()),
         }
     }
 
-    pub fn tracker(&self) -> &Tracker {
-        self.tracker.get_or_init(|| Tracker::start(self.db.clone()))
+    pub fn hit_journal(&self) -> Option<&HitJournal> {
+        self.hits
+            .get_or_init(|| {
+                HitJournal::open(self.db.clone(), &self.settings.data_dir)
+                    .inspect_err(|e| log::error!("opens and clicks cannot be recorded: {e}"))
+                    .ok()
+            })
+            .as_ref()
     }
 
     pub async fn link_signer(&self) -> crate::Result<LinkSigner> {
@@ -146,7 +153,18 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
+    let mut text = state.metrics.render(state.db.pool_state());
+    if let Some(Some(journal)) = state.hits.get() {
+        text.push_str(
+            "# HELP espbridge_hit_journal_backlog Opens and clicks taken in and not yet applied.\n\
+             # TYPE espbridge_hit_journal_backlog gauge\n",
+        );
+        text.push_str(&format!(
+            "espbridge_hit_journal_backlog {}\n",
+            journal.backlog()
+        ));
+    }
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(state.metrics.render(state.db.pool_state()))
+        .body(text)
 }

@@ -608,6 +608,7 @@ backend_tests! {
         let (_, ann_html, _) = parsed(&received[0].data);
         assert_eq!(get(&url_with(&ann_html, "/t/o/")).status, 200);
         assert_eq!(get(&url_with(&ann_html, "/t/c/")).status, 302);
+        server.hits_applied();
 
         let summary = call(&format!("<system_name>tracking</system_name><action>retrieve</action><sub_action>summary</sub_action><search_type>jobID</search_type><search_value>{job}</search_value>"));
         for (name, value) in [("jobID", job.to_string()), ("totalSent", "2".into()), ("delivered", "2".into()), ("opens", "1".into()), ("uniqueOpens", "1".into()), ("clicks", "1".into()), ("uniqueClicks", "1".into())] {

@@ -47,8 +47,10 @@ backend_tests! {
         let ann_click = tracking::click_token(&signer, ann.delivery_id, "https://shop.example/offer?a=1&b=2");
         let ben_click = tracking::click_token(&signer, ben.delivery_id, "https://shop.example/");
 
+        let data_dir = tempfile::tempdir().unwrap();
+        let state = AppState::new(t.db.clone(), Settings { data_dir: data_dir.path().into(), ..Settings::default() });
         actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            let app = test::init_service(App::new().configure(configure(state.clone()))).await;
             let request = |method: &str, path: String, agent: &str| {
                 let builder = if method == "HEAD" { test::TestRequest::default().method(actix_web::http::Method::HEAD) } else { test::TestRequest::get() };
                 builder.uri(&path).insert_header(("User-Agent", agent)).peer_addr("198.51.100.4:5000".parse().unwrap()).to_request()
@@ -82,6 +84,7 @@ backend_tests! {
             // The pixel is served even for a bad token, and records nothing.
             assert_eq!(test::call_service(&app, request("GET", "/t/o/garbage".into(), BROWSER)).await.status(), 200);
         });
+        assert!(state.hit_journal().unwrap().settle(std::time::Duration::from_secs(30)));
 
         let activity = |send_id| tracking::send_activity(&mut t.db.conn().unwrap(), account, send_id).unwrap();
         assert_eq!(activity(ann.send_id), SendActivity { opens: 2, unique_opens: 1, clicks: 1, unique_clicks: 1, machine_opens: 1, machine_clicks: 1 });
@@ -245,6 +248,7 @@ backend_tests! {
                 }
             }
         }
+        server.hits_applied();
         drop(server);
         assert_eq!(
             tracking::send_activity(&mut t.db.conn().unwrap(), account, send_id).unwrap(),
@@ -302,25 +306,60 @@ backend_tests! {
     }
 }
 
-backend_tests! {
-    fn hits_waiting_together_are_each_answered_and_stored(t) {
-        // Requests on one thread that wait for the same batch are woken by one
-        // of them (web/tracking.rs): every one must still be answered, after
-        // its hit is stored.
-        const HITS: usize = 60;
-        let mut conn = t.db.conn().unwrap();
-        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
-        let message = messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
-        let enqueued = sends::enqueue_single(&mut conn, account, &NewSingle {
-            kind: SendKind::Single, message_id: message.id, to: To::Address("amy@example.com".into()),
-            params: serde_json::Map::new(), idempotency_key: None,
-        }).unwrap();
-        let sent_at = espbridge::domain::now() - chrono::Duration::minutes(30);
-        diesel::update(deliveries::table).set((deliveries::state.eq("sent"), deliveries::sent_at.eq(Some(sent_at)))).execute(&mut conn).unwrap();
-        let open = tracking::open_token(&LinkSigner::load(&mut conn).unwrap(), enqueued.delivery_id);
+/// A delivery sent half an hour ago, and its open pixel's token.
+fn sent_delivery(t: &common::TestDb) -> (i64, sends::Enqueued, String) {
+    let mut conn = t.db.conn().unwrap();
+    let account = accounts::create(
+        &mut conn,
+        &NewAccount {
+            name: "Shop".into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap()
+    .account_id;
+    let message =
+        messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
+    let enqueued = sends::enqueue_single(
+        &mut conn,
+        account,
+        &NewSingle {
+            kind: SendKind::Single,
+            message_id: message.id,
+            to: To::Address("amy@example.com".into()),
+            params: serde_json::Map::new(),
+            idempotency_key: None,
+        },
+    )
+    .unwrap();
+    let sent_at = espbridge::domain::now() - chrono::Duration::minutes(30);
+    diesel::update(deliveries::table)
+        .set((
+            deliveries::state.eq("sent"),
+            deliveries::sent_at.eq(Some(sent_at)),
+        ))
+        .execute(&mut conn)
+        .unwrap();
+    let open = tracking::open_token(&LinkSigner::load(&mut conn).unwrap(), enqueued.delivery_id);
+    (account, enqueued, open)
+}
 
+fn stored_opens(t: &common::TestDb) -> i64 {
+    delivery_events::table
+        .filter(delivery_events::kind.eq("opened"))
+        .count()
+        .get_result(&mut t.db.conn().unwrap())
+        .unwrap()
+}
+
+backend_tests! {
+    fn concurrent_hits_are_each_answered_and_applied_once(t) {
+        const HITS: usize = 60;
+        let (account, enqueued, open) = sent_delivery(t);
+        let data_dir = tempfile::tempdir().unwrap();
+        let state = AppState::new(t.db.clone(), Settings { data_dir: data_dir.path().into(), ..Settings::default() });
         actix_web::rt::System::new().block_on(async {
-            let app = test::init_service(App::new().configure(configure(AppState::new(t.db.clone(), Settings::default())))).await;
+            let app = test::init_service(App::new().configure(configure(state.clone()))).await;
             let requests = (0..HITS).map(|_| {
                 let request = test::TestRequest::get().uri(&format!("/t/o/{open}")).insert_header(("User-Agent", BROWSER)).to_request();
                 test::call_service(&app, request)
@@ -328,9 +367,83 @@ backend_tests! {
             let answers = futures_util::future::join_all(requests).await;
             assert!(answers.iter().all(|res| res.status() == 200));
         });
+        let journal = state.hit_journal().unwrap();
+        assert!(journal.settle(std::time::Duration::from_secs(30)));
+        assert_eq!(journal.backlog(), 0);
+        assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, HITS as i64);
+        assert_eq!(stored_opens(t), HITS as i64);
+    }
+}
 
-        assert_eq!(tracking::send_activity(&mut conn, account, enqueued.send_id).unwrap().opens, HITS as i64);
-        let stored: i64 = delivery_events::table.filter(delivery_events::kind.eq("opened")).count().get_result(&mut conn).unwrap();
-        assert_eq!(stored, HITS as i64);
+backend_tests! {
+    fn a_stopped_process_journal_is_applied_from_where_it_stopped(t) {
+        // What a process that died leaves: a segment with its row, applied up
+        // to its second line, and a last line cut short by the crash; beside
+        // it a segment of another database (no row here).
+        let (account, enqueued, _) = sent_delivery(t);
+        let data_dir = tempfile::tempdir().unwrap();
+        let dir = data_dir.path().join("hits");
+        std::fs::create_dir_all(&dir).unwrap();
+        let line = |minute: i64| {
+            let hit = tracking::PendingHit {
+                delivery_id: enqueued.delivery_id,
+                activity: tracking::Activity::Open,
+                url: None,
+                hit: tracking::Hit { ip: Some("198.51.100.4".into()), user_agent: Some(BROWSER.into()), head: false },
+                at: espbridge::domain::now() - chrono::Duration::minutes(minute),
+            };
+            let mut line = serde_json::to_vec(&hit).unwrap();
+            line.push(b'\n');
+            line
+        };
+        let (first, second) = (line(20), line(19));
+        let mut orphan = [first.clone(), second.clone(), line(18), line(17), line(16)].concat();
+        orphan.extend_from_slice(&line(15)[..40]);
+        std::fs::write(dir.join("1-1-0.hits"), &orphan).unwrap();
+        std::fs::write(dir.join("2-2-0.hits"), line(10)).unwrap();
+        use espbridge::db::schema::hit_journal_segments;
+        diesel::insert_into(hit_journal_segments::table)
+            .values((hit_journal_segments::name.eq("1-1-0.hits"), hit_journal_segments::applied_bytes.eq((first.len() + second.len()) as i64)))
+            .execute(&mut t.db.conn().unwrap())
+            .unwrap();
+
+        let state = AppState::new(t.db.clone(), Settings { data_dir: data_dir.path().into(), ..Settings::default() });
+        assert!(state.hit_journal().is_some());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while dir.join("1-1-0.hits").exists() {
+            assert!(std::time::Instant::now() < deadline, "the orphan segment was not applied");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        // The three complete lines after the applied two, each once.
+        assert_eq!(stored_opens(t), 3);
+        assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, 3);
+        let rows: Vec<String> = hit_journal_segments::table.select(hit_journal_segments::name).load(&mut t.db.conn().unwrap()).unwrap();
+        assert!(!rows.contains(&"1-1-0.hits".to_string()), "{rows:?}");
+        // The other database's segment is left alone.
+        assert!(dir.join("2-2-0.hits").exists());
+    }
+}
+
+backend_tests! {
+    fn hits_answered_by_a_killed_server_are_applied_once_after_a_restart(t) {
+        const HITS: usize = 200;
+        let (account, enqueued, open) = sent_delivery(t);
+        let data_dir = tempfile::tempdir().unwrap();
+        let data = data_dir.path().to_str().unwrap();
+        let server = common::RunningServer::start(&t.url, &[("ESPBRIDGE_DATA_DIR", data)]);
+        for _ in 0..HITS {
+            let answer = common::http(server.port, "GET", &format!("/t/o/{open}"), &[("User-Agent", BROWSER)], Vec::new(), std::time::Duration::from_secs(10)).unwrap();
+            assert_eq!(answer.status, 200);
+        }
+        drop(server); // SIGKILL: whatever was not applied yet is in its journal
+        let restarted = common::RunningServer::start(&t.url, &[("ESPBRIDGE_DATA_DIR", data)]);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while std::fs::read_dir(data_dir.path().join("hits")).unwrap().count() > 1 {
+            assert!(std::time::Instant::now() < deadline, "the killed server's journal was not applied");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        drop(restarted);
+        assert_eq!(stored_opens(t), HITS as i64);
+        assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, HITS as i64);
     }
 }

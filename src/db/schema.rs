@@ -585,3 +585,10 @@ diesel::table! {
         position -> BigInt,
     }
 }
+
+diesel::table! {
+    hit_journal_segments (name) {
+        name -> Text,
+        applied_bytes -> BigInt,
+    }
+}

@@ -7,6 +7,7 @@
 
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
+use serde::{Deserialize, Serialize};
 
 use super::events::{self, NewDeliveryEvent};
 use super::links::{LinkSigner, Purpose};
@@ -37,7 +38,7 @@ const SCANNER_AGENTS: [&str; 12] = [
 ];
 
 /// One request for a pixel or a link.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hit {
     pub ip: Option<String>,
     pub user_agent: Option<String>,
@@ -45,7 +46,7 @@ pub struct Hit {
     pub head: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Activity {
     Open,
     Click,
@@ -103,8 +104,8 @@ pub fn click_target(signer: &LinkSigner, token: &str) -> Option<(i64, String)> {
     Some((id.parse().ok()?, url.to_string()))
 }
 
-/// A hit waiting to be recorded.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A hit waiting to be recorded (a line of the hit journal).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PendingHit {
     pub delivery_id: i64,
     pub activity: Activity,

@@ -4,6 +4,7 @@
 //! the transaction that applies it. (`import_folder` takes in recipient files
 //! the same way.)
 
+pub mod hit_journal;
 pub mod imap;
 pub mod import_folder;
 pub mod maildir;

@@ -508,6 +508,38 @@ impl RunningServer {
         format!("http://127.0.0.1:{}", self.port)
     }
 
+    /// Waits until the opens and clicks the server has answered are applied
+    /// to the database (its hit journal's backlog on `/metrics` is zero; a
+    /// server without the journal, as before decision 57, applied them
+    /// before answering).
+    pub fn hits_applied(&self) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let metrics = http(
+                self.port,
+                "GET",
+                "/metrics",
+                &[],
+                Vec::new(),
+                std::time::Duration::from_secs(5),
+            )
+            .expect("metrics answered");
+            let backlog = metrics
+                .body
+                .lines()
+                .find_map(|line| line.strip_prefix("espbridge_hit_journal_backlog "))
+                .map(|n| n.trim().parse::<u64>().expect("a count"));
+            if backlog.unwrap_or(0) == 0 {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "hits not applied: backlog {backlog:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// The server's process id (benchmarks read its CPU time).
     pub fn pid(&self) -> u32 {
         self.child.id()

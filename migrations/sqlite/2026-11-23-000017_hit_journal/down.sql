@@ -1,0 +1,1 @@
+DROP TABLE hit_journal_segments;

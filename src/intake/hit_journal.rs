@@ -1,0 +1,479 @@
+//! The journal of opens and clicks (decision 57). A pixel or link request
+//! appends its hit as one line to this process's journal file and is answered
+//! at once; a thread of its own applies the journal to the database in large
+//! batches. An appended hit survives the process being killed, as a committed
+//! SQLite transaction does (`synchronous = NORMAL` does not wait for the disk
+//! either), so answering before the database has it loses nothing; and the
+//! database sees thousands of hits per transaction instead of the few that
+//! arrive together, which is what made a hit expensive.
+//!
+//! The journal is a directory of segment files, `<data_dir>/hits/*.hits`.
+//! Each segment has a row in `hit_journal_segments`, written before the
+//! segment is used and advanced in the transaction that applies its hits, so
+//! every hit is applied exactly once. A process holds an exclusive lock on the
+//! segment it writes; a segment nobody holds (its process stopped or died) is
+//! applied to its end by the next process that finds it, then removed. A
+//! segment without a row in this database belongs to another database and is
+//! left alone.
+
+use std::fs::{File, OpenOptions};
+use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::Thread;
+use std::time::{Duration, Instant};
+
+use diesel::prelude::*;
+
+use crate::db::Db;
+use crate::db::schema::hit_journal_segments;
+use crate::domain::tracking::{self, PendingHit};
+use crate::{Error, Result};
+
+/// A segment is closed and a new one started once this much of it is applied.
+const SEGMENT_BYTES: u64 = 16 << 20;
+/// Most hits applied in one transaction. Hits spread over many sends and
+/// recipients dirty an index page each up to a few thousand; beyond that,
+/// more hits per transaction share pages, and the commit writes fewer per
+/// hit. The write lock is held for about a tenth of a second at most.
+const MAX_BATCH: usize = 16_384;
+/// Appending waits (the request is answered later) while this many hits are
+/// not yet applied: a server taking in hits faster than the database takes
+/// them slows down instead of falling ever further behind.
+const MAX_BACKLOG: u64 = 2 * MAX_BATCH as u64;
+/// How often segments left by stopped processes are looked for.
+const ORPHAN_SCAN: Duration = Duration::from_secs(60);
+/// The wait before a failed batch is tried again. A batch is never given up:
+/// its hits stay in the journal until the database takes them.
+const RETRY: Duration = Duration::from_secs(1);
+
+/// The writing end of the journal; cloned handles share it.
+#[derive(Clone)]
+pub struct HitJournal {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    dir: PathBuf,
+    writing: Mutex<Segment>,
+    /// Hits appended and applied by this process (for `settle` and metrics).
+    appended: AtomicU64,
+    applied: Mutex<u64>,
+    applied_changed: Condvar,
+    /// Notified whenever hits were applied, for appenders waiting for room.
+    room: tokio::sync::Notify,
+    applier: OnceLock<Thread>,
+}
+
+/// A segment file this process writes, locked while it is open.
+struct Segment {
+    name: String,
+    file: File,
+}
+
+impl HitJournal {
+    /// Opens a new segment in `<data_dir>/hits/` and starts the thread that
+    /// applies it (and any segment a stopped process left).
+    pub fn open(db: Db, data_dir: &Path) -> Result<HitJournal> {
+        let dir = data_dir.join("hits");
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
+        let segment = Segment::create(&db, &dir)?;
+        let reading = Reading::open(&dir, &segment.name, 0)
+            .map_err(|e| Error::Internal(format!("hit journal {}: {e}", segment.name)))?;
+        let shared = Arc::new(Shared {
+            dir,
+            writing: Mutex::new(segment),
+            appended: AtomicU64::new(0),
+            applied: Mutex::new(0),
+            applied_changed: Condvar::new(),
+            room: tokio::sync::Notify::new(),
+            applier: OnceLock::new(),
+        });
+        let applying = Arc::clone(&shared);
+        let thread = std::thread::Builder::new()
+            .name("hit-journal".into())
+            .spawn(move || {
+                Applier {
+                    db,
+                    shared: applying,
+                    reading,
+                }
+                .run()
+            })
+            .map_err(|e| Error::Internal(format!("hit journal not started: {e}")))?;
+        let _ = shared.applier.set(thread.thread().clone());
+        Ok(HitJournal { shared })
+    }
+
+    /// Appends a hit; once this returns `Ok` the hit will be applied even if
+    /// the process dies next. Returns once the backlog is below
+    /// [`MAX_BACKLOG`].
+    pub async fn append(&self, hit: &PendingHit) -> Result<()> {
+        self.write(hit)?;
+        while self.backlog() > MAX_BACKLOG {
+            // Made before the check, so a notification in between is not missed.
+            let applied = self.shared.room.notified();
+            if self.backlog() <= MAX_BACKLOG {
+                break;
+            }
+            applied.await;
+        }
+        Ok(())
+    }
+
+    fn write(&self, hit: &PendingHit) -> Result<()> {
+        let mut line = serde_json::to_vec(hit)
+            .map_err(|e| Error::Internal(format!("hit not serialised: {e}")))?;
+        line.push(b'\n');
+        {
+            let mut segment = self
+                .shared
+                .writing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            // One write of the whole line: a concurrent reader sees either
+            // none of it or (perhaps only part of) it, never another line
+            // inside it.
+            segment
+                .file
+                .write_all(&line)
+                .map_err(|e| Error::Internal(format!("hit journal {}: {e}", segment.name)))?;
+        }
+        self.shared.appended.fetch_add(1, Ordering::Release);
+        if let Some(applier) = self.shared.applier.get() {
+            applier.unpark();
+        }
+        Ok(())
+    }
+
+    /// Hits appended by this process and not yet applied.
+    pub fn backlog(&self) -> u64 {
+        let applied = *self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        self.shared
+            .appended
+            .load(Ordering::Acquire)
+            .saturating_sub(applied)
+    }
+
+    /// Waits until every hit appended before the call is applied, or `limit`
+    /// passes; true if they are. (Tests and benchmarks read the database
+    /// after this.)
+    pub fn settle(&self, limit: Duration) -> bool {
+        let target = self.shared.appended.load(Ordering::Acquire);
+        let deadline = Instant::now() + limit;
+        let mut applied = self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while *applied < target {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            applied = self
+                .shared
+                .applied_changed
+                .wait_timeout(applied, left)
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+}
+
+impl Segment {
+    /// A new segment: its row first, then the file, locked before it gets
+    /// its name so that no other process can take it for a stopped one's.
+    fn create(db: &Db, dir: &Path) -> Result<Segment> {
+        static SEQUENCE: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "{}-{}-{}.hits",
+            chrono::Utc::now().timestamp_micros(),
+            std::process::id(),
+            SEQUENCE.fetch_add(1, Ordering::Relaxed)
+        );
+        let row = name.clone();
+        db.write_blocking(move |conn| {
+            diesel::insert_into(hit_journal_segments::table)
+                .values((
+                    hit_journal_segments::name.eq(&row),
+                    hit_journal_segments::applied_bytes.eq(0),
+                ))
+                .execute(conn)?;
+            Ok(())
+        })?;
+        let io = |e: std::io::Error| Error::Internal(format!("hit journal {name}: {e}"));
+        let unnamed = dir.join(format!("{name}.new"));
+        let file = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&unnamed)
+            .map_err(io)?;
+        file.try_lock().map_err(|e| io(e.into()))?;
+        std::fs::rename(&unnamed, dir.join(&name)).map_err(io)?;
+        Ok(Segment { name, file })
+    }
+}
+
+/// The applying thread's state: the segment being read and how far.
+struct Applier {
+    db: Db,
+    shared: Arc<Shared>,
+    reading: Reading,
+}
+
+/// A segment being read from `offset`, which is where its row says it is
+/// applied to; `pending` holds read bytes of a line not yet complete.
+struct Reading {
+    name: String,
+    file: File,
+    offset: u64,
+    pending: Vec<u8>,
+}
+
+impl Reading {
+    fn open(dir: &Path, name: &str, offset: u64) -> std::io::Result<Reading> {
+        let mut file = File::open(dir.join(name))?;
+        file.seek(SeekFrom::Start(offset))?;
+        Ok(Reading {
+            name: name.to_string(),
+            file,
+            offset,
+            pending: Vec::new(),
+        })
+    }
+
+    /// The complete lines that have arrived (at most `MAX_BATCH`), and the
+    /// offset just after the last of them.
+    fn next_lines(&mut self) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
+        let mut lines = Vec::new();
+        let mut taken = 0;
+        let mut chunk = vec![0u8; 256 * 1024];
+        loop {
+            while lines.len() < MAX_BATCH {
+                let Some(at) = self.pending[taken..].iter().position(|&b| b == b'\n') else {
+                    break;
+                };
+                lines.push(self.pending[taken..=taken + at].to_vec());
+                taken += at + 1;
+            }
+            if lines.len() == MAX_BATCH {
+                break;
+            }
+            let read = self.file.read(&mut chunk)?;
+            if read == 0 {
+                break;
+            }
+            self.pending.extend_from_slice(&chunk[..read]);
+        }
+        self.pending.drain(..taken);
+        Ok((lines, self.offset + taken as u64))
+    }
+}
+
+impl Applier {
+    fn run(mut self) {
+        let mut scanned: Option<Instant> = None;
+        loop {
+            if scanned.is_none_or(|at| at.elapsed() >= ORPHAN_SCAN) {
+                self.apply_orphans();
+                scanned = Some(Instant::now());
+            }
+            let applied = self.apply_next();
+            if applied == 0 {
+                if self.reading.offset >= SEGMENT_BYTES {
+                    self.rotate();
+                } else {
+                    std::thread::park_timeout(ORPHAN_SCAN);
+                }
+            }
+        }
+    }
+
+    /// Applies the next batch of this process's own segment; how many hits
+    /// it held.
+    fn apply_next(&mut self) -> usize {
+        let (lines, end) = match self.reading.next_lines() {
+            Ok(read) => read,
+            Err(e) => {
+                log::error!("hit journal {}: {e}", self.reading.name);
+                std::thread::sleep(RETRY);
+                return 0;
+            }
+        };
+        if lines.is_empty() {
+            return 0;
+        }
+        apply(&self.db, &self.reading.name, &lines, end);
+        self.reading.offset = end;
+        let mut applied = self
+            .shared
+            .applied
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *applied += lines.len() as u64;
+        self.shared.applied_changed.notify_all();
+        self.shared.room.notify_waiters();
+        lines.len()
+    }
+
+    /// Starts a new segment for the writers, applies the rest of the old
+    /// one and removes it.
+    fn rotate(&mut self) {
+        let fresh = match Segment::create(&self.db, &self.shared.dir) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                log::error!("hit journal: no new segment ({e}); the current one grows");
+                std::thread::sleep(RETRY);
+                return;
+            }
+        };
+        let reading = match Reading::open(&self.shared.dir, &fresh.name, 0) {
+            Ok(reading) => reading,
+            Err(e) => {
+                log::error!("hit journal {}: {e}", fresh.name);
+                return;
+            }
+        };
+        let old = std::mem::replace(
+            &mut *self
+                .shared
+                .writing
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+            fresh,
+        );
+        // Hits appended between the last read and the swap are in the old
+        // segment's tail; it is read to its end while still locked.
+        while self.apply_next() > 0 {}
+        let done = std::mem::replace(&mut self.reading, reading);
+        drop(old);
+        finish(&self.db, &self.shared.dir, &done.name);
+    }
+
+    /// Applies and removes every segment of this database that no process
+    /// holds: a process that stopped or died left it.
+    fn apply_orphans(&self) {
+        let entries = match std::fs::read_dir(&self.shared.dir) {
+            Ok(entries) => entries,
+            Err(e) => {
+                log::error!("hit journal {}: {e}", self.shared.dir.display());
+                return;
+            }
+        };
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".hits")
+                && let Err(e) = self.apply_orphan(&name)
+            {
+                log::error!("hit journal {name}: {e}");
+            }
+        }
+    }
+
+    fn apply_orphan(&self, name: &str) -> Result<()> {
+        let io = |e: std::io::Error| Error::Internal(e.to_string());
+        let held = File::open(self.shared.dir.join(name)).map_err(io)?;
+        match held.try_lock() {
+            Ok(()) => {}
+            // Its process is alive (this one's own segment among them).
+            Err(std::fs::TryLockError::WouldBlock) => return Ok(()),
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        let applied: Option<i64> = hit_journal_segments::table
+            .find(name)
+            .select(hit_journal_segments::applied_bytes)
+            .first(&mut *self.db.conn()?)
+            .optional()?;
+        // Not this database's: another installation shares the data folder.
+        let Some(applied) = applied else {
+            return Ok(());
+        };
+        let mut reading =
+            Reading::open(&self.shared.dir, name, u64::try_from(applied).unwrap_or(0))
+                .map_err(io)?;
+        let mut hits = 0;
+        loop {
+            let (lines, end) = reading.next_lines().map_err(io)?;
+            if lines.is_empty() {
+                break;
+            }
+            apply(&self.db, name, &lines, end);
+            reading.offset = end;
+            hits += lines.len();
+        }
+        if !reading.pending.is_empty() {
+            log::warn!(
+                "hit journal {name}: {} bytes of an unfinished last line dropped",
+                reading.pending.len()
+            );
+        }
+        log::info!("hit journal {name}: {hits} hits of a stopped process applied");
+        finish(&self.db, &self.shared.dir, name);
+        Ok(())
+    }
+}
+
+/// Applies complete journal lines of segment `name` and records `end` as how
+/// far it is applied, in one transaction; tried until the database takes it.
+/// A line that cannot be read (the file was damaged) is logged and skipped.
+fn apply(db: &Db, name: &str, lines: &[Vec<u8>], end: u64) {
+    let hits: Vec<PendingHit> = lines
+        .iter()
+        .filter_map(|line| match serde_json::from_slice(line) {
+            Ok(hit) => Some(hit),
+            Err(e) => {
+                log::error!("hit journal {name}: line skipped ({e})");
+                None
+            }
+        })
+        .collect();
+    let end = i64::try_from(end).unwrap_or(i64::MAX);
+    loop {
+        let written = db.write_blocking(|conn| {
+            tracking::record_batch(conn, &hits)?;
+            diesel::update(hit_journal_segments::table.find(name))
+                .set(hit_journal_segments::applied_bytes.eq(end))
+                .execute(conn)?;
+            Ok(())
+        });
+        match written {
+            Ok(()) => return,
+            Err(e) => {
+                log::warn!(
+                    "hit journal {name}: {} hits not applied yet ({e}); trying again",
+                    hits.len()
+                );
+                std::thread::sleep(RETRY);
+            }
+        }
+    }
+}
+
+/// Removes a segment applied to its end: the file first, then its row, so a
+/// crash in between leaves a row without a file (harmless) and never a file
+/// without its row, which would be taken for another database's.
+fn finish(db: &Db, dir: &Path, name: &str) {
+    match std::fs::remove_file(dir.join(name)) {
+        Ok(()) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => {
+            log::error!("hit journal {name} not removed: {e}");
+            return;
+        }
+    }
+    let row = name.to_string();
+    if let Err(e) = db.write_blocking(move |conn| {
+        diesel::delete(hit_journal_segments::table.find(&row)).execute(conn)?;
+        Ok(())
+    }) {
+        log::warn!("hit journal {name}: row not removed ({e})");
+    }
+}
