@@ -42,6 +42,10 @@ const MAX_BATCH: usize = 16_384;
 /// not yet applied: a server taking in hits faster than the database takes
 /// them slows down instead of falling ever further behind.
 const MAX_BACKLOG: u64 = 2 * MAX_BATCH as u64;
+/// After applying fewer than [`MAX_BATCH`] hits the applier lets this much
+/// time pass before it reads again, so that hits gather into large batches
+/// instead of being applied (and the thread woken) a few at a time.
+const GATHER: Duration = Duration::from_millis(50);
 /// How often segments left by stopped processes are looked for.
 const ORPHAN_SCAN: Duration = Duration::from_secs(60);
 /// The wait before a failed batch is tried again. A batch is never given up:
@@ -286,13 +290,11 @@ impl Applier {
                 self.apply_orphans();
                 scanned = Some(Instant::now());
             }
-            let applied = self.apply_next();
-            if applied == 0 {
-                if self.reading.offset >= SEGMENT_BYTES {
-                    self.rotate();
-                } else {
-                    std::thread::park_timeout(ORPHAN_SCAN);
-                }
+            match self.apply_next() {
+                0 if self.reading.offset >= SEGMENT_BYTES => self.rotate(),
+                0 => std::thread::park_timeout(ORPHAN_SCAN),
+                MAX_BATCH => {}
+                _ => std::thread::sleep(GATHER),
             }
         }
     }
