@@ -447,3 +447,51 @@ backend_tests! {
         assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, HITS as i64);
     }
 }
+
+backend_tests! {
+    fn segments_are_rotated_and_removed_once_applied(t) {
+        const HITS: usize = 300;
+        let (account, enqueued, _) = sent_delivery(t);
+        let data_dir = tempfile::tempdir().unwrap();
+        // Segments of 4 KiB: a new one every twenty hits or so.
+        let journal = espbridge::intake::hit_journal::HitJournal::open_with_segments_of(t.db.clone(), data_dir.path(), 4096).unwrap();
+        let segments = || -> Vec<String> {
+            std::fs::read_dir(data_dir.path().join("hits")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()
+        };
+        let first = segments();
+        assert_eq!(first.len(), 1);
+        actix_web::rt::System::new().block_on(async {
+            for i in 0..HITS {
+                let hit = tracking::PendingHit {
+                    delivery_id: enqueued.delivery_id,
+                    activity: tracking::Activity::Open,
+                    url: None,
+                    hit: tracking::Hit { ip: None, user_agent: Some(BROWSER.into()), head: false },
+                    at: espbridge::domain::now(),
+                };
+                journal.append(&hit).await.unwrap();
+                if i % 50 == 0 {
+                    // Let the applier catch up now and then, so it rotates.
+                    assert!(journal.settle(std::time::Duration::from_secs(30)));
+                }
+            }
+        });
+        assert!(journal.settle(std::time::Duration::from_secs(30)));
+        assert_eq!(stored_opens(t), HITS as i64);
+        assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, HITS as i64);
+        // Applied segments are gone, file and row: only the one being written is left.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let files = segments();
+            use espbridge::db::schema::hit_journal_segments;
+            let rows: Vec<String> = hit_journal_segments::table.select(hit_journal_segments::name).load(&mut t.db.conn().unwrap()).unwrap();
+            if files.len() == 1 && rows == files && files != first {
+                break;
+            }
+            let files = files.len();
+            let rows = rows.len();
+            assert!(std::time::Instant::now() < deadline, "{files} segment files and {rows} rows left");
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+}

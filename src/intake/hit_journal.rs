@@ -80,6 +80,16 @@ impl HitJournal {
     /// Opens a new segment in `<data_dir>/hits/` and starts the thread that
     /// applies it (and any segment a stopped process left).
     pub fn open(db: Db, data_dir: &Path) -> Result<HitJournal> {
+        HitJournal::open_with_segments_of(db, data_dir, SEGMENT_BYTES)
+    }
+
+    /// [`HitJournal::open`] with segments closed at `segment_bytes` (tests
+    /// rotate small ones).
+    pub fn open_with_segments_of(
+        db: Db,
+        data_dir: &Path,
+        segment_bytes: u64,
+    ) -> Result<HitJournal> {
         let dir = data_dir.join("hits");
         std::fs::create_dir_all(&dir)
             .map_err(|e| Error::Internal(format!("{}: {e}", dir.display())))?;
@@ -103,6 +113,7 @@ impl HitJournal {
                     db,
                     shared: applying,
                     reading,
+                    segment_bytes,
                 }
                 .run()
             })
@@ -231,6 +242,7 @@ struct Applier {
     db: Db,
     shared: Arc<Shared>,
     reading: Reading,
+    segment_bytes: u64,
 }
 
 /// A segment being read from `offset`, which is where its row says it is
@@ -290,8 +302,12 @@ impl Applier {
                 self.apply_orphans();
                 scanned = Some(Instant::now());
             }
+            // Also under a steady stream of hits: a segment is never read to
+            // an end that stays put while they keep coming.
+            if self.reading.offset >= self.segment_bytes && self.rotate() {
+                continue;
+            }
             match self.apply_next() {
-                0 if self.reading.offset >= SEGMENT_BYTES => self.rotate(),
                 0 => std::thread::park_timeout(ORPHAN_SCAN),
                 MAX_BATCH => {}
                 _ => std::thread::sleep(GATHER),
@@ -301,13 +317,16 @@ impl Applier {
 
     /// Applies the next batch of this process's own segment; how many hits
     /// it held.
+    /// A segment that cannot be read is tried again until it can: what is
+    /// in it must not be skipped.
     fn apply_next(&mut self) -> usize {
-        let (lines, end) = match self.reading.next_lines() {
-            Ok(read) => read,
-            Err(e) => {
-                log::error!("hit journal {}: {e}", self.reading.name);
-                std::thread::sleep(RETRY);
-                return 0;
+        let (lines, end) = loop {
+            match self.reading.next_lines() {
+                Ok(read) => break read,
+                Err(e) => {
+                    log::error!("hit journal {}: {e}", self.reading.name);
+                    std::thread::sleep(RETRY);
+                }
             }
         };
         if lines.is_empty() {
@@ -327,21 +346,19 @@ impl Applier {
     }
 
     /// Starts a new segment for the writers, applies the rest of the old
-    /// one and removes it.
-    fn rotate(&mut self) {
-        let fresh = match Segment::create(&self.db, &self.shared.dir) {
-            Ok(fresh) => fresh,
+    /// one and removes it; false if no new segment could be started (the
+    /// current one goes on growing).
+    fn rotate(&mut self) -> bool {
+        let started = Segment::create(&self.db, &self.shared.dir).and_then(|fresh| {
+            let reading = Reading::open(&self.shared.dir, &fresh.name, 0)
+                .map_err(|e| Error::Internal(format!("hit journal {}: {e}", fresh.name)))?;
+            Ok((fresh, reading))
+        });
+        let (fresh, reading) = match started {
+            Ok(started) => started,
             Err(e) => {
-                log::error!("hit journal: no new segment ({e}); the current one grows");
-                std::thread::sleep(RETRY);
-                return;
-            }
-        };
-        let reading = match Reading::open(&self.shared.dir, &fresh.name, 0) {
-            Ok(reading) => reading,
-            Err(e) => {
-                log::error!("hit journal {}: {e}", fresh.name);
-                return;
+                log::error!("hit journal: no new segment ({e})");
+                return false;
             }
         };
         let old = std::mem::replace(
@@ -358,6 +375,7 @@ impl Applier {
         let done = std::mem::replace(&mut self.reading, reading);
         drop(old);
         finish(&self.db, &self.shared.dir, &done.name);
+        true
     }
 
     /// Applies and removes every segment of this database that no process
