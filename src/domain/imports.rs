@@ -255,7 +255,17 @@ pub struct StagedField {
 /// A row checked and normalised, with the field values to write.
 struct Normalised {
     contact: recipients::ContactKeys,
-    fields: HashMap<i32, String>,
+    /// Field number and value, each number once (a handful per row: a list
+    /// is cheaper than a map).
+    fields: Vec<(i32, String)>,
+}
+
+/// Sets a field's value in a row's list, a later value replacing an earlier.
+fn set_field(fields: &mut Vec<(i32, String)>, number: i32, value: String) {
+    match fields.iter_mut().find(|(n, _)| *n == number) {
+        Some(field) => field.1 = value,
+        None => fields.push((number, value)),
+    }
 }
 
 /// The list's finished imports that asked for confirmation mails have had
@@ -330,7 +340,7 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
 fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) -> Vec<Normalised> {
     let kind = new.import_type;
     let mut rows: Vec<Normalised> = Vec::with_capacity(new.rows.len());
-    let mut by_email: HashMap<String, usize> = HashMap::new();
+    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(new.rows.len());
     let mut by_mobile: HashMap<String, usize> = HashMap::new();
     for (index, row) in new.rows.iter().enumerate() {
         let line = index + 1;
@@ -355,7 +365,7 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
                 continue;
             }
         };
-        let mut fields = HashMap::new();
+        let mut fields = Vec::with_capacity(row.fields.len());
         for (number, value) in &row.fields {
             if !(1..=super::fields::MAX_FIELD_NUMBER).contains(number) {
                 report.push(format!(
@@ -368,7 +378,7 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
                 "" if !kind.empty_overwrites() => continue,
                 other => other.to_string(),
             };
-            fields.insert(*number, value);
+            set_field(&mut fields, *number, value);
         }
         let email_twin = keys
             .email_key
@@ -383,7 +393,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
         match email_twin.or(mobile_twin) {
             Some(twin) => {
                 let earlier = &mut rows[twin];
-                earlier.fields.extend(fields);
+                for (number, value) in fields {
+                    set_field(&mut earlier.fields, number, value);
+                }
                 if earlier.contact.email_key.is_none()
                     && let Some(key) = keys.email_key.clone()
                 {
@@ -428,7 +440,7 @@ fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Res
     let mut fields = Vec::new();
     for (index, row) in rows.into_iter().enumerate() {
         let row_no = index as i64 + 1;
-        let mut values: Vec<(i32, String)> = row.fields.into_iter().collect();
+        let mut values = row.fields;
         values.sort_unstable();
         fields.extend(values.into_iter().map(|(field_number, value)| StagedField {
             row_no,
@@ -882,7 +894,7 @@ mod tests {
             merged[0].contact.mobile_key.as_deref(),
             Some("+393331234567")
         );
-        let mut fields: Vec<_> = merged[0].fields.clone().into_iter().collect();
+        let mut fields = merged[0].fields.clone();
         fields.sort();
         assert_eq!(
             fields,
@@ -899,6 +911,6 @@ mod tests {
 
         let mut report = Vec::new();
         let overwriting = normalise(&import(rows, 6), "+39", &mut report);
-        assert_eq!(overwriting[0].fields.get(&3), Some(&String::new()));
+        assert!(overwriting[0].fields.contains(&(3, String::new())));
     }
 }
