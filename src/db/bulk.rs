@@ -151,6 +151,10 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
         // Gives the planner the work tables' sizes: without statistics it
         // guesses and may scan a large table once per row.
         diesel::sql_query("ANALYZE import_work_rows, import_work_fields").execute(conn)?;
+        // A chunk's statements are estimated costly enough for PostgreSQL to
+        // compile them to machine code (JIT) each time, which took longer
+        // than running them over a few thousand rows. For this transaction only.
+        diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
     }
     Ok(last_row)
 }

@@ -290,7 +290,7 @@ pub fn mark_confirmations_sent(
 /// Prepares a process: the list, groups and confirmation message are checked,
 /// the rows normalised, merged by address and staged. Nothing changes for the
 /// recipients until the process is started and run.
-pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Result<Process> {
+pub fn prepare(conn: &mut DbConnection, account_id: i64, mut new: NewImport) -> Result<Process> {
     write_transaction(conn, |conn| {
         let list = lists::get(conn, account_id, new.list)?;
         groups::resolve_in_list(conn, account_id, list.id, &new.groups)?;
@@ -300,8 +300,14 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
         let default_prefix = accounts::get(conn, account_id)?
             .settings()
             .default_mobile_prefix;
-        let mut report: Vec<String> = new.unreadable.clone();
-        let rows = normalise(new, &default_prefix, &mut report);
+        let total_rows = (new.rows.len() + new.unreadable.len()) as i64;
+        let mut report = std::mem::take(&mut new.unreadable);
+        let rows = normalise(
+            std::mem::take(&mut new.rows),
+            new.import_type,
+            &default_prefix,
+            &mut report,
+        );
         let rejected = report.len() as i64;
         report.truncate(REPORT_LINES);
         let group_numbers: Vec<String> = new.groups.iter().map(i64::to_string).collect();
@@ -321,7 +327,7 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
                 actor: &new.origin.actor,
                 channel: new.origin.channel.as_str(),
                 state: State::Prepared.as_str(),
-                total_rows: (new.rows.len() + new.unreadable.len()) as i64,
+                total_rows,
                 staged_rows: rows.len() as i64,
                 rejected_rows: rejected,
                 report: report.join("\n"),
@@ -337,21 +343,21 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
 /// Checks each row, keeps the channels the import type brings, and merges
 /// rows naming the same recipient (a later value wins), so the staged rows
 /// never collide on an address.
-fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) -> Vec<Normalised> {
-    let kind = new.import_type;
-    let mut rows: Vec<Normalised> = Vec::with_capacity(new.rows.len());
-    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(new.rows.len());
+fn normalise(
+    given: Vec<Row>,
+    kind: ImportType,
+    default_prefix: &str,
+    report: &mut Vec<String>,
+) -> Vec<Normalised> {
+    let mut rows: Vec<Normalised> = Vec::with_capacity(given.len());
+    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(given.len());
     let mut by_mobile: HashMap<String, usize> = HashMap::new();
-    for (index, row) in new.rows.iter().enumerate() {
+    for (index, row) in given.into_iter().enumerate() {
         let line = index + 1;
         let contact = Contact {
-            email: row
-                .email
-                .clone()
-                .filter(|e| kind.email() && !e.trim().is_empty()),
+            email: row.email.filter(|e| kind.email() && !e.trim().is_empty()),
             mobile: row
                 .mobile
-                .clone()
                 .filter(|m| kind.mobile() && !m.number.trim().is_empty()),
         };
         if contact.email.is_none() && contact.mobile.is_none() {
@@ -366,8 +372,8 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
             }
         };
         let mut fields = Vec::with_capacity(row.fields.len());
-        for (number, value) in &row.fields {
-            if !(1..=super::fields::MAX_FIELD_NUMBER).contains(number) {
+        for (number, value) in row.fields {
+            if !(1..=super::fields::MAX_FIELD_NUMBER).contains(&number) {
                 report.push(format!(
                     "row {line}: field {number} ignored (fields are 1 to 39)"
                 ));
@@ -376,9 +382,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
             let value = match value.as_str() {
                 " " => String::new(),
                 "" if !kind.empty_overwrites() => continue,
-                other => other.to_string(),
+                _ => value,
             };
-            set_field(&mut fields, *number, value);
+            set_field(&mut fields, number, value);
         }
         let email_twin = keys
             .email_key
@@ -554,7 +560,7 @@ pub async fn queued() {
 pub fn queue_once(
     conn: &mut DbConnection,
     account_id: i64,
-    new: &NewImport,
+    new: NewImport,
 ) -> Result<Option<Process>> {
     write_transaction(conn, |conn| {
         backend::lock_account(conn, account_id)?;
@@ -566,8 +572,9 @@ pub fn queue_once(
         if seen > 0 {
             return Ok(None);
         }
+        let list = new.list;
         let process = prepare(conn, account_id, new)?;
-        start(conn, account_id, new.list, process.id)?;
+        start(conn, account_id, list, process.id)?;
         Ok(Some(get(conn, process.id)?))
     })
 }
@@ -853,22 +860,6 @@ fn fail(conn: &mut DbConnection, process_id: i64, reason: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Channel;
-
-    fn import(rows: Vec<Row>, kind: i32) -> NewImport {
-        NewImport {
-            list: 1,
-            groups: vec![],
-            rows,
-            unreadable: vec![],
-            import_type: ImportType::new(kind).unwrap(),
-            rules: StatusRules::default(),
-            replace_groups: false,
-            confirm_message: None,
-            source: "test".into(),
-            origin: Origin::new(Channel::Cli, "test"),
-        }
-    }
 
     fn row(email: &str, mobile: &str, fields: &[(i32, &str)]) -> Row {
         Row {
@@ -887,7 +878,7 @@ mod tests {
             row("nobody", "", &[]),
         ];
         let mut report = Vec::new();
-        let merged = normalise(&import(rows.clone(), 3), "+39", &mut report);
+        let merged = normalise(rows.clone(), ImportType(3), "+39", &mut report);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].contact.email_key.as_deref(), Some("a@x.it"));
         assert_eq!(
@@ -904,13 +895,13 @@ mod tests {
         assert!(report[0].starts_with("row 4:"), "{report:?}");
 
         let mut report = Vec::new();
-        let email_only = normalise(&import(rows.clone(), 1), "+39", &mut report);
+        let email_only = normalise(rows.clone(), ImportType(1), "+39", &mut report);
         assert_eq!(email_only.len(), 1);
         assert_eq!(email_only[0].contact.mobile_key, None);
         assert_eq!(report.len(), 2, "row 3 has no e-mail: {report:?}");
 
         let mut report = Vec::new();
-        let overwriting = normalise(&import(rows, 6), "+39", &mut report);
+        let overwriting = normalise(rows, ImportType(6), "+39", &mut report);
         assert!(overwriting[0].fields.contains(&(3, String::new())));
     }
 }
