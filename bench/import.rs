@@ -4,6 +4,10 @@
 //! the `sqlite3` shell's `.import` into a table with a unique e-mail key, and
 //! PostgreSQL's `COPY` (through `psql`).
 //!
+//! Besides the rates it prints the CPU time the server spent on the import
+//! (and how much of it before answering), and the `sqlite3` shell's: on a
+//! machine shared with other work these compare more steadily than times.
+//!
 //! Run it with `bench/import/run`. Environment: `ESPBRIDGE_BENCH_ROWS`
 //! (default 100000).
 
