@@ -85,7 +85,7 @@ fn request(rows: Vec<Row>, rules: StatusRules) -> NewImport {
 /// Prepares, starts and runs an import to the end; returns the finished process.
 fn run(db: &Db, account_id: i64, new: &NewImport) -> Process {
     let mut conn = db.conn().unwrap();
-    let process = imports::prepare(&mut conn, account_id, new).unwrap();
+    let process = imports::prepare(&mut conn, account_id, new.clone()).unwrap();
     assert_eq!(process.state().unwrap(), State::Prepared);
     assert_eq!(
         imports::start(&mut conn, account_id, new.list, process.id).unwrap(),
@@ -294,7 +294,7 @@ backend_tests! {
         let rows: Vec<Row> = (0..12_000)
             .map(|i| row(&format!("r{}@x.it", i % 11_000), &[(1, &format!("v{i}"))]))
             .collect();
-        let process = imports::prepare(&mut conn, account_id, &request(rows, StatusRules::default())).unwrap();
+        let process = imports::prepare(&mut conn, account_id, request(rows, StatusRules::default())).unwrap();
         assert_eq!((process.total_rows, process.staged_rows), (12_000, 11_000));
         imports::start(&mut conn, account_id, 1, process.id).unwrap();
         // The runner is told to stop after its first chunk: the process goes

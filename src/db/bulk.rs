@@ -117,7 +117,7 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
         "CREATE TEMP TABLE IF NOT EXISTS import_work_rows (row_no {row_no_type} PRIMARY KEY, \
              email TEXT, email_key TEXT, mobile_prefix TEXT, mobile_number TEXT, \
              mobile_key TEXT, recipient_id BIGINT, created BOOLEAN NOT NULL DEFAULT FALSE, \
-             blocked BOOLEAN NOT NULL DEFAULT FALSE, subscription_id BIGINT, \
+             blocked BOOLEAN DEFAULT FALSE, subscription_id BIGINT, \
              previous_status TEXT, previous_reason INTEGER, target_status TEXT)"
     )];
     if let DbConnection::Postgresql(_) = conn {
@@ -151,14 +151,30 @@ pub fn load_chunk(conn: &mut DbConnection, process_id: i64, first_row: i64) -> R
         // Gives the planner the work tables' sizes: without statistics it
         // guesses and may scan a large table once per row.
         diesel::sql_query("ANALYZE import_work_rows, import_work_fields").execute(conn)?;
+        // A chunk's statements are estimated costly enough for PostgreSQL to
+        // compile them to machine code (JIT) each time, which took longer
+        // than running them over a few thousand rows. For this transaction only.
+        diesel::sql_query("SET LOCAL jit = off").execute(conn)?;
     }
     Ok(last_row)
 }
 
 /// Empties the work tables.
 pub fn clear_work(conn: &mut DbConnection) -> Result<()> {
-    diesel::sql_query("DELETE FROM import_work_fields").execute(conn)?;
-    diesel::sql_query("DELETE FROM import_work_rows").execute(conn)?;
+    match conn {
+        DbConnection::Sqlite(_) => {
+            diesel::sql_query("DELETE FROM import_work_fields").execute(conn)?;
+            diesel::sql_query("DELETE FROM import_work_rows").execute(conn)?;
+        }
+        // PostgreSQL's DELETE leaves every row version behind, and nothing
+        // vacuums a temporary table: each chunk's statements scanned all the
+        // chunks before, and the planner, seeing a large work table, led with
+        // a scan of the recipients instead. TRUNCATE starts the tables afresh
+        // (and rolls back with the chunk like the rest).
+        DbConnection::Postgresql(_) => {
+            diesel::sql_query("TRUNCATE import_work_fields, import_work_rows").execute(conn)?;
+        }
+    }
     Ok(())
 }
 
@@ -280,29 +296,34 @@ pub fn plan_subscriptions(
     chunk: &Chunk,
     rules: &StatusRules,
 ) -> Result<()> {
+    // A recipient this chunk created has no subscription and no block. On
+    // SQLite `created` says exactly that: the chunk's transaction holds the
+    // write lock from its start. On PostgreSQL a row marked `created` may have
+    // found a recipient another transaction committed after the match, so
+    // every row is read.
+    let existing = match conn {
+        DbConnection::Sqlite(_) => "AND NOT created",
+        DbConnection::Postgresql(_) => "",
+    };
     chunk_query(
         conn,
         chunk,
-        "UPDATE import_work_rows \
-         SET (subscription_id, previous_status, previous_reason) = ( \
-             SELECT s.id, s.status, s.unsubscribe_reason FROM subscriptions s \
-             WHERE s.list_id = $2 AND s.recipient_id = import_work_rows.recipient_id \
-               AND s.account_id = $1) \
-         WHERE recipient_id IS NOT NULL",
+        &format!(
+            "UPDATE import_work_rows \
+             SET (subscription_id, previous_status, previous_reason, blocked) = ( \
+                 SELECT s.id, s.status, s.unsubscribe_reason, \
+                     r.erased_at IS NOT NULL \
+                     OR (import_work_rows.email_key IS NOT NULL \
+                         AND (r.email_blocklisted OR r.bounced)) \
+                     OR (import_work_rows.email_key IS NULL AND r.sms_blocklisted) \
+                 FROM recipients r \
+                 LEFT JOIN subscriptions s ON s.list_id = $2 AND s.recipient_id = r.id \
+                     AND s.account_id = $1 \
+                 WHERE r.id = import_work_rows.recipient_id AND r.account_id = $1) \
+             WHERE recipient_id IS NOT NULL {existing}"
+        ),
     )
     .bind::<BigInt, _>(chunk.list_id)
-    .execute(conn)?;
-    chunk_query(
-        conn,
-        chunk,
-        "UPDATE import_work_rows SET blocked = TRUE \
-         WHERE ( \
-             SELECT r.erased_at IS NOT NULL \
-                 OR (import_work_rows.email_key IS NOT NULL AND (r.email_blocklisted OR r.bounced)) \
-                 OR (import_work_rows.email_key IS NULL AND r.sms_blocklisted) \
-             FROM recipients r \
-             WHERE r.id = import_work_rows.recipient_id AND r.account_id = $1)",
-    )
     .execute(conn)?;
     chunk_query(
         conn,

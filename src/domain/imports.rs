@@ -255,7 +255,17 @@ pub struct StagedField {
 /// A row checked and normalised, with the field values to write.
 struct Normalised {
     contact: recipients::ContactKeys,
-    fields: HashMap<i32, String>,
+    /// Field number and value, each number once (a handful per row: a list
+    /// is cheaper than a map).
+    fields: Vec<(i32, String)>,
+}
+
+/// Sets a field's value in a row's list, a later value replacing an earlier.
+fn set_field(fields: &mut Vec<(i32, String)>, number: i32, value: String) {
+    match fields.iter_mut().find(|(n, _)| *n == number) {
+        Some(field) => field.1 = value,
+        None => fields.push((number, value)),
+    }
 }
 
 /// The list's finished imports that asked for confirmation mails have had
@@ -280,7 +290,7 @@ pub fn mark_confirmations_sent(
 /// Prepares a process: the list, groups and confirmation message are checked,
 /// the rows normalised, merged by address and staged. Nothing changes for the
 /// recipients until the process is started and run.
-pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Result<Process> {
+pub fn prepare(conn: &mut DbConnection, account_id: i64, mut new: NewImport) -> Result<Process> {
     write_transaction(conn, |conn| {
         let list = lists::get(conn, account_id, new.list)?;
         groups::resolve_in_list(conn, account_id, list.id, &new.groups)?;
@@ -290,8 +300,14 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
         let default_prefix = accounts::get(conn, account_id)?
             .settings()
             .default_mobile_prefix;
-        let mut report: Vec<String> = new.unreadable.clone();
-        let rows = normalise(new, &default_prefix, &mut report);
+        let total_rows = (new.rows.len() + new.unreadable.len()) as i64;
+        let mut report = std::mem::take(&mut new.unreadable);
+        let rows = normalise(
+            std::mem::take(&mut new.rows),
+            new.import_type,
+            &default_prefix,
+            &mut report,
+        );
         let rejected = report.len() as i64;
         report.truncate(REPORT_LINES);
         let group_numbers: Vec<String> = new.groups.iter().map(i64::to_string).collect();
@@ -311,7 +327,7 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
                 actor: &new.origin.actor,
                 channel: new.origin.channel.as_str(),
                 state: State::Prepared.as_str(),
-                total_rows: (new.rows.len() + new.unreadable.len()) as i64,
+                total_rows,
                 staged_rows: rows.len() as i64,
                 rejected_rows: rejected,
                 report: report.join("\n"),
@@ -327,21 +343,21 @@ pub fn prepare(conn: &mut DbConnection, account_id: i64, new: &NewImport) -> Res
 /// Checks each row, keeps the channels the import type brings, and merges
 /// rows naming the same recipient (a later value wins), so the staged rows
 /// never collide on an address.
-fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) -> Vec<Normalised> {
-    let kind = new.import_type;
-    let mut rows: Vec<Normalised> = Vec::with_capacity(new.rows.len());
-    let mut by_email: HashMap<String, usize> = HashMap::new();
+fn normalise(
+    given: Vec<Row>,
+    kind: ImportType,
+    default_prefix: &str,
+    report: &mut Vec<String>,
+) -> Vec<Normalised> {
+    let mut rows: Vec<Normalised> = Vec::with_capacity(given.len());
+    let mut by_email: HashMap<String, usize> = HashMap::with_capacity(given.len());
     let mut by_mobile: HashMap<String, usize> = HashMap::new();
-    for (index, row) in new.rows.iter().enumerate() {
+    for (index, row) in given.into_iter().enumerate() {
         let line = index + 1;
         let contact = Contact {
-            email: row
-                .email
-                .clone()
-                .filter(|e| kind.email() && !e.trim().is_empty()),
+            email: row.email.filter(|e| kind.email() && !e.trim().is_empty()),
             mobile: row
                 .mobile
-                .clone()
                 .filter(|m| kind.mobile() && !m.number.trim().is_empty()),
         };
         if contact.email.is_none() && contact.mobile.is_none() {
@@ -355,9 +371,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
                 continue;
             }
         };
-        let mut fields = HashMap::new();
-        for (number, value) in &row.fields {
-            if !(1..=super::fields::MAX_FIELD_NUMBER).contains(number) {
+        let mut fields = Vec::with_capacity(row.fields.len());
+        for (number, value) in row.fields {
+            if !(1..=super::fields::MAX_FIELD_NUMBER).contains(&number) {
                 report.push(format!(
                     "row {line}: field {number} ignored (fields are 1 to 39)"
                 ));
@@ -366,9 +382,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
             let value = match value.as_str() {
                 " " => String::new(),
                 "" if !kind.empty_overwrites() => continue,
-                other => other.to_string(),
+                _ => value,
             };
-            fields.insert(*number, value);
+            set_field(&mut fields, number, value);
         }
         let email_twin = keys
             .email_key
@@ -383,7 +399,9 @@ fn normalise(new: &NewImport, default_prefix: &str, report: &mut Vec<String>) ->
         match email_twin.or(mobile_twin) {
             Some(twin) => {
                 let earlier = &mut rows[twin];
-                earlier.fields.extend(fields);
+                for (number, value) in fields {
+                    set_field(&mut earlier.fields, number, value);
+                }
                 if earlier.contact.email_key.is_none()
                     && let Some(key) = keys.email_key.clone()
                 {
@@ -428,7 +446,7 @@ fn stage(conn: &mut DbConnection, process_id: i64, rows: Vec<Normalised>) -> Res
     let mut fields = Vec::new();
     for (index, row) in rows.into_iter().enumerate() {
         let row_no = index as i64 + 1;
-        let mut values: Vec<(i32, String)> = row.fields.into_iter().collect();
+        let mut values = row.fields;
         values.sort_unstable();
         fields.extend(values.into_iter().map(|(field_number, value)| StagedField {
             row_no,
@@ -542,7 +560,7 @@ pub async fn queued() {
 pub fn queue_once(
     conn: &mut DbConnection,
     account_id: i64,
-    new: &NewImport,
+    new: NewImport,
 ) -> Result<Option<Process>> {
     write_transaction(conn, |conn| {
         backend::lock_account(conn, account_id)?;
@@ -554,8 +572,9 @@ pub fn queue_once(
         if seen > 0 {
             return Ok(None);
         }
+        let list = new.list;
         let process = prepare(conn, account_id, new)?;
-        start(conn, account_id, new.list, process.id)?;
+        start(conn, account_id, list, process.id)?;
         Ok(Some(get(conn, process.id)?))
     })
 }
@@ -841,22 +860,6 @@ fn fail(conn: &mut DbConnection, process_id: i64, reason: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::Channel;
-
-    fn import(rows: Vec<Row>, kind: i32) -> NewImport {
-        NewImport {
-            list: 1,
-            groups: vec![],
-            rows,
-            unreadable: vec![],
-            import_type: ImportType::new(kind).unwrap(),
-            rules: StatusRules::default(),
-            replace_groups: false,
-            confirm_message: None,
-            source: "test".into(),
-            origin: Origin::new(Channel::Cli, "test"),
-        }
-    }
 
     fn row(email: &str, mobile: &str, fields: &[(i32, &str)]) -> Row {
         Row {
@@ -875,14 +878,14 @@ mod tests {
             row("nobody", "", &[]),
         ];
         let mut report = Vec::new();
-        let merged = normalise(&import(rows.clone(), 3), "+39", &mut report);
+        let merged = normalise(rows.clone(), ImportType(3), "+39", &mut report);
         assert_eq!(merged.len(), 1);
         assert_eq!(merged[0].contact.email_key.as_deref(), Some("a@x.it"));
         assert_eq!(
             merged[0].contact.mobile_key.as_deref(),
             Some("+393331234567")
         );
-        let mut fields: Vec<_> = merged[0].fields.clone().into_iter().collect();
+        let mut fields = merged[0].fields.clone();
         fields.sort();
         assert_eq!(
             fields,
@@ -892,13 +895,13 @@ mod tests {
         assert!(report[0].starts_with("row 4:"), "{report:?}");
 
         let mut report = Vec::new();
-        let email_only = normalise(&import(rows.clone(), 1), "+39", &mut report);
+        let email_only = normalise(rows.clone(), ImportType(1), "+39", &mut report);
         assert_eq!(email_only.len(), 1);
         assert_eq!(email_only[0].contact.mobile_key, None);
         assert_eq!(report.len(), 2, "row 3 has no e-mail: {report:?}");
 
         let mut report = Vec::new();
-        let overwriting = normalise(&import(rows, 6), "+39", &mut report);
-        assert_eq!(overwriting[0].fields.get(&3), Some(&String::new()));
+        let overwriting = normalise(rows, ImportType(6), "+39", &mut report);
+        assert!(overwriting[0].fields.contains(&(3, String::new())));
     }
 }

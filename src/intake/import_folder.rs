@@ -120,7 +120,7 @@ fn take(
         ),
         origin: Origin::new(Channel::MailupImport, "import folder"),
     };
-    let queued = imports::queue_once(conn, account.id, &new)?;
+    let queued = imports::queue_once(conn, account.id, new)?;
     if let Some(process) = &queued {
         log::info!(
             "import file {} queued as import {}",

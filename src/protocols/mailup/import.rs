@@ -578,15 +578,15 @@ fn prepare(
     caller: &Caller,
     list: &lists::List,
     groups: Vec<i64>,
-    rows: &subscribers::Subscribers,
+    rows: subscribers::Subscribers,
     options: &ImportOptions,
     confirm_message: Option<i64>,
 ) -> Result<i32> {
     let new = NewImport {
         list: list.number,
         groups,
-        rows: rows.rows.clone(),
-        unreadable: rows.unreadable.clone(),
+        rows: rows.rows,
+        unreadable: rows.unreadable,
         import_type: options.import_type,
         rules: options.rules,
         replace_groups: options.replace_groups,
@@ -594,7 +594,7 @@ fn prepare(
         source: "WSMailUpImport".into(),
         origin: caller.origin.clone(),
     };
-    match imports::prepare(conn, caller.account.id, &new) {
+    match imports::prepare(conn, caller.account.id, new) {
         Ok(process) => Ok(process.id as i32),
         Err(Error::NotFound("message")) => Ok(code::IMPORT_CONFIRMATION),
         Err(e) if e.is_internal() => Err(e),
@@ -624,7 +624,7 @@ fn new_import_process(
     let code = match prepared {
         Ok((options, groups, rows)) => {
             let confirm = params.int("idConfirmNL").filter(|&id| id > 0);
-            prepare(conn, caller, &list, groups, &rows, &options, confirm)?
+            prepare(conn, caller, &list, groups, rows, &options, confirm)?
         }
         Err(code) => code,
     };
@@ -706,7 +706,7 @@ fn start_import_processes(
         Err(code) => return Ok(mailup_message(code, |_| {})),
     };
     let document_given = params.raw("xmlDoc").is_some_and(|d| !d.trim().is_empty());
-    let rows = if document_given {
+    let mut rows = if document_given {
         match read_document(params, limits, options.mobile_input) {
             Ok(rows) => Some(rows),
             Err(code) => return Ok(mailup_message(code, |_| {})),
@@ -729,11 +729,17 @@ fn start_import_processes(
                 continue;
             }
         };
-        match &rows {
+        match rows.as_mut() {
             Some(rows) => {
                 let slot = slots.get(index).map_or("", String::as_str);
                 let outcome = match group_numbers(slot) {
                     Ok(groups) => {
+                        // The last list takes the rows; those before it a copy.
+                        let rows = if index + 1 == count {
+                            std::mem::take(rows)
+                        } else {
+                            rows.clone()
+                        };
                         match prepare(conn, caller, &list, groups, rows, &options, None)? {
                             process if process > 0 => ProcessOutcome {
                                 process: i64::from(process),

@@ -16,7 +16,7 @@ pub enum MobileInput {
 }
 
 /// The rows of a document, and the elements that were not subscribers.
-#[derive(Debug, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Subscribers {
     pub rows: Vec<Row>,
     pub unreadable: Vec<String>,
