@@ -23,6 +23,7 @@
 use std::any::Any;
 use std::collections::BTreeMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::thread::ThreadId;
 
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::prelude::*;
@@ -42,15 +43,53 @@ trait Job: Send {
     /// Runs the request in the group's transaction, in a savepoint of its own
     /// if `isolated`; `false` if it failed.
     fn run(&mut self, conn: &mut DbConnection, shared: &mut Shared, isolated: bool) -> bool;
-    /// Answers the request with its last run's result, or with the error
+    /// Settles the request's answer: its last run's result, or the error
     /// that kept the group from committing.
-    fn answer(self: Box<Self>, group_error: Option<&Error>);
+    fn settle(&mut self, group_error: Option<&Error>);
+    /// The thread the request waits on.
+    fn thread(&self) -> ThreadId;
+    /// Answers the request, handing it `siblings` (settled requests waiting
+    /// on the same thread) to answer in turn; gives them back if the request
+    /// no longer waits (its client went away).
+    fn answer(self: Box<Self>, siblings: Siblings) -> std::result::Result<(), Siblings>;
+}
+
+/// Settled requests that one answered request answers on its own thread: a
+/// wake-up from the writer thread is a system call and a switch of that
+/// thread per request, a wake-up from a request on the same thread is
+/// neither. Whoever ends up holding them (the request told, or, if that
+/// request was given up before it read its answer, whatever drops it)
+/// answers them, so every request is answered exactly once.
+struct Siblings(Vec<Box<dyn Job>>);
+
+impl Drop for Siblings {
+    fn drop(&mut self) {
+        tell(std::mem::take(&mut self.0));
+    }
+}
+
+/// Answers the first request of `jobs` that still waits, handing it the rest.
+fn tell(mut jobs: Vec<Box<dyn Job>>) {
+    while !jobs.is_empty() {
+        let first = jobs.swap_remove(0);
+        match first.answer(Siblings(jobs)) {
+            Ok(()) => return,
+            Err(mut undelivered) => jobs = std::mem::take(&mut undelivered.0),
+        }
+    }
+}
+
+/// What a waiting request receives.
+struct Answer<T> {
+    result: Result<T>,
+    siblings: Siblings,
 }
 
 struct Request<T, F> {
     f: F,
     result: Option<Result<T>>,
-    answer: oneshot::Sender<Result<T>>,
+    thread: ThreadId,
+    answer: oneshot::Sender<Answer<T>>,
 }
 
 impl<T, F> Job for Request<T, F>
@@ -77,13 +116,25 @@ where
         ok
     }
 
-    fn answer(self: Box<Self>, group_error: Option<&Error>) {
-        let result = match (group_error, self.result) {
+    fn settle(&mut self, group_error: Option<&Error>) {
+        self.result = Some(match (group_error, self.result.take()) {
             (Some(e), _) => Err(Error::Unavailable(format!("group not committed: {e}"))),
             (None, Some(result)) => result,
             (None, None) => Err(Error::Internal("grouped write not run".into())),
-        };
-        let _ = self.answer.send(result);
+        });
+    }
+
+    fn thread(&self) -> ThreadId {
+        self.thread
+    }
+
+    fn answer(self: Box<Self>, siblings: Siblings) -> std::result::Result<(), Siblings> {
+        let result = self
+            .result
+            .unwrap_or_else(|| Err(Error::Internal("grouped write not settled".into())));
+        self.answer
+            .send(Answer { result, siblings })
+            .map_err(|undelivered| undelivered.siblings)
     }
 }
 
@@ -191,14 +242,18 @@ impl GroupWriter {
         let job = Box::new(Request {
             f,
             result: None,
+            thread: std::thread::current().id(),
             answer,
         });
         if self.queue.send(job).is_err() {
             return Err(Error::Internal("group writer is gone".into()));
         }
-        answered
+        let Answer { result, siblings } = answered
             .await
-            .map_err(|_| Error::Internal("group writer dropped a request".into()))?
+            .map_err(|_| Error::Internal("group writer dropped a request".into()))?;
+        // The other requests of the group waiting on this thread.
+        drop(siblings);
+        result
     }
 }
 
@@ -316,8 +371,18 @@ fn run_group(writer: &Pool<Manager>, mut group: Vec<Box<dyn Job>>) {
     if let Err(e) = &outcome {
         log::error!("group of {} writes not committed: {e}", group.len());
     }
-    for job in group {
-        job.answer(outcome.as_ref().err());
+    // One wake-up from this thread per thread that requests wait on.
+    let mut by_thread: Vec<(ThreadId, Vec<Box<dyn Job>>)> = Vec::new();
+    for mut job in group {
+        job.settle(outcome.as_ref().err());
+        let thread = job.thread();
+        match by_thread.iter_mut().find(|(t, _)| *t == thread) {
+            Some((_, jobs)) => jobs.push(job),
+            None => by_thread.push((thread, vec![job])),
+        }
+    }
+    for (_, jobs) in by_thread {
+        tell(jobs);
     }
 }
 
