@@ -19,6 +19,10 @@
 //! connection it is given. If the commit itself fails, every request of the
 //! group gets the error and nothing of the group is stored, which is what
 //! each of them would have seen alone.
+//!
+//! Answers go out one per worker thread and group (see [`Siblings`]): each
+//! wake-up from this thread is a system call that also preempted it, and
+//! under load that was about a tenth of its time.
 
 use std::any::Any;
 use std::collections::BTreeMap;
@@ -59,16 +63,21 @@ trait Job: Send {
 /// thread per request, a wake-up from a request on the same thread is
 /// neither. Whoever ends up holding them (the request told, or, if that
 /// request was given up before it read its answer, whatever drops it)
-/// answers them, so every request is answered exactly once.
+/// answers them all at once, so every request is answered exactly once and
+/// none waits for another to run first.
 struct Siblings(Vec<Box<dyn Job>>);
 
 impl Drop for Siblings {
     fn drop(&mut self) {
-        tell(std::mem::take(&mut self.0));
+        for job in std::mem::take(&mut self.0) {
+            // A request that no longer waits needs no answer.
+            let _ = job.answer(Siblings(Vec::new()));
+        }
     }
 }
 
-/// Answers the first request of `jobs` that still waits, handing it the rest.
+/// Answers the first request of `jobs` that still waits (from the writer
+/// thread), handing it the rest.
 fn tell(mut jobs: Vec<Box<dyn Job>>) {
     while !jobs.is_empty() {
         let first = jobs.swap_remove(0);
