@@ -446,7 +446,72 @@ fn roll_back_all(conn: &mut DbConnection) {
 
 #[cfg(test)]
 mod tests {
-    use super::Shared;
+    use tokio::sync::oneshot;
+
+    use super::{Answer, Job, Request, Shared, tell};
+    use crate::db::DbConnection;
+
+    type Waiting = oneshot::Receiver<Answer<u32>>;
+
+    /// A settled request answering `value`, and what its caller waits on.
+    fn settled(value: u32) -> (Box<dyn Job>, Waiting) {
+        let (answer, answered) = oneshot::channel();
+        let mut request = Request {
+            f: move |_: &mut DbConnection, _: &mut Shared| -> crate::Result<u32> { Ok(value) },
+            result: Some(Ok(value)),
+            thread: std::thread::current().id(),
+            answer,
+        };
+        request.settle(None);
+        (Box::new(request), answered)
+    }
+
+    fn value_of(answer: Answer<u32>) -> u32 {
+        answer.result.expect("answered with a value")
+    }
+
+    #[test]
+    fn siblings_are_answered_once_whoever_drops_them() {
+        let (gone, gone_waiting) = settled(1);
+        let mut jobs = vec![gone];
+        let mut waiting = Vec::new();
+        for value in 2..=4 {
+            let (job, answered) = settled(value);
+            jobs.push(job);
+            waiting.push((value, answered));
+        }
+        // A request that no longer waits is skipped: one of the others is
+        // told and handed the rest.
+        drop(gone_waiting);
+        tell(jobs);
+        let mut told = Vec::new();
+        for (value, answered) in &mut waiting {
+            if let Ok(answer) = answered.try_recv() {
+                told.push((*value, answer));
+            }
+        }
+        assert_eq!(told.len(), 1, "one wake-up for the thread");
+        let (value_told, Answer { result, siblings }) = told.pop().unwrap();
+        assert_eq!(result.unwrap(), value_told);
+        assert_eq!(siblings.0.len(), 2);
+        // Dropping the siblings (after reading the answer) answers them all.
+        drop(siblings);
+        for (value, answered) in &mut waiting {
+            if *value != value_told {
+                assert_eq!(value_of(answered.try_recv().unwrap()), *value);
+            }
+        }
+    }
+
+    #[test]
+    fn siblings_of_a_request_given_up_after_its_answer_came_are_answered() {
+        let (first, first_waiting) = settled(1);
+        let (second, mut second_waiting) = settled(2);
+        tell(vec![first, second]);
+        // The told request's future is dropped before it read its answer.
+        drop(first_waiting);
+        assert_eq!(value_of(second_waiting.try_recv().unwrap()), 2);
+    }
 
     #[test]
     fn shared_values_are_kept_by_type() {
