@@ -43,3 +43,24 @@ fn ticks_per_second() -> f64 {
         .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse::<f64>().ok())
         .unwrap_or(100.0)
 }
+
+/// CPU seconds that the threads of process `pid` named `name` have run
+/// (`/proc/PID/task/*/schedstat`, whose first field is nanoseconds on the
+/// CPU). A serial stage such as the SQLite group writer bounds the rate by
+/// its own CPU per request, whatever the process's total.
+pub fn thread_cpu_seconds(pid: u32, name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter(|task| {
+            std::fs::read_to_string(task.path().join("comm")).is_ok_and(|comm| comm.trim() == name)
+        })
+        .filter_map(|task| {
+            let schedstat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+            schedstat.split_whitespace().next()?.parse::<f64>().ok()
+        })
+        .sum::<f64>()
+        / 1e9
+}

@@ -359,9 +359,15 @@ pub(crate) fn find_or_create_in(
             "an e-mail address or a mobile number is required",
         ));
     }
-    // Looked up first: an insert that does nothing still takes a number
-    // from PostgreSQL's sequence, and eCircle's user ids are recipient ids.
-    if let Some(found) = lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
+    // On PostgreSQL looked up first: an insert that does nothing still takes
+    // a number from the sequence, and eCircle's user ids are recipient ids.
+    // SQLite numbers a row after the table's largest id, so there an insert
+    // that does nothing costs no number, and a new recipient (a subscribe's
+    // common case) is inserted without the lookup; an existing one is found
+    // below, after the insert did nothing.
+    if matches!(conn, DbConnection::Postgresql(_))
+        && let Some(found) = lookup(conn, account_id, email.as_ref(), mobile.as_ref())?
+    {
         let updated = complete_contact(conn, found, email.as_ref(), mobile.as_ref())?;
         return Ok((updated, false));
     }
@@ -397,7 +403,8 @@ pub(crate) fn find_or_create_in(
         };
         return Ok((created, true));
     }
-    // A concurrent request created it between our lookup and insert.
+    // It exists (on PostgreSQL: a concurrent request created it between our
+    // lookup and insert).
     match lookup(conn, account_id, email.as_ref(), mobile.as_ref())? {
         Some(found) => Ok((
             complete_contact(conn, found, email.as_ref(), mobile.as_ref())?,

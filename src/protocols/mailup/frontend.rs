@@ -25,7 +25,9 @@ use crate::web::{base_url, client_ip, read_body};
 use crate::{Error, Result};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/frontend/{page}", web::route().to(page));
+    // A static prefix and the page name read from the rest of the path: a
+    // `{page}` segment is matched by a regex and copied out on every request.
+    cfg.service(web::scope("/frontend").default_service(web::to(page)));
 }
 
 /// A form is a few hundred bytes; anything near this is not a legitimate call.
@@ -77,13 +79,9 @@ struct Call {
     base_url: String,
 }
 
-async fn page(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    name: web::Path<String>,
-    payload: web::Payload,
-) -> HttpResponse {
-    let Some(page) = Page::parse(&name) else {
+async fn page(state: web::Data<AppState>, req: HttpRequest, payload: web::Payload) -> HttpResponse {
+    let name = req.match_info().unprocessed().strip_prefix('/');
+    let Some(page) = name.and_then(Page::parse) else {
         return HttpResponse::NotFound()
             .content_type("text/plain; charset=utf-8")
             .body("not found");
