@@ -70,9 +70,11 @@ pub fn configure(state: AppState) -> impl FnOnce(&mut web::ServiceConfig) {
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
+            // Routes are tried in order; pixels and links are the busiest
+            // dynamic ones.
+            .configure(crate::web::tracking::configure)
             .configure(crate::web::confirm::configure)
             .configure(crate::web::unsubscribe::configure)
-            .configure(crate::web::tracking::configure)
             .configure(crate::web::webhooks::configure)
             .configure(crate::protocols::mailup::configure)
             .configure(crate::protocols::ecircle::configure)

@@ -23,10 +23,16 @@ const PIXEL: &[u8] = &[
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/t/o/{token}", web::get().to(open))
-        .route("/t/o/{token}", web::head().to(open))
-        .route("/t/c/{token}", web::get().to(click))
-        .route("/t/c/{token}", web::head().to(click));
+    cfg.service(
+        web::resource("/t/o/{token}")
+            .route(web::get().to(open))
+            .route(web::head().to(open)),
+    )
+    .service(
+        web::resource("/t/c/{token}")
+            .route(web::get().to(click))
+            .route(web::head().to(click)),
+    );
 }
 
 fn hit(req: &HttpRequest, state: &AppState) -> Hit {
