@@ -45,6 +45,15 @@ pub fn now() -> NaiveDateTime {
     chrono::Utc::now().naive_utc()
 }
 
+/// At most the first `max` characters of `text` (for text from outside, such
+/// as user agents and SMTP replies, stored in columns of bounded use).
+pub fn first_chars(text: &str, max: usize) -> &str {
+    match text.char_indices().nth(max) {
+        Some((at, _)) => &text[..at],
+        None => text,
+    }
+}
+
 /// Who asked for a change, recorded in the subscription history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Origin {

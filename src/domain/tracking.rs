@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::events::{self, NewDeliveryEvent};
 use super::links::{LinkSigner, Purpose};
-use super::now;
+use super::{first_chars, now};
 use crate::Result;
 use crate::db::schema::{recipient_activity, sends};
 use crate::db::{DbConnection, backend};
@@ -181,7 +181,7 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
                 .hit
                 .user_agent
                 .as_deref()
-                .map(|a| truncate(a, 512).to_string()),
+                .map(|a| first_chars(a, 512).to_string()),
             url: pending.url.clone(),
             machine,
         });
@@ -244,13 +244,6 @@ pub fn record_batch(conn: &mut DbConnection, hits: &[PendingHit]) -> Result<usiz
     let increments: Vec<ActivityIncrement> = per_recipient.into_values().collect();
     backend::add_recipient_activity(conn, &increments)?;
     Ok(events.len())
-}
-
-fn truncate(text: &str, max: usize) -> &str {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => &text[..at],
-        None => text,
-    }
 }
 
 /// A send's activity counts.

@@ -22,9 +22,9 @@ use crate::Result;
 use crate::db::schema::{deliveries, sends};
 use crate::db::{DbConnection, backend, write_transaction};
 use crate::domain::events::{self, NewDeliveryEvent};
-use crate::domain::now;
 use crate::domain::sends::{Lane, complete_if_done};
 use crate::domain::{bounces, credits};
+use crate::domain::{first_chars, now};
 
 /// A delivery reserved by this worker.
 #[derive(Debug, Clone, PartialEq, Eq, QueryableByName)]
@@ -344,11 +344,7 @@ fn give_up_if_exhausted(claimed: &Claimed, outcome: &Outcome, policy: RetryPolic
 /// without NUL characters, which PostgreSQL refuses in text (a reply carrying
 /// one would fail its batch's outcome write on every retry).
 fn truncate(text: &str) -> String {
-    let text = match text.char_indices().nth(1000) {
-        Some((end, _)) => &text[..end],
-        None => text,
-    };
-    text.replace('\0', "")
+    first_chars(text, 1000).replace('\0', "")
 }
 
 /// Extends the leases of the deliveries among `ids` that `owner` still holds to
