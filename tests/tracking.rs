@@ -401,16 +401,22 @@ backend_tests! {
         orphan.extend_from_slice(&line(15)[..40]);
         std::fs::write(dir.join("1-1-0.hits"), &orphan).unwrap();
         std::fs::write(dir.join("2-2-0.hits"), line(10)).unwrap();
+        // A segment its process died naming, long ago, and one being named now.
+        let unnamed = std::fs::File::create(dir.join("3-3-0.hits.new")).unwrap();
+        unnamed.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(120)).unwrap();
+        std::fs::write(dir.join("4-4-0.hits.new"), b"").unwrap();
         use espbridge::db::schema::hit_journal_segments;
-        diesel::insert_into(hit_journal_segments::table)
-            .values((hit_journal_segments::name.eq("1-1-0.hits"), hit_journal_segments::applied_bytes.eq((first.len() + second.len()) as i64)))
-            .execute(&mut t.db.conn().unwrap())
-            .unwrap();
+        for (name, applied) in [("1-1-0.hits", (first.len() + second.len()) as i64), ("3-3-0.hits", 0)] {
+            diesel::insert_into(hit_journal_segments::table)
+                .values((hit_journal_segments::name.eq(name), hit_journal_segments::applied_bytes.eq(applied)))
+                .execute(&mut t.db.conn().unwrap())
+                .unwrap();
+        }
 
         let state = AppState::new(t.db.clone(), Settings { data_dir: data_dir.path().into(), ..Settings::default() });
         assert!(state.hit_journal().is_some());
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while dir.join("1-1-0.hits").exists() {
+        while dir.join("1-1-0.hits").exists() || dir.join("3-3-0.hits.new").exists() {
             assert!(std::time::Instant::now() < deadline, "the orphan segment was not applied");
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
@@ -418,9 +424,11 @@ backend_tests! {
         assert_eq!(stored_opens(t), 3);
         assert_eq!(tracking::send_activity(&mut t.db.conn().unwrap(), account, enqueued.send_id).unwrap().opens, 3);
         let rows: Vec<String> = hit_journal_segments::table.select(hit_journal_segments::name).load(&mut t.db.conn().unwrap()).unwrap();
-        assert!(!rows.contains(&"1-1-0.hits".to_string()), "{rows:?}");
-        // The other database's segment is left alone.
+        assert!(!rows.contains(&"1-1-0.hits".to_string()) && !rows.contains(&"3-3-0.hits".to_string()), "{rows:?}");
+        // The other database's segment is left alone, and so is the one
+        // still being named.
         assert!(dir.join("2-2-0.hits").exists());
+        assert!(dir.join("4-4-0.hits.new").exists());
     }
 }
 

@@ -390,12 +390,41 @@ impl Applier {
         };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if name.ends_with(".hits")
-                && let Err(e) = self.apply_orphan(&name)
-            {
+            let outcome = if name.ends_with(".hits") {
+                self.apply_orphan(&name)
+            } else if let Some(segment) = name.strip_suffix(".new") {
+                self.remove_unnamed(&name, segment)
+            } else {
+                Ok(())
+            };
+            if let Err(e) = outcome {
                 log::error!("hit journal {name}: {e}");
             }
         }
+    }
+
+    /// A segment whose process died between creating and naming it never
+    /// held a hit: it is removed, with its row, once it is surely abandoned
+    /// (a minute old and held by no process).
+    fn remove_unnamed(&self, file: &str, segment: &str) -> Result<()> {
+        let io = |e: std::io::Error| Error::Internal(e.to_string());
+        let path = self.shared.dir.join(file);
+        let held = File::open(&path).map_err(io)?;
+        let age = held
+            .metadata()
+            .and_then(|m| m.modified())
+            .map_err(io)?
+            .elapsed()
+            .unwrap_or_default();
+        if age < ORPHAN_SCAN || held.try_lock().is_err() {
+            return Ok(());
+        }
+        std::fs::remove_file(&path).map_err(io)?;
+        let row = segment.to_string();
+        self.db.write_blocking(move |conn| {
+            diesel::delete(hit_journal_segments::table.find(&row)).execute(conn)?;
+            Ok(())
+        })
     }
 
     fn apply_orphan(&self, name: &str) -> Result<()> {
