@@ -36,7 +36,8 @@ const SEGMENT_BYTES: u64 = 16 << 20;
 /// Most hits applied in one transaction. Hits spread over many sends and
 /// recipients dirty an index page each up to a few thousand; beyond that,
 /// more hits per transaction share pages, and the commit writes fewer per
-/// hit. The write lock is held for about a tenth of a second at most.
+/// hit. A full batch holds the write lock for a few tenths of a second,
+/// which other writers then wait (only when hits arrive faster than that).
 const MAX_BATCH: usize = 16_384;
 /// Appending waits (the request is answered later) while this many hits are
 /// not yet applied: a server taking in hits faster than the database takes
