@@ -518,7 +518,9 @@ pub enum Started {
     AlreadyStarted(State),
 }
 
-/// Queues a prepared process.
+/// Queues a prepared process, and wakes the runner once that is committed.
+/// (Called inside a caller's transaction it would wake the runner before the
+/// commit, and on PostgreSQL the runner would not see the process yet.)
 pub fn start(
     conn: &mut DbConnection,
     account_id: i64,
@@ -526,21 +528,30 @@ pub fn start(
     process_id: i64,
 ) -> Result<Started> {
     let started = write_transaction(conn, |conn| {
-        let process =
-            find(conn, account_id, list_number, process_id)?.ok_or(Error::NotFound("import"))?;
-        let state = process.state()?;
-        if state != State::Prepared {
-            return Ok(Started::AlreadyStarted(state));
-        }
-        diesel::update(import_processes::table.find(process.id))
-            .set(import_processes::state.eq(State::Queued.as_str()))
-            .execute(conn)?;
-        Ok(Started::Queued)
+        mark_queued(conn, account_id, list_number, process_id)
     })?;
     if started == Started::Queued {
         QUEUED.notify_one();
     }
     Ok(started)
+}
+
+fn mark_queued(
+    conn: &mut DbConnection,
+    account_id: i64,
+    list_number: i64,
+    process_id: i64,
+) -> Result<Started> {
+    let process =
+        find(conn, account_id, list_number, process_id)?.ok_or(Error::NotFound("import"))?;
+    let state = process.state()?;
+    if state != State::Prepared {
+        return Ok(Started::AlreadyStarted(state));
+    }
+    diesel::update(import_processes::table.find(process.id))
+        .set(import_processes::state.eq(State::Queued.as_str()))
+        .execute(conn)?;
+    Ok(Started::Queued)
 }
 
 /// Wakes this process's import runner when a process is queued, so that an
@@ -562,7 +573,7 @@ pub fn queue_once(
     account_id: i64,
     new: NewImport,
 ) -> Result<Option<Process>> {
-    write_transaction(conn, |conn| {
+    let queued = write_transaction(conn, |conn| {
         backend::lock_account(conn, account_id)?;
         let seen: i64 = import_processes::table
             .filter(import_processes::account_id.eq(account_id))
@@ -574,9 +585,13 @@ pub fn queue_once(
         }
         let list = new.list;
         let process = prepare(conn, account_id, new)?;
-        start(conn, account_id, list, process.id)?;
+        mark_queued(conn, account_id, list, process.id)?;
         Ok(Some(get(conn, process.id)?))
-    })
+    })?;
+    if queued.is_some() {
+        QUEUED.notify_one();
+    }
+    Ok(queued)
 }
 
 /// Applies one waiting process, if any, to the end, or until `stopping` says
