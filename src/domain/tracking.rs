@@ -112,6 +112,8 @@ pub struct PendingHit {
     /// The click's destination.
     pub url: Option<String>,
     pub hit: Hit,
+    /// In microseconds in the journal: written and read by every hit.
+    #[serde(with = "chrono::naive::serde::ts_microseconds")]
     pub at: NaiveDateTime,
 }
 

@@ -267,31 +267,40 @@ impl Reading {
         })
     }
 
-    /// The complete lines that have arrived (at most `MAX_BATCH`), and the
-    /// offset just after the last of them.
-    fn next_lines(&mut self) -> std::io::Result<(Vec<Vec<u8>>, u64)> {
-        let mut lines = Vec::new();
+    /// The hits of the complete lines that have arrived (at most
+    /// `MAX_BATCH` lines), how many lines that was, and the offset just after
+    /// the last of them. A line that cannot be read (the file was damaged) is
+    /// logged and skipped.
+    fn next_hits(&mut self) -> std::io::Result<(Vec<PendingHit>, usize, u64)> {
+        const READ: usize = 256 * 1024;
+        let mut hits = Vec::new();
+        let mut lines = 0;
         let mut taken = 0;
-        let mut chunk = vec![0u8; 256 * 1024];
         loop {
-            while lines.len() < MAX_BATCH {
+            while lines < MAX_BATCH {
                 let Some(at) = self.pending[taken..].iter().position(|&b| b == b'\n') else {
                     break;
                 };
-                lines.push(self.pending[taken..=taken + at].to_vec());
+                match serde_json::from_slice(&self.pending[taken..taken + at]) {
+                    Ok(hit) => hits.push(hit),
+                    Err(e) => log::error!("hit journal {}: line skipped ({e})", self.name),
+                }
+                lines += 1;
                 taken += at + 1;
             }
-            if lines.len() == MAX_BATCH {
+            if lines == MAX_BATCH {
                 break;
             }
-            let read = self.file.read(&mut chunk)?;
-            if read == 0 {
+            let len = self.pending.len();
+            self.pending.resize(len + READ, 0);
+            let read = self.file.read(&mut self.pending[len..]);
+            self.pending.truncate(len + *read.as_ref().unwrap_or(&0));
+            if read? == 0 {
                 break;
             }
-            self.pending.extend_from_slice(&chunk[..read]);
         }
         self.pending.drain(..taken);
-        Ok((lines, self.offset + taken as u64))
+        Ok((hits, lines, self.offset + taken as u64))
     }
 }
 
@@ -316,13 +325,12 @@ impl Applier {
         }
     }
 
-    /// Applies the next batch of this process's own segment; how many hits
-    /// it held.
-    /// A segment that cannot be read is tried again until it can: what is
+    /// Applies the next batch of this process's own segment; how many lines
+    /// it held. A segment that cannot be read is tried again until it can: what is
     /// in it must not be skipped.
     fn apply_next(&mut self) -> usize {
-        let (lines, end) = loop {
-            match self.reading.next_lines() {
+        let (hits, lines, end) = loop {
+            match self.reading.next_hits() {
                 Ok(read) => break read,
                 Err(e) => {
                     log::error!("hit journal {}: {e}", self.reading.name);
@@ -330,20 +338,20 @@ impl Applier {
                 }
             }
         };
-        if lines.is_empty() {
+        if lines == 0 {
             return 0;
         }
-        apply(&self.db, &self.reading.name, &lines, end);
+        apply(&self.db, &self.reading.name, &hits, end);
         self.reading.offset = end;
         let mut applied = self
             .shared
             .applied
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        *applied += lines.len() as u64;
+        *applied += lines as u64;
         self.shared.applied_changed.notify_all();
         self.shared.room.notify_waiters();
-        lines.len()
+        lines
     }
 
     /// Starts a new segment for the writers, applies the rest of the old
@@ -449,15 +457,15 @@ impl Applier {
         let mut reading =
             Reading::open(&self.shared.dir, name, u64::try_from(applied).unwrap_or(0))
                 .map_err(io)?;
-        let mut hits = 0;
+        let mut applied = 0;
         loop {
-            let (lines, end) = reading.next_lines().map_err(io)?;
-            if lines.is_empty() {
+            let (hits, lines, end) = reading.next_hits().map_err(io)?;
+            if lines == 0 {
                 break;
             }
-            apply(&self.db, name, &lines, end);
+            apply(&self.db, name, &hits, end);
             reading.offset = end;
-            hits += lines.len();
+            applied += hits.len();
         }
         if !reading.pending.is_empty() {
             log::warn!(
@@ -465,30 +473,19 @@ impl Applier {
                 reading.pending.len()
             );
         }
-        log::info!("hit journal {name}: {hits} hits of a stopped process applied");
+        log::info!("hit journal {name}: {applied} hits of a stopped process applied");
         finish(&self.db, &self.shared.dir, name);
         Ok(())
     }
 }
 
-/// Applies complete journal lines of segment `name` and records `end` as how
-/// far it is applied, in one transaction; tried until the database takes it.
-/// A line that cannot be read (the file was damaged) is logged and skipped.
-fn apply(db: &Db, name: &str, lines: &[Vec<u8>], end: u64) {
-    let hits: Vec<PendingHit> = lines
-        .iter()
-        .filter_map(|line| match serde_json::from_slice(line) {
-            Ok(hit) => Some(hit),
-            Err(e) => {
-                log::error!("hit journal {name}: line skipped ({e})");
-                None
-            }
-        })
-        .collect();
+/// Applies hits of segment `name` and records `end` as how far it is
+/// applied, in one transaction; tried until the database takes it.
+fn apply(db: &Db, name: &str, hits: &[PendingHit], end: u64) {
     let end = i64::try_from(end).unwrap_or(i64::MAX);
     loop {
         let written = db.write_blocking(|conn| {
-            tracking::record_batch(conn, &hits)?;
+            tracking::record_batch(conn, hits)?;
             diesel::update(hit_journal_segments::table.find(name))
                 .set(hit_journal_segments::applied_bytes.eq(end))
                 .execute(conn)?;
