@@ -20,7 +20,7 @@ use std::fs::{File, OpenOptions};
 use std::io::{ErrorKind, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::thread::Thread;
 use std::time::{Duration, Instant};
 
@@ -64,8 +64,7 @@ struct Shared {
     writing: Mutex<Segment>,
     /// Hits appended and applied by this process (for `settle` and metrics).
     appended: AtomicU64,
-    applied: Mutex<u64>,
-    applied_changed: Condvar,
+    applied: AtomicU64,
     /// Notified whenever hits were applied, for appenders waiting for room.
     room: tokio::sync::Notify,
     applier: OnceLock<Thread>,
@@ -101,8 +100,7 @@ impl HitJournal {
             dir,
             writing: Mutex::new(segment),
             appended: AtomicU64::new(0),
-            applied: Mutex::new(0),
-            applied_changed: Condvar::new(),
+            applied: AtomicU64::new(0),
             room: tokio::sync::Notify::new(),
             applier: OnceLock::new(),
         });
@@ -166,11 +164,7 @@ impl HitJournal {
 
     /// Hits appended by this process and not yet applied.
     pub fn backlog(&self) -> u64 {
-        let applied = *self
-            .shared
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let applied = self.shared.applied.load(Ordering::Acquire);
         self.shared
             .appended
             .load(Ordering::Acquire)
@@ -178,27 +172,16 @@ impl HitJournal {
     }
 
     /// Waits until every hit appended before the call is applied, or `limit`
-    /// passes; true if they are. (Tests and benchmarks read the database
-    /// after this.)
+    /// passes; true if they are. (For a stopping server and for tests, which
+    /// read the database after this: it looks every few milliseconds.)
     pub fn settle(&self, limit: Duration) -> bool {
         let target = self.shared.appended.load(Ordering::Acquire);
         let deadline = Instant::now() + limit;
-        let mut applied = self
-            .shared
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        while *applied < target {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
+        while self.shared.applied.load(Ordering::Acquire) < target {
+            if Instant::now() >= deadline {
                 return false;
             }
-            applied = self
-                .shared
-                .applied_changed
-                .wait_timeout(applied, left)
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            std::thread::sleep(Duration::from_millis(5));
         }
         true
     }
@@ -302,6 +285,17 @@ impl Reading {
         self.pending.drain(..taken);
         Ok((hits, lines, self.offset + taken as u64))
     }
+
+    /// Applies the next batch of complete lines to the database and moves
+    /// past them; how many lines that was (0: none has arrived).
+    fn apply_next(&mut self, db: &Db) -> std::io::Result<usize> {
+        let (hits, lines, end) = self.next_hits()?;
+        if lines > 0 {
+            apply(db, &self.name, &hits, end);
+            self.offset = end;
+        }
+        Ok(lines)
+    }
 }
 
 impl Applier {
@@ -329,28 +323,21 @@ impl Applier {
     /// it held. A segment that cannot be read is tried again until it can: what is
     /// in it must not be skipped.
     fn apply_next(&mut self) -> usize {
-        let (hits, lines, end) = loop {
-            match self.reading.next_hits() {
-                Ok(read) => break read,
+        let lines = loop {
+            match self.reading.apply_next(&self.db) {
+                Ok(lines) => break lines,
                 Err(e) => {
                     log::error!("hit journal {}: {e}", self.reading.name);
                     std::thread::sleep(RETRY);
                 }
             }
         };
-        if lines == 0 {
-            return 0;
+        if lines > 0 {
+            self.shared
+                .applied
+                .fetch_add(lines as u64, Ordering::Release);
+            self.shared.room.notify_waiters();
         }
-        apply(&self.db, &self.reading.name, &hits, end);
-        self.reading.offset = end;
-        let mut applied = self
-            .shared
-            .applied
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        *applied += lines as u64;
-        self.shared.applied_changed.notify_all();
-        self.shared.room.notify_waiters();
         lines
     }
 
@@ -383,7 +370,7 @@ impl Applier {
         while self.apply_next() > 0 {}
         let done = std::mem::replace(&mut self.reading, reading);
         drop(old);
-        finish(&self.db, &self.shared.dir, &done.name);
+        finish(&self.db, &self.shared.dir.join(&done.name), &done.name);
         true
     }
 
@@ -428,12 +415,8 @@ impl Applier {
         if age < ORPHAN_SCAN || held.try_lock().is_err() {
             return Ok(());
         }
-        std::fs::remove_file(&path).map_err(io)?;
-        let row = segment.to_string();
-        self.db.write_blocking(move |conn| {
-            diesel::delete(hit_journal_segments::table.find(&row)).execute(conn)?;
-            Ok(())
-        })
+        finish(&self.db, &path, segment);
+        Ok(())
     }
 
     fn apply_orphan(&self, name: &str) -> Result<()> {
@@ -459,13 +442,10 @@ impl Applier {
                 .map_err(io)?;
         let mut applied = 0;
         loop {
-            let (hits, lines, end) = reading.next_hits().map_err(io)?;
-            if lines == 0 {
-                break;
+            match reading.apply_next(&self.db).map_err(io)? {
+                0 => break,
+                lines => applied += lines,
             }
-            apply(&self.db, name, &hits, end);
-            reading.offset = end;
-            applied += hits.len();
         }
         if !reading.pending.is_empty() {
             log::warn!(
@@ -473,8 +453,8 @@ impl Applier {
                 reading.pending.len()
             );
         }
-        log::info!("hit journal {name}: {applied} hits of a stopped process applied");
-        finish(&self.db, &self.shared.dir, name);
+        log::info!("hit journal {name}: {applied} lines of a stopped process applied");
+        finish(&self.db, &self.shared.dir.join(name), name);
         Ok(())
     }
 }
@@ -504,23 +484,24 @@ fn apply(db: &Db, name: &str, hits: &[PendingHit], end: u64) {
     }
 }
 
-/// Removes a segment applied to its end: the file first, then its row, so a
-/// crash in between leaves a row without a file (harmless) and never a file
-/// without its row, which would be taken for another database's.
-fn finish(db: &Db, dir: &Path, name: &str) {
-    match std::fs::remove_file(dir.join(name)) {
+/// Removes a segment that holds nothing left to apply: its file first, then
+/// its row, so a crash in between leaves a row without a file (harmless) and
+/// never a file without its row, which would be taken for another
+/// database's.
+fn finish(db: &Db, file: &Path, segment: &str) {
+    match std::fs::remove_file(file) {
         Ok(()) => {}
         Err(e) if e.kind() == ErrorKind::NotFound => {}
         Err(e) => {
-            log::error!("hit journal {name} not removed: {e}");
+            log::error!("hit journal {} not removed: {e}", file.display());
             return;
         }
     }
-    let row = name.to_string();
+    let row = segment.to_string();
     if let Err(e) = db.write_blocking(move |conn| {
         diesel::delete(hit_journal_segments::table.find(&row)).execute(conn)?;
         Ok(())
     }) {
-        log::warn!("hit journal {name}: row not removed ({e})");
+        log::warn!("hit journal {segment}: row not removed ({e})");
     }
 }
