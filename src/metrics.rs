@@ -41,8 +41,10 @@ impl Metrics {
         histogram.count += 1;
     }
 
-    /// The exposition text; `pool` is (open, idle, max) connections.
-    pub fn render(&self, pool: (u32, u32, u32)) -> String {
+    /// The exposition text; `pool` is (open, idle, max) connections,
+    /// `hit_backlog` the opens and clicks taken in and not yet applied (when
+    /// the hit journal is open).
+    pub fn render(&self, pool: (u32, u32, u32), hit_backlog: Option<u64>) -> String {
         let mut out = String::new();
         let requests = self.requests.lock().unwrap_or_else(|e| e.into_inner());
         out.push_str(
@@ -109,6 +111,13 @@ impl Metrics {
             open - idle.min(open)
         );
         let _ = writeln!(out, "espbridge_db_pool_connections{{state=\"max\"}} {max}");
+        if let Some(backlog) = hit_backlog {
+            out.push_str(
+                "# HELP espbridge_hit_journal_backlog Opens and clicks taken in and not yet applied.\n",
+            );
+            out.push_str("# TYPE espbridge_hit_journal_backlog gauge\n");
+            let _ = writeln!(out, "espbridge_hit_journal_backlog {backlog}");
+        }
         out
     }
 }
@@ -129,7 +138,7 @@ mod tests {
         let metrics = Metrics::default();
         metrics.observe("GET", "/healthz", 200, Duration::from_micros(500));
         metrics.observe("GET", "/healthz", 200, Duration::from_millis(30));
-        let text = metrics.render((3, 1, 8));
+        let text = metrics.render((3, 1, 8), Some(4));
         assert!(text.contains(
             "espbridge_http_requests_total{method=\"GET\",route=\"/healthz\",status=\"200\"} 2"
         ));
@@ -137,5 +146,7 @@ mod tests {
         assert!(text.contains("le=\"0.05\"} 2\n"));
         assert!(text.contains("le=\"+Inf\"} 2\n"));
         assert!(text.contains("espbridge_db_pool_connections{state=\"in_use\"} 2"));
+        assert!(text.contains("espbridge_hit_journal_backlog 4\n"));
+        assert!(!metrics.render((3, 1, 8), None).contains("hit_journal"));
     }
 }

@@ -155,18 +155,13 @@ async fn readyz(state: web::Data<AppState>) -> HttpResponse {
 }
 
 async fn metrics(state: web::Data<AppState>) -> HttpResponse {
-    let mut text = state.metrics.render(state.db.pool_state());
-    if let Some(Some(journal)) = state.hits.get() {
-        text.push_str(
-            "# HELP espbridge_hit_journal_backlog Opens and clicks taken in and not yet applied.\n\
-             # TYPE espbridge_hit_journal_backlog gauge\n",
-        );
-        text.push_str(&format!(
-            "espbridge_hit_journal_backlog {}\n",
-            journal.backlog()
-        ));
-    }
+    // Not opened for this: a server that took in no hit yet has none waiting.
+    let hit_backlog = state
+        .hits
+        .get()
+        .and_then(Option::as_ref)
+        .map(HitJournal::backlog);
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(text)
+        .body(state.metrics.render(state.db.pool_state(), hit_backlog))
 }
