@@ -10,7 +10,8 @@
 //! after they are answered (decision 57), so (b)'s rate is the answered hits
 //! over wrk's run plus the time the last of them took to be applied. Target: (b) at least 50% of (a) on SQLite.
 //! Beside the rates it prints the CPU per request of the server process and of
-//! wrk, which share the machine: steadier than rates while other work runs.
+//! wrk, which share the machine: steadier than rates while other work runs;
+//! and, of the server's, the CPU of the thread applying the hits to the store.
 //!
 //! Run it with `bench/tracking/run`. Environment: `ESPBRIDGE_BENCH_SECONDS`
 //! (default 10).
@@ -77,6 +78,8 @@ fn run(backend: &str, t: &common::TestDb, seconds: &str) {
     let duration = hits.requests as f64 / hits.rate;
     let applied_rate = hits.requests as f64 / (duration + settled);
     let cpu_hits = cpu::cpu_seconds(server.pid());
+    // The thread that applies the journal to the store, on its own.
+    let cpu_applier = cpu::thread_cpu_seconds(server.pid(), "hit-journal");
     drop(server);
     // CPU microseconds per answered request, of the server and of wrk.
     let per_request = |seconds: f64, load: &support::Load| seconds * 1e6 / load.requests as f64;
@@ -95,11 +98,12 @@ fn run(backend: &str, t: &common::TestDb, seconds: &str) {
         per_request(ceiling.wrk_cpu_seconds, &ceiling),
     );
     println!(
-        "(b) {backend:<10} pixel and click  {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   CPU/request: server {:.1} us, wrk {:.1} us   b/a {:.2}   answered {ok} ({:.0}/s), errors {}   events stored {stored}, the last {:.0} ms after wrk stopped",
+        "(b) {backend:<10} pixel and click  {:>8.0} req/s   p50 {:>6.2} ms   p99 {:>6.2} ms   CPU/request: server {:.1} us (applier {:.1} us), wrk {:.1} us   b/a {:.2}   answered {ok} ({:.0}/s), errors {}   events stored {stored}, the last {:.0} ms after wrk stopped",
         applied_rate,
         hits.p50_ms,
         hits.p99_ms,
         per_request(cpu_hits - cpu_ceiling, &hits),
+        per_request(cpu_applier, &hits),
         per_request(hits.wrk_cpu_seconds, &hits),
         applied_rate / ceiling.rate,
         hits.rate,

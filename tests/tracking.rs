@@ -52,8 +52,7 @@ backend_tests! {
         actix_web::rt::System::new().block_on(async {
             let app = test::init_service(App::new().configure(configure(state.clone()))).await;
             let request = |method: &str, path: String, agent: &str| {
-                let builder = if method == "HEAD" { test::TestRequest::default().method(actix_web::http::Method::HEAD) } else { test::TestRequest::get() };
-                builder.uri(&path).insert_header(("User-Agent", agent)).peer_addr("198.51.100.4:5000".parse().unwrap()).to_request()
+                test::TestRequest::default().method(method.parse().unwrap()).uri(&path).insert_header(("User-Agent", agent)).peer_addr("198.51.100.4:5000".parse().unwrap()).to_request()
             };
             // Ann opens twice and clicks once; Ben clicks without loading images.
             for _ in 0..2 {
@@ -83,6 +82,19 @@ backend_tests! {
             }
             // The pixel is served even for a bad token, and records nothing.
             assert_eq!(test::call_service(&app, request("GET", "/t/o/garbage".into(), BROWSER)).await.status(), 200);
+            // Only one token segment, and only GET and HEAD, are tracking links.
+            for (method, path, status) in [
+                ("GET", format!("/t/c/{ann_click}/more"), 404),
+                ("GET", format!("/t/o/{ann_open}/more"), 404),
+                ("GET", "/t/c/".to_string(), 404),
+                ("GET", "/t/o".to_string(), 404),
+                ("POST", format!("/t/c/{ann_click}"), 405),
+                ("DELETE", format!("/t/o/{ann_open}"), 405),
+            ] {
+                let res = test::call_service(&app, request(method, path.clone(), BROWSER)).await;
+                assert_eq!(res.status(), status, "{method} {path}");
+                assert!(res.headers().get("location").is_none());
+            }
         });
         assert!(state.hit_journal().unwrap().settle(std::time::Duration::from_secs(30)));
 

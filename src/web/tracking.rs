@@ -2,8 +2,8 @@
 //! redirects only where its signed token says, which is a URL we wrote into that
 //! message: there is no way to make us redirect anywhere else.
 
-use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, LOCATION, USER_AGENT};
+use actix_web::http::{Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse, web};
 
 use crate::domain::now;
@@ -23,16 +23,32 @@ const PIXEL: &[u8] = &[
 ];
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/t/o/{token}")
-            .route(web::get().to(open))
-            .route(web::head().to(open)),
-    )
-    .service(
-        web::resource("/t/c/{token}")
-            .route(web::get().to(click))
-            .route(web::head().to(click)),
-    );
+    // Static prefixes and the token read from the rest of the path, as for the
+    // frontend pages (decision 65): a `{token}` segment is matched by a regex
+    // and copied out on every hit.
+    cfg.service(web::scope("/t/o").default_service(web::to(open)))
+        .service(web::scope("/t/c").default_service(web::to(click)));
+}
+
+/// The token of a tracking path: the one segment after the prefix. `None`
+/// for any other path, and for methods other than GET and HEAD.
+fn token(req: &HttpRequest) -> Option<&str> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return None;
+    }
+    req.match_info()
+        .unprocessed()
+        .strip_prefix('/')
+        .filter(|token| !token.is_empty() && !token.contains('/'))
+}
+
+/// What a path or method that is not a tracking link gets.
+fn not_found(req: &HttpRequest) -> HttpResponse {
+    if req.method() == Method::GET || req.method() == Method::HEAD {
+        HttpResponse::NotFound().finish()
+    } else {
+        HttpResponse::MethodNotAllowed().finish()
+    }
 }
 
 fn hit(req: &HttpRequest, state: &AppState) -> Hit {
@@ -43,19 +59,17 @@ fn hit(req: &HttpRequest, state: &AppState) -> Hit {
             .get(USER_AGENT)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string),
-        head: req.method() == actix_web::http::Method::HEAD,
+        head: req.method() == Method::HEAD,
     }
 }
 
 /// The pixel is always served, whatever the token: a broken image helps no one.
-async fn open(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
-    let hit = hit(&req, &state);
-    let token = token.into_inner();
+async fn open(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(token) = token(&req) else {
+        return not_found(&req);
+    };
     let token = token.trim_end_matches(".gif");
+    let hit = hit(&req, &state);
     match state.link_signer().await {
         Ok(signer) => {
             if let Some(delivery_id) = tracking::open_target(&signer, token) {
@@ -85,17 +99,16 @@ async fn open(
 
 /// A genuine link redirects even when recording the click fails: the reader
 /// must get where the link says.
-async fn click(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    token: web::Path<String>,
-) -> HttpResponse {
+async fn click(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
+    let Some(token) = token(&req) else {
+        return not_found(&req);
+    };
     let hit = hit(&req, &state);
     let signer = match state.link_signer().await {
         Ok(signer) => signer,
         Err(e) => return try_again("click not recorded", &e),
     };
-    let Some((delivery_id, url)) = tracking::click_target(&signer, &token) else {
+    let Some((delivery_id, url)) = tracking::click_target(&signer, token) else {
         return page(
             StatusCode::BAD_REQUEST,
             "Link not valid",
