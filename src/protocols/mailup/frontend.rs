@@ -644,10 +644,34 @@ fn activation_document(code: i32, block: &ActivationBlock) -> String {
     super::mailup_message(code, |w| {
         w.open("WS_Activation", &[])
             .leaf("WS_Name", &block.ws_name)
-            .leaf(
-                "DateOfRequest",
-                &crate::domain::now().format("%d/%m/%Y %H:%M:%S").to_string(),
-            )
+            .leaf("DateOfRequest", &super::console_time(crate::domain::now()))
             .leaf("User", &block.user);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_activation_document_dates_the_request_in_rome_time() {
+        let block = ActivationBlock {
+            ws_name: "frontend".into(),
+            user: "a1".into(),
+        };
+        let before = super::super::rome_time(crate::domain::now());
+        let document = activation_document(activation::OK, &block);
+        let after = super::super::rome_time(crate::domain::now());
+        let date = document
+            .split_once("<DateOfRequest>")
+            .and_then(|(_, rest)| rest.split_once("</DateOfRequest>"))
+            .map(|(date, _)| date)
+            .expect("a DateOfRequest");
+        let date = chrono::NaiveDateTime::parse_from_str(date, "%d/%m/%Y %H:%M:%S").unwrap();
+        // The document has whole seconds.
+        assert!(
+            date >= before - chrono::Duration::seconds(1) && date <= after,
+            "{date}"
+        );
+    }
 }
