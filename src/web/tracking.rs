@@ -30,25 +30,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .service(web::scope("/t/c").default_service(web::to(click)));
 }
 
-/// The token of a tracking path: the one segment after the prefix. `None`
-/// for any other path, and for methods other than GET and HEAD.
-fn token(req: &HttpRequest) -> Option<&str> {
+/// The token of a tracking link: the one segment after the prefix, asked for
+/// with GET or HEAD. Anything else gets the status the resources answered
+/// before: 405 for another method, 404 for another path.
+fn token(req: &HttpRequest) -> Result<&str, StatusCode> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return None;
+        return Err(StatusCode::METHOD_NOT_ALLOWED);
     }
     req.match_info()
         .unprocessed()
         .strip_prefix('/')
         .filter(|token| !token.is_empty() && !token.contains('/'))
-}
-
-/// What a path or method that is not a tracking link gets.
-fn not_found(req: &HttpRequest) -> HttpResponse {
-    if req.method() == Method::GET || req.method() == Method::HEAD {
-        HttpResponse::NotFound().finish()
-    } else {
-        HttpResponse::MethodNotAllowed().finish()
-    }
+        .ok_or(StatusCode::NOT_FOUND)
 }
 
 fn hit(req: &HttpRequest, state: &AppState) -> Hit {
@@ -65,8 +58,9 @@ fn hit(req: &HttpRequest, state: &AppState) -> Hit {
 
 /// The pixel is always served, whatever the token: a broken image helps no one.
 async fn open(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(token) = token(&req) else {
-        return not_found(&req);
+    let token = match token(&req) {
+        Ok(token) => token,
+        Err(status) => return HttpResponse::new(status),
     };
     let token = token.trim_end_matches(".gif");
     let hit = hit(&req, &state);
@@ -100,8 +94,9 @@ async fn open(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
 /// A genuine link redirects even when recording the click fails: the reader
 /// must get where the link says.
 async fn click(state: web::Data<AppState>, req: HttpRequest) -> HttpResponse {
-    let Some(token) = token(&req) else {
-        return not_found(&req);
+    let token = match token(&req) {
+        Ok(token) => token,
+        Err(status) => return HttpResponse::new(status),
     };
     let hit = hit(&req, &state);
     let signer = match state.link_signer().await {
