@@ -422,19 +422,85 @@ fn json_rows<'a, T, R: serde::Serialize>(
     serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("batch not encoded: {e}")))
 }
 
-sqlite_statement! {
-    /// Values come out of the JSON as SQLite values of the same kind as
-    /// diesel's binds: integers, text (timestamps as diesel's text), NULL,
-    /// and true/false as 1/0.
-    InsertEventsSqlite {
-        rows: str as Text,
-    } = "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, kind, \
-         detail, created_at, ip, user_agent, url, machine) \
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, \
-         value->>7, value->>8, value->>9, value->>10 FROM jsonb_each(?) ORDER BY key"
+/// Rows of events per SQLite INSERT: 11 binds each, far below SQLite's
+/// limit of 32,766, and enough that a statement's overhead is spread thin.
+const EVENT_CHUNK: usize = 64;
+
+/// `INSERT INTO delivery_events … VALUES` with `N` rows of binds. Its text
+/// depends on `N` alone, so it stays prepared: a batch goes in as statements of
+/// [`EVENT_CHUNK`] rows and one-row statements for the rest.
+struct InsertEventsSqlite<'a, const N: usize> {
+    rows: &'a [NewDeliveryEvent; N],
+    stamps: &'a [SqliteStamp; N],
 }
 
-/// Stores delivery events.
+impl<const N: usize> diesel::query_builder::QueryId for InsertEventsSqlite<'_, N> {
+    type QueryId = InsertEventsSqlite<'static, N>;
+    const HAS_STATIC_QUERY_ID: bool = true;
+}
+
+impl<const N: usize> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+    for InsertEventsSqlite<'_, N>
+{
+    fn walk_ast<'b>(
+        &'b self,
+        mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        out.push_sql(
+            "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, \
+             kind, detail, created_at, ip, user_agent, url, machine) VALUES ",
+        );
+        for (i, (row, stamp)) in self.rows.iter().zip(self.stamps).enumerate() {
+            out.push_sql(if i == 0 { "(" } else { ", (" });
+            out.push_bind_param::<BigInt, _>(&row.account_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.send_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<BigInt, _>(&row.delivery_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<BigInt>, _>(&row.recipient_id)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, str>(row.kind)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Text, _>(&row.detail)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Timestamp, _>(stamp)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.ip)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.user_agent)?;
+            out.push_sql(", ");
+            out.push_bind_param::<Nullable<Text>, _>(&row.url)?;
+            out.push_sql(", ");
+            out.push_bind_param::<diesel::sql_types::Bool, _>(&row.machine)?;
+            out.push_sql(")");
+        }
+        Ok(())
+    }
+}
+
+impl<const N: usize> RunQueryDsl<diesel::SqliteConnection> for InsertEventsSqlite<'_, N> {}
+
+/// Runs `InsertEventsSqlite` over `rows`, which hold exactly `N` events.
+fn insert_events_sqlite<const N: usize>(
+    c: &mut diesel::SqliteConnection,
+    rows: &[NewDeliveryEvent],
+) -> Result<()> {
+    let stamps: Vec<SqliteStamp> = rows
+        .iter()
+        .map(|row| SqliteStamp::new(row.created_at))
+        .collect();
+    let (Ok(rows), Ok(stamps)) = (rows.try_into(), stamps.as_slice().try_into()) else {
+        return Err(Error::Internal(format!(
+            "{} events for a statement of {N}",
+            rows.len()
+        )));
+    };
+    InsertEventsSqlite::<N> { rows, stamps }.execute(c)?;
+    Ok(())
+}
+
+/// Stores delivery events, in the order given (ids follow it).
 pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]) -> Result<()> {
     match conn {
         DbConnection::Postgresql(c) => {
@@ -445,23 +511,13 @@ pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]
             }
         }
         DbConnection::Sqlite(c) => {
-            if !rows.is_empty() {
-                let rows = json_rows(rows, |row| {
-                    (
-                        row.account_id,
-                        row.send_id,
-                        row.delivery_id,
-                        row.recipient_id,
-                        row.kind,
-                        &row.detail,
-                        SqliteStamp::new(row.created_at),
-                        &row.ip,
-                        &row.user_agent,
-                        &row.url,
-                        row.machine,
-                    )
-                })?;
-                InsertEventsSqlite { rows: &rows }.execute(c)?;
+            let chunks = rows.chunks_exact(EVENT_CHUNK);
+            let rest = chunks.remainder();
+            for chunk in chunks {
+                insert_events_sqlite::<EVENT_CHUNK>(c, chunk)?;
+            }
+            for row in rest {
+                insert_events_sqlite::<1>(c, std::slice::from_ref(row))?;
             }
         }
     }
