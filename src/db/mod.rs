@@ -96,6 +96,13 @@ pub struct Manager {
 /// A larger log costs disk (up to 16 MiB at 4 KiB pages), not reads.
 const WRITER_WAL_AUTOCHECKPOINT: u32 = 4000;
 
+/// The writer's page cache, in KiB (other connections keep 8 MiB). The
+/// writer's batches (hits spread over every send and recipient, imports)
+/// touch index pages all over the event and recipient tables; with 8 MiB
+/// these were evicted between batches and read back from the file again
+/// (decision 68).
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
 impl ManageConnection for Manager {
     type Connection = DbConnection;
     type Error = diesel::r2d2::Error;
@@ -118,7 +125,7 @@ impl ManageConnection for Manager {
                 .map_err(diesel::r2d2::Error::QueryError)?;
                 if self.writer {
                     conn.batch_execute(&format!(
-                        "PRAGMA wal_autocheckpoint = {WRITER_WAL_AUTOCHECKPOINT};"
+                        "PRAGMA wal_autocheckpoint = {WRITER_WAL_AUTOCHECKPOINT}; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
                     ))
                     .map_err(diesel::r2d2::Error::QueryError)?;
                 }
