@@ -515,3 +515,65 @@ backend_tests! {
         }
     }
 }
+
+backend_tests! {
+    fn a_batch_over_many_sends_and_recipients_counts_each_of_them(t) {
+        // More sends and recipients than one multi-row statement takes (64),
+        // so the batch goes in as full statements and single rows.
+        const PEOPLE: usize = 70;
+        let mut conn = t.db.conn().unwrap();
+        let account = accounts::create(&mut conn, &NewAccount { name: "Shop".into(), ..NewAccount::default() }).unwrap().account_id;
+        let message = messages::create(&mut conn, account, &NewMessage::email("Hi", "<p>x</p>")).unwrap();
+        let mut people = Vec::new();
+        for i in 0..PEOPLE {
+            let email = format!("reader{i}@example.com");
+            subscriptions::subscribe(&mut conn, account, &Subscribe {
+                list: 1, contact: Contact::email(&email), fields: vec![], groups: vec![], double_opt_in: Some(false),
+                source: "test".into(), origin: Origin::new(Channel::Cli, "test"),
+            }).unwrap();
+            let enqueued = sends::enqueue_single(&mut conn, account, &NewSingle {
+                kind: SendKind::Single, message_id: message.id, to: To::Recipient(RecipientKey::Email(email)),
+                params: serde_json::Map::new(), idempotency_key: None,
+            }).unwrap();
+            let recipient: Option<i64> = deliveries::table.find(enqueued.delivery_id).select(deliveries::recipient_id).first(&mut conn).unwrap();
+            people.push((enqueued, recipient.unwrap()));
+        }
+        diesel::update(deliveries::table)
+            .set((deliveries::state.eq("sent"), deliveries::sent_at.eq(Some(espbridge::domain::now() - chrono::Duration::minutes(30)))))
+            .execute(&mut conn)
+            .unwrap();
+        // Reader i opens i % 3 + 1 times, clicks once if i is even, and a
+        // link checker sends one HEAD for the pixel.
+        let hit = |delivery_id, activity, head| tracking::PendingHit {
+            delivery_id,
+            activity,
+            url: (activity == tracking::Activity::Click).then(|| "https://shop.example/".to_string()),
+            hit: tracking::Hit { ip: Some("198.51.100.7".into()), user_agent: Some(BROWSER.into()), head },
+            at: espbridge::domain::now(),
+        };
+        let mut hits = Vec::new();
+        for (i, (enqueued, _)) in people.iter().enumerate() {
+            for _ in 0..i % 3 + 1 {
+                hits.push(hit(enqueued.delivery_id, tracking::Activity::Open, false));
+            }
+            if i % 2 == 0 {
+                hits.push(hit(enqueued.delivery_id, tracking::Activity::Click, false));
+            }
+            hits.push(hit(enqueued.delivery_id, tracking::Activity::Open, true));
+        }
+        let stored = conn.transaction(|c| tracking::record_batch(c, &hits)).unwrap();
+        assert_eq!(stored, hits.len());
+        let events: i64 = delivery_events::table.filter(delivery_events::kind.eq_any(["opened", "clicked"])).count().get_result(&mut conn).unwrap();
+        assert_eq!(events, hits.len() as i64);
+        for (i, (enqueued, recipient)) in people.iter().enumerate() {
+            let clicks = i64::from(i % 2 == 0);
+            let opens = (i % 3 + 1) as i64;
+            assert_eq!(
+                tracking::send_activity(&mut conn, account, enqueued.send_id).unwrap(),
+                SendActivity { opens, unique_opens: 1, clicks, unique_clicks: clicks, machine_opens: 1, machine_clicks: 0 },
+                "reader {i}"
+            );
+            assert_eq!(tracking::recipient_activity(&mut conn, account, *recipient).unwrap(), (opens, clicks), "reader {i}");
+        }
+    }
+}

@@ -13,6 +13,7 @@ use super::schema::{
     recipient_field_values, recipients, sends, subscription_history, subscriptions,
 };
 use super::stamp::SqliteStamp;
+use crate::Result;
 use crate::domain::events::NewDeliveryEvent;
 use crate::domain::groups::NewGroupMember;
 use crate::domain::history::NewEntry;
@@ -20,7 +21,6 @@ use crate::domain::recipients::{FieldValueRow, NewRecipient, RecipientFieldRow};
 use crate::domain::sends::NewDelivery;
 use crate::domain::subscriptions::NewSubscription;
 use crate::domain::tracking::{ActivityIncrement, SendIncrement};
-use crate::{Error, Result};
 
 /// A delivery as tracking needs it: id, account, send, recipient, sent at.
 pub type TrackingTarget = (i64, i64, i64, Option<i64>, Option<NaiveDateTime>);
@@ -404,100 +404,123 @@ pub fn insert_history(conn: &mut DbConnection, row: &NewEntry) -> Result<()> {
 
 // Batches of rows. On PostgreSQL every statement is a round trip, so a batch
 // goes in few statements of many rows. On SQLite a statement of a new shape
-// (a different number of rows or ids) must be parsed and planned again, which
-// costs more than running a cached one-row statement per item in process; the
-// tracking recorder's statements instead take the whole batch as one JSON
-// array, so their text is fixed, they stay prepared, and a batch is one
-// statement rather than one per row (decision 52). Rows are unpacked by
-// `jsonb_each`: its rows are binary JSON, which `->>` reads directly, where
-// `json_each` hands each row over as text that every `->>` parses again.
+// (a different number of rows or ids) must be parsed and planned again, so the
+// tracking recorder's writes use statements of two fixed shapes, a full chunk
+// of rows and a single row, each bound value by value and kept prepared
+// (decisions 52 and 67). Lists of ids are passed as one JSON array to
+// `json_each`, which keeps such statements at one shape too.
 
-/// A JSON array of one array per row (a tuple serialises as an array), the
-/// one parameter of SQLite's batch statements.
-fn json_rows<'a, T, R: serde::Serialize>(
-    rows: &'a [T],
-    row: impl Fn(&'a T) -> R,
-) -> Result<String> {
-    let rows: Vec<R> = rows.iter().map(row).collect();
-    serde_json::to_string(&rows).map_err(|e| Error::Internal(format!("batch not encoded: {e}")))
+/// Rows per multi-row SQLite statement: enough that a statement's overhead is
+/// spread thin, and at a dozen columns far below SQLite's limit of 32,766
+/// parameters.
+const ROWS_PER_STATEMENT: usize = 64;
+
+/// A row of a statement that takes many rows as `VALUES` binds (decision 67).
+trait SqliteRow {
+    /// Stands for the row type in the statement's query id: the statement's
+    /// text depends on the row type and the row count alone, so each stays
+    /// prepared.
+    type Id: 'static;
+    /// The statement's text before its rows and after them.
+    const HEAD: &'static str;
+    const TAIL: &'static str;
+    /// Binds the row's values, separated by commas.
+    fn push_values<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()>;
 }
 
-/// Rows of events per SQLite INSERT: 11 binds each, far below SQLite's
-/// limit of 32,766, and enough that a statement's overhead is spread thin.
-const EVENT_CHUNK: usize = 64;
-
-/// `INSERT INTO delivery_events … VALUES` with `N` rows of binds. Its text
-/// depends on `N` alone, so it stays prepared: a batch goes in as statements of
-/// [`EVENT_CHUNK`] rows and one-row statements for the rest.
-struct InsertEventsSqlite<'a, const N: usize> {
-    rows: &'a [NewDeliveryEvent; N],
-    stamps: &'a [SqliteStamp; N],
+/// `HEAD (row), (row), … TAIL` with `N` rows bound.
+struct RowsSqlite<'a, R, const N: usize> {
+    rows: &'a [R; N],
 }
 
-impl<const N: usize> diesel::query_builder::QueryId for InsertEventsSqlite<'_, N> {
-    type QueryId = InsertEventsSqlite<'static, N>;
+impl<R: SqliteRow, const N: usize> diesel::query_builder::QueryId for RowsSqlite<'_, R, N> {
+    type QueryId = (R::Id, [(); N]);
     const HAS_STATIC_QUERY_ID: bool = true;
 }
 
-impl<const N: usize> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
-    for InsertEventsSqlite<'_, N>
+impl<R: SqliteRow, const N: usize> diesel::query_builder::QueryFragment<diesel::sqlite::Sqlite>
+    for RowsSqlite<'_, R, N>
 {
     fn walk_ast<'b>(
         &'b self,
         mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
     ) -> QueryResult<()> {
-        out.push_sql(
-            "INSERT INTO delivery_events (account_id, send_id, delivery_id, recipient_id, \
-             kind, detail, created_at, ip, user_agent, url, machine) VALUES ",
-        );
-        for (i, (row, stamp)) in self.rows.iter().zip(self.stamps).enumerate() {
+        out.push_sql(R::HEAD);
+        for (i, row) in self.rows.iter().enumerate() {
             out.push_sql(if i == 0 { "(" } else { ", (" });
-            out.push_bind_param::<BigInt, _>(&row.account_id)?;
-            out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(&row.send_id)?;
-            out.push_sql(", ");
-            out.push_bind_param::<BigInt, _>(&row.delivery_id)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<BigInt>, _>(&row.recipient_id)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Text, str>(row.kind)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Text, _>(&row.detail)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Timestamp, _>(stamp)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(&row.ip)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(&row.user_agent)?;
-            out.push_sql(", ");
-            out.push_bind_param::<Nullable<Text>, _>(&row.url)?;
-            out.push_sql(", ");
-            out.push_bind_param::<diesel::sql_types::Bool, _>(&row.machine)?;
+            row.push_values(&mut out)?;
             out.push_sql(")");
         }
+        out.push_sql(R::TAIL);
         Ok(())
     }
 }
 
-impl<const N: usize> RunQueryDsl<diesel::SqliteConnection> for InsertEventsSqlite<'_, N> {}
+impl<R: SqliteRow, const N: usize> RunQueryDsl<diesel::SqliteConnection> for RowsSqlite<'_, R, N> {}
 
-/// Runs `InsertEventsSqlite` over `rows`, which hold exactly `N` events.
-fn insert_events_sqlite<const N: usize>(
-    c: &mut diesel::SqliteConnection,
-    rows: &[NewDeliveryEvent],
-) -> Result<()> {
-    let stamps: Vec<SqliteStamp> = rows
-        .iter()
-        .map(|row| SqliteStamp::new(row.created_at))
-        .collect();
-    let (Ok(rows), Ok(stamps)) = (rows.try_into(), stamps.as_slice().try_into()) else {
-        return Err(Error::Internal(format!(
-            "{} events for a statement of {N}",
-            rows.len()
-        )));
-    };
-    InsertEventsSqlite::<N> { rows, stamps }.execute(c)?;
+/// Runs `R`'s statement over `rows`, in their order: statements of
+/// [`ROWS_PER_STATEMENT`] rows and one-row statements for the rest.
+fn execute_rows_sqlite<R: SqliteRow>(c: &mut diesel::SqliteConnection, rows: &[R]) -> Result<()> {
+    let (chunks, rest) = rows.as_chunks::<ROWS_PER_STATEMENT>();
+    for rows in chunks {
+        RowsSqlite { rows }.execute(c)?;
+    }
+    for row in rest {
+        RowsSqlite {
+            rows: std::array::from_ref(row),
+        }
+        .execute(c)?;
+    }
     Ok(())
+}
+
+/// Binds `value` and, unless it is the row's first, the comma before it.
+fn push_value<'b, ST, U>(
+    out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    first: bool,
+    value: &'b U,
+) -> QueryResult<()>
+where
+    diesel::sqlite::Sqlite: diesel::sql_types::HasSqlType<ST>,
+    U: diesel::serialize::ToSql<ST, diesel::sqlite::Sqlite> + ?Sized,
+{
+    if !first {
+        out.push_sql(", ");
+    }
+    out.push_bind_param::<ST, U>(value)
+}
+
+/// An event with its time formatted for SQLite.
+struct EventRow<'a> {
+    event: &'a NewDeliveryEvent,
+    created_at: SqliteStamp,
+}
+
+impl SqliteRow for EventRow<'_> {
+    type Id = EventRow<'static>;
+    const HEAD: &'static str = "INSERT INTO delivery_events (account_id, send_id, delivery_id, \
+         recipient_id, kind, detail, created_at, ip, user_agent, url, machine) VALUES ";
+    const TAIL: &'static str = "";
+    fn push_values<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        let event = self.event;
+        push_value::<BigInt, _>(out, true, &event.account_id)?;
+        push_value::<BigInt, _>(out, false, &event.send_id)?;
+        push_value::<BigInt, _>(out, false, &event.delivery_id)?;
+        push_value::<Nullable<BigInt>, _>(out, false, &event.recipient_id)?;
+        push_value::<Text, str>(out, false, event.kind)?;
+        push_value::<Text, _>(out, false, &event.detail)?;
+        push_value::<Timestamp, _>(out, false, &self.created_at)?;
+        push_value::<Nullable<Text>, _>(out, false, &event.ip)?;
+        push_value::<Nullable<Text>, _>(out, false, &event.user_agent)?;
+        push_value::<Nullable<Text>, _>(out, false, &event.url)?;
+        push_value::<diesel::sql_types::Bool, _>(out, false, &event.machine)
+    }
 }
 
 /// Stores delivery events, in the order given (ids follow it).
@@ -511,14 +534,14 @@ pub fn insert_delivery_events(conn: &mut DbConnection, rows: &[NewDeliveryEvent]
             }
         }
         DbConnection::Sqlite(c) => {
-            let chunks = rows.chunks_exact(EVENT_CHUNK);
-            let rest = chunks.remainder();
-            for chunk in chunks {
-                insert_events_sqlite::<EVENT_CHUNK>(c, chunk)?;
-            }
-            for row in rest {
-                insert_events_sqlite::<1>(c, std::slice::from_ref(row))?;
-            }
+            let rows: Vec<EventRow> = rows
+                .iter()
+                .map(|event| EventRow {
+                    event,
+                    created_at: SqliteStamp::new(event.created_at),
+                })
+                .collect();
+            execute_rows_sqlite(c, &rows)?;
         }
     }
     Ok(())
@@ -653,17 +676,28 @@ pub fn mark_first_clicked(
     )
 }
 
-sqlite_statement! {
-    /// Rows of [send id, opens, unique opens, clicks, unique clicks, machine
-    /// opens, machine clicks]; one per send.
-    AddSendActivitySqlite {
-        rows: str as Text,
-    } = "UPDATE sends SET opens = opens + j.value->>1, \
-         unique_opens = unique_opens + j.value->>2, clicks = clicks + j.value->>3, \
-         unique_clicks = unique_clicks + j.value->>4, \
-         machine_opens = machine_opens + j.value->>5, \
-         machine_clicks = machine_clicks + j.value->>6 \
-         FROM jsonb_each(?) j WHERE sends.id = j.value->>0"
+/// A send's increments, for one row of `UPDATE sends … FROM (VALUES …)`.
+impl SqliteRow for (i64, SendIncrement) {
+    type Id = Self;
+    const HEAD: &'static str = "UPDATE sends SET opens = opens + v.column2, \
+         unique_opens = unique_opens + v.column3, clicks = clicks + v.column4, \
+         unique_clicks = unique_clicks + v.column5, \
+         machine_opens = machine_opens + v.column6, \
+         machine_clicks = machine_clicks + v.column7 FROM (VALUES ";
+    const TAIL: &'static str = ") AS v WHERE sends.id = v.column1";
+    fn push_values<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        let (send_id, add) = self;
+        push_value::<BigInt, _>(out, true, send_id)?;
+        push_value::<BigInt, _>(out, false, &add.opens)?;
+        push_value::<BigInt, _>(out, false, &add.unique_opens)?;
+        push_value::<BigInt, _>(out, false, &add.clicks)?;
+        push_value::<BigInt, _>(out, false, &add.unique_clicks)?;
+        push_value::<BigInt, _>(out, false, &add.machine_opens)?;
+        push_value::<BigInt, _>(out, false, &add.machine_clicks)
+    }
 }
 
 /// Adds a batch's opens and clicks to its sends' counters (one entry per send).
@@ -683,22 +717,7 @@ pub fn add_send_activity(conn: &mut DbConnection, adds: &[(i64, SendIncrement)])
                     .execute(c)?;
             }
         }
-        DbConnection::Sqlite(c) => {
-            if !adds.is_empty() {
-                let rows = json_rows(adds, |(send_id, add)| {
-                    (
-                        send_id,
-                        add.opens,
-                        add.unique_opens,
-                        add.clicks,
-                        add.unique_clicks,
-                        add.machine_opens,
-                        add.machine_clicks,
-                    )
-                })?;
-                AddSendActivitySqlite { rows: &rows }.execute(c)?;
-            }
-        }
+        DbConnection::Sqlite(c) => execute_rows_sqlite(c, adds)?,
     }
     Ok(())
 }
@@ -712,20 +731,32 @@ diesel::define_sql_function! {
     ) -> diesel::sql_types::Nullable<Timestamp>;
 }
 
-sqlite_statement! {
-    /// Rows of [recipient id, account id, opens, clicks, last opened at,
-    /// last clicked at]; one per recipient. (`WHERE true` tells SQLite's
-    /// parser that ON CONFLICT belongs to the INSERT, not to a join.)
-    AddRecipientActivitySqlite {
-        rows: str as Text,
-    } = "INSERT INTO recipient_activity (recipient_id, account_id, opens, clicks, \
-         last_opened_at, last_clicked_at) \
-         SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5 \
-         FROM jsonb_each(?) WHERE true \
-         ON CONFLICT (recipient_id) DO UPDATE SET opens = opens + excluded.opens, \
-         clicks = clicks + excluded.clicks, \
+/// A recipient's increments with their times formatted for SQLite.
+struct RecipientActivityRow<'a> {
+    add: &'a ActivityIncrement,
+    last_opened_at: Option<SqliteStamp>,
+    last_clicked_at: Option<SqliteStamp>,
+}
+
+impl SqliteRow for RecipientActivityRow<'_> {
+    type Id = RecipientActivityRow<'static>;
+    const HEAD: &'static str = "INSERT INTO recipient_activity (recipient_id, account_id, \
+         opens, clicks, last_opened_at, last_clicked_at) VALUES ";
+    const TAIL: &'static str = " ON CONFLICT (recipient_id) DO UPDATE SET \
+         opens = opens + excluded.opens, clicks = clicks + excluded.clicks, \
          last_opened_at = coalesce(excluded.last_opened_at, last_opened_at), \
-         last_clicked_at = coalesce(excluded.last_clicked_at, last_clicked_at)"
+         last_clicked_at = coalesce(excluded.last_clicked_at, last_clicked_at)";
+    fn push_values<'b>(
+        &'b self,
+        out: &mut diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
+    ) -> QueryResult<()> {
+        push_value::<BigInt, _>(out, true, &self.add.recipient_id)?;
+        push_value::<BigInt, _>(out, false, &self.add.account_id)?;
+        push_value::<BigInt, _>(out, false, &self.add.opens)?;
+        push_value::<BigInt, _>(out, false, &self.add.clicks)?;
+        push_value::<Nullable<Timestamp>, _>(out, false, &self.last_opened_at)?;
+        push_value::<Nullable<Timestamp>, _>(out, false, &self.last_clicked_at)
+    }
 }
 
 /// Adds opens and clicks to recipients' activity rows, creating missing rows,
@@ -753,19 +784,15 @@ pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement
             }
         }
         DbConnection::Sqlite(c) => {
-            if !rows.is_empty() {
-                let rows = json_rows(rows, |row| {
-                    (
-                        row.recipient_id,
-                        row.account_id,
-                        row.opens,
-                        row.clicks,
-                        row.last_opened_at.map(SqliteStamp::new),
-                        row.last_clicked_at.map(SqliteStamp::new),
-                    )
-                })?;
-                AddRecipientActivitySqlite { rows: &rows }.execute(c)?;
-            }
+            let rows: Vec<RecipientActivityRow> = rows
+                .iter()
+                .map(|add| RecipientActivityRow {
+                    add,
+                    last_opened_at: add.last_opened_at.map(SqliteStamp::new),
+                    last_clicked_at: add.last_clicked_at.map(SqliteStamp::new),
+                })
+                .collect();
+            execute_rows_sqlite(c, &rows)?;
         }
     }
     Ok(())

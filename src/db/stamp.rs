@@ -99,13 +99,6 @@ impl SqliteStamp {
     }
 }
 
-/// As a JSON string, for SQLite statements that take their rows as JSON.
-impl serde::Serialize for SqliteStamp {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(self.as_str())
-    }
-}
-
 impl ToSql<Timestamp, Sqlite> for SqliteStamp {
     fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, Sqlite>) -> diesel::serialize::Result {
         out.set_value(self.as_str());
