@@ -109,11 +109,14 @@ async fn page(state: web::Data<AppState>, req: HttpRequest, payload: web::Payloa
         Page::Subscribe => match state.link_signer().await {
             // A refusal by the domain comes back as its error, so that the
             // request's savepoint undoes whatever it wrote before it.
-            Ok(signer) => state
-                .db
-                .write_grouped(move |conn, shared| subscribe(conn, shared, &signer, &call))
-                .await
-                .or_else(|e| refusal(e, code::INVALID_ADDRESS)),
+            Ok(signer) => {
+                let call = SubscribeCall::read(call);
+                state
+                    .db
+                    .write_grouped(move |conn, shared| subscribe(conn, shared, &signer, &call))
+                    .await
+                    .or_else(|e| refusal(e, code::INVALID_ADDRESS))
+            }
             Err(e) => Err(e),
         },
         Page::Unsubscribe => {
@@ -302,56 +305,109 @@ impl Lookups {
     }
 }
 
+/// An xmlSubscribe call with its parameters read in the request's own worker
+/// thread: the group writer, which takes every subscribe one at a time, then
+/// only looks up and writes (decision 71).
+struct SubscribeCall {
+    host: String,
+    ip: Option<IpAddr>,
+    base_url: String,
+    /// `Err(code)` for parameters that cannot be taken; answered only once the
+    /// caller is known, as an unregistered caller gets -1011 whatever it sent.
+    form: std::result::Result<SubscribeForm, i32>,
+}
+
+struct SubscribeForm {
+    contact: Contact,
+    list_numbers: Vec<i64>,
+    group_numbers: Vec<i64>,
+    fields: Vec<(FieldRef, String)>,
+    double_opt_in: bool,
+    confirm_list: Option<i64>,
+    sender: Option<SenderOverride>,
+    source: String,
+    origin: Origin,
+}
+
+impl SubscribeCall {
+    fn read(call: Call) -> SubscribeCall {
+        SubscribeCall {
+            form: SubscribeForm::read(&call),
+            host: call.host,
+            ip: call.ip,
+            base_url: call.base_url,
+        }
+    }
+}
+
+impl SubscribeForm {
+    fn read(call: &Call) -> std::result::Result<SubscribeForm, i32> {
+        let form = &call.form;
+        let contact = contact(form)?;
+        let list_numbers = numbers(form.non_empty("List").ok_or(code::GENERIC_ERROR)?, ',')?;
+        let group_numbers = numbers(form.get("Group").unwrap_or(""), ',')?;
+        let fields = field_values(form)?;
+        let double_opt_in = match form.flag("Confirm") {
+            None => true,
+            Some(Ok(flag)) => flag,
+            Some(Err(())) => return Err(code::GENERIC_ERROR),
+        };
+        let confirm_list = form
+            .non_empty("ConfirmListID")
+            .and_then(|text| text.parse::<i64>().ok());
+        let sender = match form.non_empty("Dynsndmail") {
+            None => None,
+            Some(address) => match recipients::checked_email(address) {
+                Ok(email) => Some(SenderOverride {
+                    email,
+                    name: form.get("dynsndname").unwrap_or("").to_string(),
+                }),
+                Err(_) => return Err(code::GENERIC_ERROR),
+            },
+        };
+        if list_numbers.is_empty() {
+            return Err(code::GENERIC_ERROR);
+        }
+        Ok(SubscribeForm {
+            // An SMS-only subscriber has no mailbox to confirm from: subscribed directly.
+            double_opt_in: double_opt_in && contact.email.is_some(),
+            contact,
+            list_numbers,
+            group_numbers,
+            fields,
+            confirm_list,
+            sender,
+            source: form.non_empty("source").unwrap_or("frontend").to_string(),
+            origin: origin(call),
+        })
+    }
+}
+
 /// Subscribes as the call asks; a refusal of the domain is returned as its
 /// error (see [`refusal`]), anything refused before a write as its code.
 fn subscribe(
     conn: &mut DbConnection,
     shared: &mut Shared,
     signer: &LinkSigner,
-    call: &Call,
+    call: &SubscribeCall,
 ) -> Result<i32> {
     let lookups = shared.get::<Lookups>();
     let account = or_code!(lookups.account(conn, &call.host, call.ip)?);
-    let form = &call.form;
-    let contact = or_code!(contact(form));
-    let Some(list_numbers) = form.non_empty("List") else {
-        return Ok(code::GENERIC_ERROR);
+    let form = match &call.form {
+        Ok(form) => form,
+        Err(code) => return Ok(*code),
     };
-    let list_numbers = or_code!(numbers(list_numbers, ','));
-    let group_numbers = or_code!(numbers(form.get("Group").unwrap_or(""), ','));
-    let fields = or_code!(field_values(form));
-    let double_opt_in = match form.flag("Confirm") {
-        None => true,
-        Some(Ok(flag)) => flag,
-        Some(Err(())) => return Ok(code::GENERIC_ERROR),
-    };
-    let confirm_list = form
-        .non_empty("ConfirmListID")
-        .and_then(|text| text.parse::<i64>().ok());
-    let sender = match form.non_empty("Dynsndmail") {
-        None => None,
-        Some(address) => match recipients::checked_email(address) {
-            Ok(email) => Some(SenderOverride {
-                email,
-                name: form.get("dynsndname").unwrap_or("").to_string(),
-            }),
-            Err(_) => return Ok(code::GENERIC_ERROR),
-        },
-    };
-    if list_numbers.is_empty() {
-        return Ok(code::GENERIC_ERROR);
-    }
     // Each group goes to the list it belongs to; a group of none of the lists is
     // an error, as is an unknown list.
-    let mut lists = Vec::with_capacity(list_numbers.len());
-    for number in &list_numbers {
+    let mut lists = Vec::with_capacity(form.list_numbers.len());
+    for number in &form.list_numbers {
         match lookups.list(conn, account.id, *number)? {
             Some(list) => lists.push(list),
             None => return Ok(code::GENERIC_ERROR),
         }
     }
     let mut groups_of: Vec<Vec<groups::Group>> = vec![Vec::new(); lists.len()];
-    for number in &group_numbers {
+    for number in &form.group_numbers {
         let Some(group) = groups::find(conn, account.id, *number)? else {
             return Ok(code::GENERIC_ERROR);
         };
@@ -365,21 +421,17 @@ fn subscribe(
     let mut targets: Vec<(lists::List, Vec<groups::Group>)> =
         lists.into_iter().zip(groups_of).collect();
     targets.sort_by_key(|(list, _)| list.id);
-    // An SMS-only subscriber has no mailbox to confirm from: subscribed directly.
-    let double_opt_in = double_opt_in && contact.email.is_some();
-    let origin = origin(call);
-    let source = form.non_empty("source").unwrap_or("frontend").to_string();
     let mut pending = Vec::new();
     let mut all_already = true;
     for (list, groups) in &targets {
         let request = Subscribe {
             list: list.number,
-            contact: contact.clone(),
-            fields: fields.clone(),
+            contact: form.contact.clone(),
+            fields: form.fields.clone(),
             groups: groups.iter().map(|g| g.number).collect(),
-            double_opt_in: Some(double_opt_in),
-            source: source.clone(),
-            origin: origin.clone(),
+            double_opt_in: Some(form.double_opt_in),
+            source: form.source.clone(),
+            origin: form.origin.clone(),
         };
         // The lists and groups were looked up above: not again.
         let done = subscriptions::subscribe_in(conn, list, groups, &request, Some(&mut *shared))?;
@@ -392,11 +444,11 @@ fn subscribe(
         conn,
         signer,
         account.id,
-        call,
-        &contact,
+        &call.base_url,
+        &form.contact,
         pending,
-        confirm_list,
-        sender,
+        form.confirm_list,
+        form.sender.clone(),
     )?;
     Ok(if all_already {
         code::ALREADY_SUBSCRIBED
@@ -412,7 +464,7 @@ fn send_confirmations(
     conn: &mut DbConnection,
     signer: &LinkSigner,
     account_id: i64,
-    call: &Call,
+    base_url: &str,
     contact: &Contact,
     pending: Vec<(&lists::List, String)>,
     confirm_list: Option<i64>,
@@ -434,7 +486,7 @@ fn send_confirmations(
                 recipient: recipient.clone(),
                 tokens,
                 sender: sender.clone(),
-                confirm_page: &format!("{}{}", call.base_url, crate::web::confirm::PATH),
+                confirm_page: &format!("{base_url}{}", crate::web::confirm::PATH),
             },
         )?;
     }
