@@ -153,17 +153,14 @@ where
 /// memo stays true until the group ends, when it is dropped. Values are kept
 /// by type, each created empty by the first request that asks for it.
 ///
-/// In a group it also gathers the changes the requests make to lists'
-/// member counts, written once per list just before the group commits: one
-/// update per list and group instead of one per subscribe. Outside a group
-/// (`Default`: PostgreSQL's transaction per request) they are written at
-/// once: there the list row's lock, taken where the subscribe counts, orders
-/// concurrent subscribes to a list before they lock anything else (the
-/// account, for a confirmation mail); moved to the end, they deadlocked.
+/// It also gathers the changes the requests make to lists' member counts,
+/// written once per list just before the transaction commits: on SQLite one
+/// update per list and group instead of one per subscribe; on PostgreSQL
+/// (a transaction per request) the list row's lock is then held only for
+/// the commit, not while the rest of the subscribe is written (decision 72).
 #[derive(Default)]
 pub struct Shared {
     values: Vec<Box<dyn Any + Send>>,
-    in_group: bool,
     /// (subscribed, pending, unsubscribed) to add, by list row id.
     list_counts: BTreeMap<i64, (i64, i64, i64)>,
 }
@@ -183,27 +180,18 @@ impl Shared {
             .expect("the value was found or made as a T")
     }
 
-    /// Adds to a list's member counts: when the group commits, or at once
-    /// outside a group.
-    pub fn add_list_counts(
-        &mut self,
-        conn: &mut DbConnection,
-        list_id: i64,
-        changes: (i64, i64, i64),
-    ) -> Result<()> {
-        if !self.in_group {
-            return backend::adjust_list_counts(conn, list_id, changes);
-        }
+    /// Adds to a list's member counts when the transaction commits.
+    pub fn add_list_counts(&mut self, list_id: i64, changes: (i64, i64, i64)) {
         let counts = self.list_counts.entry(list_id).or_default();
         counts.0 += changes.0;
         counts.1 += changes.1;
         counts.2 += changes.2;
-        Ok(())
     }
 
     /// Writes the gathered count changes (in the transaction, before its
-    /// commit).
-    fn write_list_counts(&mut self, conn: &mut DbConnection) -> Result<()> {
+    /// commit), in the order of the lists' ids: concurrent transactions
+    /// lock the rows in one order.
+    pub(super) fn write_list_counts(&mut self, conn: &mut DbConnection) -> Result<()> {
         for (list_id, counts) in std::mem::take(&mut self.list_counts) {
             if counts != (0, 0, 0) {
                 backend::adjust_list_counts(conn, list_id, counts)?;
@@ -405,10 +393,7 @@ fn attempt(conn: &mut DbConnection, group: &mut [Box<dyn Job>], isolated: bool) 
         }
         DbConnection::Postgresql(c) => AnsiTransactionManager::begin_transaction(c)?,
     }
-    let mut shared = Shared {
-        in_group: true,
-        ..Shared::default()
-    };
+    let mut shared = Shared::default();
     for job in group.iter_mut() {
         if !job.run(conn, &mut shared, isolated) && !isolated {
             roll_back_all(conn);

@@ -391,7 +391,8 @@ impl Db {
     /// `f`'s writes only. To undo them `f` may be run a second time, so it
     /// must act only through the connection. `f` also gets the group's
     /// [`Shared`] values. On PostgreSQL, whose writers run in parallel, this
-    /// is [`Db::write`] (with a `Shared` of its own).
+    /// is [`Db::write`], with a `Shared` of its own whose list counts are
+    /// written at the end of the transaction.
     pub async fn write_grouped<T, F>(&self, mut f: F) -> Result<T>
     where
         F: FnMut(&mut DbConnection, &mut Shared) -> Result<T> + Send + 'static,
@@ -399,7 +400,12 @@ impl Db {
     {
         let Some(writer) = &self.writer else {
             return self
-                .write(move |conn| f(conn, &mut Shared::default()))
+                .write(move |conn| {
+                    let mut shared = Shared::default();
+                    let value = f(conn, &mut shared)?;
+                    shared.write_list_counts(conn)?;
+                    Ok(value)
+                })
                 .await;
         };
         let group = match self.group.get() {

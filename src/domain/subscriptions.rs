@@ -284,9 +284,7 @@ pub(crate) fn subscribe_in(
     let (subscription_id, previous) = match inserted {
         Some(id) => {
             match group {
-                Some(shared) => {
-                    shared.add_list_counts(conn, list.id, count_changes(None, target))?
-                }
+                Some(shared) => shared.add_list_counts(list.id, count_changes(None, target)),
                 None => adjust_counts(conn, list.id, None, target)?,
             }
             history::record(
