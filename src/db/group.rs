@@ -1,10 +1,14 @@
-//! Group commit on SQLite: writing requests that arrive together share one
-//! transaction on the process's writing connection, and every request is
-//! answered only after that transaction committed.
+//! Group commit: writing requests that arrive together share one
+//! transaction on one connection (SQLite's writing connection, or one of
+//! PostgreSQL's pool), and every request is answered only after that
+//! transaction committed.
 //!
 //! SQLite has one writer; a transaction per request makes every request pay
 //! for BEGIN, COMMIT and the WAL append alone, and the requests queue one by
-//! one for the connection. Here a thread takes everything queued (up to
+//! one for the connection. On PostgreSQL a transaction per request paid
+//! those round trips too, and concurrent requests queued on the rows they
+//! share (a list's counts) while our server's CPU per round trip bounded the
+//! rate (decision 73). Here a thread takes everything queued (up to
 //! [`MAX_GROUP`]), runs it and commits once.
 //!
 //! The requests of a group first run one after the other straight in the
@@ -149,15 +153,17 @@ where
 
 /// What the requests of one group share while its transaction lasts: a
 /// request may keep what it looked up (an account, a list) for the requests
-/// after it. Nothing else writes while the transaction is open, so such a
-/// memo stays true until the group ends, when it is dropped. Values are kept
-/// by type, each created empty by the first request that asks for it.
+/// after it. On SQLite nothing else writes while the transaction is open, so
+/// such a memo stays true until the group ends, when it is dropped; on
+/// PostgreSQL it is as current as a read earlier in one request's
+/// transaction would be (read committed), for the few milliseconds a group
+/// lasts. Values are kept by type, each created empty by the first request
+/// that asks for it.
 ///
 /// It also gathers the changes the requests make to lists' member counts,
-/// written once per list just before the transaction commits: on SQLite one
-/// update per list and group instead of one per subscribe; on PostgreSQL
-/// (a transaction per request) the list row's lock is then held only for
-/// the commit, not while the rest of the subscribe is written (decision 72).
+/// written once per list just before the group commits: one update per list
+/// and group instead of one per subscribe, and on PostgreSQL the list row's
+/// lock held only for the commit (decision 72).
 #[derive(Default)]
 pub struct Shared {
     values: Vec<Box<dyn Any + Send>>,

@@ -383,34 +383,22 @@ impl Db {
         .map_err(|e| Error::Internal(format!("database task failed: {e}")))?
     }
 
-    /// [`Db::write`] for short requests that many clients make at once. On
-    /// SQLite, `f` runs in a transaction shared with the other requests
-    /// queued at the same moment (group commit, see `group.rs`), and the
-    /// result is returned once that transaction has committed: an `Ok` is
-    /// durable as with [`Db::write`], and an `Err` (or a panic) in `f` undoes
-    /// `f`'s writes only. To undo them `f` may be run a second time, so it
-    /// must act only through the connection. `f` also gets the group's
-    /// [`Shared`] values. On PostgreSQL, whose writers run in parallel, this
-    /// is [`Db::write`], with a `Shared` of its own whose list counts are
-    /// written at the end of the transaction.
-    pub async fn write_grouped<T, F>(&self, mut f: F) -> Result<T>
+    /// [`Db::write`] for short requests that many clients make at once: `f`
+    /// runs in a transaction shared with the other requests queued at the
+    /// same moment (group commit, see `group.rs`), and the result is returned
+    /// once that transaction has committed: an `Ok` is durable as with
+    /// [`Db::write`], and an `Err` (or a panic) in `f` undoes `f`'s writes
+    /// only. To undo them `f` may be run a second time, so it must act only
+    /// through the connection. `f` also gets the group's [`Shared`] values.
+    pub async fn write_grouped<T, F>(&self, f: F) -> Result<T>
     where
         F: FnMut(&mut DbConnection, &mut Shared) -> Result<T> + Send + 'static,
         T: Send + 'static,
     {
-        let Some(writer) = &self.writer else {
-            return self
-                .write(move |conn| {
-                    let mut shared = Shared::default();
-                    let value = f(conn, &mut shared)?;
-                    shared.write_list_counts(conn)?;
-                    Ok(value)
-                })
-                .await;
-        };
         let group = match self.group.get() {
             Some(group) => group,
             None => {
+                let writer = self.writer.as_ref().unwrap_or(&self.pool);
                 let started = group::GroupWriter::start(writer.clone())?;
                 // Two first uses at once start two threads; the loser's ends
                 // when its queue is dropped here.
