@@ -48,7 +48,7 @@ fn run(backend: &str, t: &common::TestDb, seconds: &str) {
     // CPU time of the server and of wrk over each run: the two cores are
     // shared by both, so CPU per request is what bounds the rate, and it
     // varies far less than requests/s on a machine others are using.
-    // And the CPU time of SQLite's group writer (none on PostgreSQL): one
+    // And the CPU time of the group writer (decisions 39, 73): one
     // thread that every subscribe passes through, so its CPU per subscribe
     // bounds the rate on its own.
     let cpu = || {
