@@ -702,10 +702,13 @@ impl SqliteRow for (i64, SendIncrement) {
 
 /// Adds a batch's opens and clicks to its sends' counters (one entry per send).
 pub fn add_send_activity(conn: &mut DbConnection, adds: &[(i64, SendIncrement)]) -> Result<()> {
+    if adds.is_empty() {
+        return Ok(());
+    }
     match conn {
         // One statement per batch: a statement per send was a round trip
         // each, most of the applier's time when hits spread over many sends.
-        DbConnection::Postgresql(c) if !adds.is_empty() => {
+        DbConnection::Postgresql(c) => {
             let column = |value: fn(&SendIncrement) -> i64| -> Vec<i64> {
                 adds.iter().map(|(_, add)| value(add)).collect()
             };
@@ -730,7 +733,6 @@ pub fn add_send_activity(conn: &mut DbConnection, adds: &[(i64, SendIncrement)])
             .bind::<Array<BigInt>, _>(column(|add| add.machine_clicks))
             .execute(c)?;
         }
-        DbConnection::Postgresql(_) => {}
         DbConnection::Sqlite(c) => execute_rows_sqlite(c, adds)?,
     }
     Ok(())
@@ -774,8 +776,9 @@ impl SqliteRow for RecipientActivityRow<'_> {
 }
 
 /// Adds opens and clicks to recipients' activity rows, creating missing rows,
-/// by upserts: on PostgreSQL of many rows per statement (each statement is a
-/// round trip), on SQLite one statement of fixed text per batch.
+/// by upserts of many rows per statement: on PostgreSQL 500 (each statement
+/// is a round trip), on SQLite statements of two fixed shapes (see
+/// `execute_rows_sqlite`).
 pub fn add_recipient_activity(conn: &mut DbConnection, rows: &[ActivityIncrement]) -> Result<()> {
     use recipient_activity::dsl as ra;
     match conn {

@@ -197,7 +197,7 @@ impl Shared {
     /// Writes the gathered count changes (in the transaction, before its
     /// commit), in the order of the lists' ids: concurrent transactions
     /// lock the rows in one order.
-    pub(super) fn write_list_counts(&mut self, conn: &mut DbConnection) -> Result<()> {
+    fn write_list_counts(&mut self, conn: &mut DbConnection) -> Result<()> {
         for (list_id, counts) in std::mem::take(&mut self.list_counts) {
             if counts != (0, 0, 0) {
                 backend::adjust_list_counts(conn, list_id, counts)?;
