@@ -84,4 +84,28 @@ backend_tests! {
         assert!(diesel::sql_query("UPDATE subscription_history SET note = 'x'").execute(&mut *conn).is_err());
         assert!(diesel::sql_query("DELETE FROM subscription_history").execute(&mut *conn).is_err());
     }
+
+    fn a_subscription_takes_only_the_three_statuses(t) {
+        let mut conn = t.db.conn().unwrap();
+        let account = espbridge::domain::accounts::create(
+            &mut conn,
+            &espbridge::domain::accounts::NewAccount { name: "Statuses".into(), ..Default::default() },
+        )
+        .unwrap()
+        .account_id;
+        common::subscribe(&mut conn, account, "status@example.com");
+        for status in ["pending", "unsubscribed", "subscribed"] {
+            diesel::sql_query(format!("UPDATE subscriptions SET status = '{status}'"))
+                .execute(&mut *conn)
+                .unwrap();
+        }
+        for status in ["bogus", "Subscribed", ""] {
+            assert!(
+                diesel::sql_query(format!("UPDATE subscriptions SET status = '{status}'"))
+                    .execute(&mut *conn)
+                    .is_err(),
+                "status {status:?} was taken"
+            );
+        }
+    }
 }
