@@ -40,9 +40,12 @@ pub struct Checkpointer {
 
 impl Checkpointer {
     pub fn start(manager: Manager) -> Result<Checkpointer> {
-        let mut conn = manager
+        let conn = manager
             .connect()
             .map_err(|e| Error::Unavailable(format!("checkpoint connection: {e}")))?;
+        let DbConnection::Sqlite(mut conn) = conn else {
+            return Err(Error::Internal("checkpoints are SQLite's".into()));
+        };
         let (stop, stopped) = mpsc::channel::<()>();
         std::thread::Builder::new()
             .name("wal-checkpoint".into())
@@ -83,12 +86,9 @@ struct CheckpointResult {
 
 /// A passive checkpoint: copies what it can without waiting for anyone.
 /// Returns the frames in the log.
-fn checkpoint(conn: &mut DbConnection) -> Result<i32> {
-    let DbConnection::Sqlite(c) = conn else {
-        return Ok(0);
-    };
+fn checkpoint(conn: &mut SqliteConnection) -> Result<i32> {
     let result: CheckpointResult =
-        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(c)?;
+        diesel::sql_query("PRAGMA wal_checkpoint(PASSIVE)").get_result(conn)?;
     Ok(result.log)
 }
 
