@@ -87,11 +87,15 @@ macro_rules! sqlite_statement {
                 &'b self,
                 mut out: diesel::query_builder::AstPass<'_, 'b, diesel::sqlite::Sqlite>,
             ) -> QueryResult<()> {
-                let mut pieces = $sql.split('?');
-                out.push_sql(pieces.next().unwrap_or_default());
+                // Cut at its parameters once: diesel walks the statement on
+                // every run to bind them, and cutting it each time was about
+                // a thirtieth of a grouped subscribe's cost.
+                static PIECES: std::sync::OnceLock<Vec<&'static str>> = std::sync::OnceLock::new();
+                let mut pieces = PIECES.get_or_init(|| $sql.split('?').collect()).iter();
+                out.push_sql(pieces.next().copied().unwrap_or_default());
                 $(
                     out.push_bind_param::<$sql_type, $rust>(self.$field)?;
-                    out.push_sql(pieces.next().unwrap_or_default());
+                    out.push_sql(pieces.next().copied().unwrap_or_default());
                 )+
                 Ok(())
             }
