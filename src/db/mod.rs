@@ -103,8 +103,9 @@ const WRITER_WAL_AUTOCHECKPOINT: u32 = 4000;
 /// writer's batches (hits spread over every send and recipient, imports)
 /// touch index pages all over the event and recipient tables; with 8 MiB
 /// these were evicted between batches and read back from the file again
-/// (decision 68).
-const WRITER_CACHE_KIB: u32 = 64 * 1024;
+/// (decision 68). Not larger: whenever a transaction split b-tree pages,
+/// SQLite walks every page the cache holds at its commit (decision 78).
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 impl ManageConnection for Manager {
     type Connection = DbConnection;
