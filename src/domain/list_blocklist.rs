@@ -2,8 +2,6 @@
 //! address ends its subscription to the list, and a later subscribe to that list
 //! is refused as blocklisted; other lists are not affected.
 
-use std::collections::HashMap;
-
 use diesel::prelude::*;
 
 use super::recipients::{self, RecipientKey};
@@ -75,40 +73,4 @@ pub(crate) fn contains(conn: &mut DbConnection, list_id: i64, email_key: &str) -
             .filter(list_blocklist::email_key.eq(email_key)),
     ))
     .get_result(c))?)
-}
-
-/// Which lists bar any address at all, as the requests of one write group
-/// found them (kept in the group's [`Shared`](crate::db::Shared) values).
-/// Most lists bar nobody: their subscribes then skip the lookup of the
-/// address, which was about a thirtieth of a grouped subscribe's cost. No
-/// grouped request bars an address, so the answer holds for the group (see
-/// `Shared` for how current that is on each backend).
-#[derive(Default)]
-pub(crate) struct ListsBarring(HashMap<i64, bool>);
-
-impl ListsBarring {
-    /// [`contains`], asked only of a list that bars someone.
-    pub(crate) fn contains(
-        &mut self,
-        conn: &mut DbConnection,
-        list_id: i64,
-        email_key: &str,
-    ) -> Result<bool> {
-        let bars_anyone = match self.0.get(&list_id) {
-            Some(known) => *known,
-            None => {
-                let found = on_backend!(conn, |c| diesel::select(diesel::dsl::exists(
-                    list_blocklist::table.filter(list_blocklist::list_id.eq(list_id)),
-                ))
-                .get_result(c))?;
-                self.0.insert(list_id, found);
-                found
-            }
-        };
-        if bars_anyone {
-            contains(conn, list_id, email_key)
-        } else {
-            Ok(false)
-        }
-    }
 }

@@ -234,7 +234,7 @@ pub(crate) fn subscribe_in(
     list: &List,
     groups: &[groups::Group],
     request: &Subscribe,
-    mut group: Option<&mut Shared>,
+    group: Option<&mut Shared>,
 ) -> Result<Subscribed> {
     let account_id = list.account_id;
     let (recipient, recipient_created) =
@@ -250,13 +250,7 @@ pub(crate) fn subscribe_in(
     };
     let barred_from_list = match &recipient.email {
         Some(email) if channel == MessageChannel::Email => {
-            let key = email.to_lowercase();
-            match &mut group {
-                Some(shared) => shared
-                    .get::<list_blocklist::ListsBarring>()
-                    .contains(conn, list.id, &key)?,
-                None => list_blocklist::contains(conn, list.id, &key)?,
-            }
+            list_blocklist::contains(conn, list.id, &email.to_lowercase())?
         }
         _ => false,
     };
