@@ -4,6 +4,13 @@
 //! the `sqlite3` shell's `.import` into a table with a unique e-mail key, and
 //! PostgreSQL's `COPY` (through `psql`).
 //!
+//! On SQLite it also prints (c), the floor of the server's own schema: the
+//! same rows written by five plain `INSERT … SELECT` statements into a fresh
+//! espbridge database (recipients, their two field values, subscriptions and
+//! their history, in one transaction) by the `sqlite3` shell, with the ids
+//! given and nothing read or checked first. No import can write its rows
+//! faster than that.
+//!
 //! Besides the rates it prints the CPU time the server spent on the import
 //! (and how much of it before answering), and the `sqlite3` shell's: on a
 //! machine shared with other work these compare more steadily than times.
@@ -165,6 +172,17 @@ fn run(t: &common::TestDb, rows: usize) {
         theirs,
         reference.1.as_secs_f64()
     );
+    if t.backend() == Backend::Sqlite {
+        let floor = sqlite_schema_floor(&csv);
+        let floor_rate = rows as f64 / floor.as_secs_f64();
+        println!(
+            "(c) {backend:<10} {:<34} {:>9.0} rows/s   {:>7.2} s   c/a {:.2}",
+            "INSERT … SELECT into our tables",
+            floor_rate,
+            floor.as_secs_f64(),
+            floor_rate / theirs,
+        );
+    }
     println!(
         "(b) {backend:<10} {:<34} {:>9.0} rows/s   {:>7.2} s   b/a {:.2}   (answered after {:.2} s; server CPU {:.2} s, {:.2} s of it to answer; {subscribed} subscribed)",
         "StartImportProcesses to done",
@@ -209,6 +227,78 @@ fn sqlite_reference(dir: &std::path::Path, csv: &std::path::Path) -> (&'static s
         .unwrap();
     assert!(child.wait().unwrap().success());
     ("sqlite3 .import (unique e-mail)", started.elapsed())
+}
+
+/// The time the `sqlite3` shell takes to write the CSV's rows into a fresh
+/// espbridge database as an import would leave them, the rows read into a
+/// temporary table beforehand and not timed. The shell's settings are the
+/// server's writer's.
+fn sqlite_schema_floor(csv: &std::path::Path) -> Duration {
+    let t = common::TestDb::sqlite();
+    let created = accounts::create(
+        &mut t.db.conn().unwrap(),
+        &NewAccount {
+            name: "Floor".into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap();
+    let database = t.url.trim_start_matches("sqlite://").to_string();
+    let account = created.account_id;
+    let list = lists::get(&mut t.db.conn().unwrap(), account, created.default_list.id)
+        .unwrap()
+        .id;
+    let now = "strftime('%Y-%m-%d %H:%M:%f', 'now')";
+    let script = format!(
+        "PRAGMA journal_mode = WAL;\n\
+         PRAGMA synchronous = NORMAL;\n\
+         PRAGMA foreign_keys = ON;\n\
+         PRAGMA cache_size = -{cache_kib};\n\
+         CREATE TEMP TABLE given (email TEXT, first TEXT, last TEXT);\n\
+         .mode csv\n.import {csv} given\n\
+         CREATE TEMP TABLE ids AS SELECT (SELECT COALESCE(MAX(id), 0) FROM recipients) AS recipient, \
+             (SELECT COALESCE(MAX(id), 0) FROM subscriptions) AS subscription;\n\
+         .timer on\n\
+         BEGIN;\n\
+         INSERT INTO recipients (id, account_id, email, email_key, created_at, updated_at) \
+             SELECT ids.recipient + g.rowid, {account}, g.email, g.email, {now}, {now} FROM given g, ids;\n\
+         INSERT INTO recipient_field_values (account_id, recipient_id, field_number, value) \
+             SELECT {account}, ids.recipient + g.rowid, 1, g.first FROM given g, ids;\n\
+         INSERT INTO recipient_field_values (account_id, recipient_id, field_number, value) \
+             SELECT {account}, ids.recipient + g.rowid, 2, g.last FROM given g, ids;\n\
+         INSERT INTO subscriptions (id, account_id, list_id, recipient_id, status, source, \
+                 created_at, status_changed_at, confirmed_at) \
+             SELECT ids.subscription + g.rowid, {account}, {list}, ids.recipient + g.rowid, \
+                 'subscribed', 'WSMailUpImport', {now}, {now}, {now} FROM given g, ids;\n\
+         INSERT INTO subscription_history (account_id, subscription_id, list_id, recipient_id, \
+                 from_status, to_status, actor, channel, note, created_at) \
+             SELECT {account}, ids.subscription + g.rowid, {list}, ids.recipient + g.rowid, \
+                 NULL, 'subscribed', 'a1', 'soap', 'WSMailUpImport', {now} FROM given g, ids;\n\
+         COMMIT;\n",
+        csv = csv.display(),
+        cache_kib = espbridge::db::WRITER_CACHE_KIB,
+    );
+    let mut child = Command::new("sqlite3")
+        .arg(&database)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("the sqlite3 shell (bench/import/run installs it)");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(script.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    // `.timer on` prints a line per statement: "Run Time: real 0.191 user … sys …".
+    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.strip_prefix("Run Time: real "))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
+        .sum();
+    Duration::from_secs_f64(seconds)
 }
 
 /// `COPY` of the CSV through `psql` into a table keyed by e-mail.

@@ -105,7 +105,7 @@ const WRITER_WAL_AUTOCHECKPOINT: u32 = 4000;
 /// these were evicted between batches and read back from the file again
 /// (decision 68). Not larger: whenever a transaction split b-tree pages,
 /// SQLite walks every page the cache holds at its commit (decision 78).
-const WRITER_CACHE_KIB: u32 = 16 * 1024;
+pub const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 impl ManageConnection for Manager {
     type Connection = DbConnection;
