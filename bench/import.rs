@@ -28,7 +28,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use espbridge::db::Backend;
-use espbridge::domain::accounts::{self, NewAccount};
+use espbridge::domain::accounts::{self, CreatedAccount, NewAccount};
 use espbridge::domain::lists;
 
 const NAMESPACE: &str = "http://ws.mailupnet.it/";
@@ -80,14 +80,7 @@ fn run(t: &common::TestDb, rows: usize) {
         Backend::Postgres => String::new(),
     };
 
-    let created = accounts::create(
-        &mut t.db.conn().unwrap(),
-        &NewAccount {
-            name: "Bench".into(),
-            ..NewAccount::default()
-        },
-    )
-    .unwrap();
+    let created = new_account(t, "Bench");
     let server = common::RunningServer::start(&t.url, &[("RUST_LOG", "error")]);
     let auth = format!(
         "<Authentication xmlns=\"{NAMESPACE}\"><User>{}</User><Password>{}</Password></Authentication>",
@@ -195,6 +188,17 @@ fn run(t: &common::TestDb, rows: usize) {
     );
 }
 
+fn new_account(t: &common::TestDb, name: &str) -> CreatedAccount {
+    accounts::create(
+        &mut t.db.conn().unwrap(),
+        &NewAccount {
+            name: name.into(),
+            ..NewAccount::default()
+        },
+    )
+    .unwrap()
+}
+
 fn between<'a>(text: &'a str, start: &str, end: &str) -> &'a str {
     let from = text
         .find(start)
@@ -214,9 +218,16 @@ fn sqlite_reference(dir: &std::path::Path, csv: &std::path::Path) -> (&'static s
         csv.display()
     );
     let started = Instant::now();
+    sqlite_shell(&database, &script);
+    ("sqlite3 .import (unique e-mail)", started.elapsed())
+}
+
+/// Runs a script in the `sqlite3` shell on `database`; returns what it printed.
+fn sqlite_shell(database: &std::path::Path, script: &str) -> String {
     let mut child = Command::new("sqlite3")
-        .arg(&database)
+        .arg(database)
         .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .expect("the sqlite3 shell (bench/import/run installs it)");
     child
@@ -225,8 +236,9 @@ fn sqlite_reference(dir: &std::path::Path, csv: &std::path::Path) -> (&'static s
         .unwrap()
         .write_all(script.as_bytes())
         .unwrap();
-    assert!(child.wait().unwrap().success());
-    ("sqlite3 .import (unique e-mail)", started.elapsed())
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success(), "sqlite3 failed");
+    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 /// The time the `sqlite3` shell takes to write the CSV's rows into a fresh
@@ -235,15 +247,8 @@ fn sqlite_reference(dir: &std::path::Path, csv: &std::path::Path) -> (&'static s
 /// server's writer's.
 fn sqlite_schema_floor(csv: &std::path::Path) -> Duration {
     let t = common::TestDb::sqlite();
-    let created = accounts::create(
-        &mut t.db.conn().unwrap(),
-        &NewAccount {
-            name: "Floor".into(),
-            ..NewAccount::default()
-        },
-    )
-    .unwrap();
-    let database = t.url.trim_start_matches("sqlite://").to_string();
+    let created = new_account(&t, "Floor");
+    let database = std::path::PathBuf::from(t.url.trim_start_matches("sqlite://"));
     let account = created.account_id;
     let list = lists::get(&mut t.db.conn().unwrap(), account, created.default_list.id)
         .unwrap()
@@ -278,22 +283,8 @@ fn sqlite_schema_floor(csv: &std::path::Path) -> Duration {
         csv = csv.display(),
         cache_kib = espbridge::db::WRITER_CACHE_KIB,
     );
-    let mut child = Command::new("sqlite3")
-        .arg(&database)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("the sqlite3 shell (bench/import/run installs it)");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(script.as_bytes())
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
-    assert!(output.status.success());
     // `.timer on` prints a line per statement: "Run Time: real 0.191 user … sys …".
-    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
+    let seconds: f64 = sqlite_shell(&database, &script)
         .lines()
         .filter_map(|line| line.strip_prefix("Run Time: real "))
         .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
