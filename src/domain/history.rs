@@ -184,9 +184,14 @@ pub fn unsubscribes(
     after: i64,
     limit: i64,
 ) -> Result<Vec<Entry>> {
+    // The status as a literal, so that the partial index of unsubscribes
+    // serves the query (decisions 13 and 79).
+    let unsubscribed = diesel::dsl::sql::<diesel::sql_types::Bool>(
+        "subscription_history.to_status = 'unsubscribed'",
+    );
     let mut query = subscription_history::table
         .filter(subscription_history::account_id.eq(account_id))
-        .filter(subscription_history::to_status.eq(Status::Unsubscribed.as_str()))
+        .filter(unsubscribed)
         .filter(subscription_history::id.gt(after))
         .into_boxed();
     if let Some(from) = from {
