@@ -289,6 +289,7 @@ fn sqlite_schema_floor(csv: &std::path::Path) -> Duration {
         .filter_map(|line| line.strip_prefix("Run Time: real "))
         .filter_map(|rest| rest.split_whitespace().next()?.parse::<f64>().ok())
         .sum();
+    assert!(seconds > 0.0, "the sqlite3 shell printed no timings");
     Duration::from_secs_f64(seconds)
 }
 

@@ -95,8 +95,9 @@ pub struct Manager {
 /// and sync; it is the one that lets the log start over. Under a stream of
 /// small transactions the same hot pages are copied again at every
 /// checkpoint, so fewer, larger ones cost less: about 7% of the writer's time
-/// at 1,000 pages. A larger log costs disk (up to 16 MiB at 4 KiB pages), not
-/// reads.
+/// at 1,000 pages. Not larger: at 8,000 and 16,000 pages subscribes ran a
+/// few percent faster but their p99 latency doubled and tripled (decision 74,
+/// docs/benchmarks.md, session 12).
 const WRITER_WAL_AUTOCHECKPOINT: u32 = 4000;
 
 /// The writer's page cache, in KiB (other connections keep 8 MiB). The
